@@ -1,0 +1,75 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const address = z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port');
+const ms = z.number().int().min(0);
+
+/** The whole of app.yaml. Every object is strict: an unknown key is an error, not a silent no-op. */
+export const configSchema = z
+  .object({
+    podId: z.string().min(1).default('local'),
+    grpc: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: port.default(10000),
+        /** How long in-flight calls may run on after SIGTERM before they are cut. */
+        shutdownGraceMs: ms.default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    transport: z
+      .object({
+        driver: z.enum(['memory', 'kafka']).default('memory'),
+        kafka: z
+          .object({
+            brokers: z.array(address).min(1).default(['127.0.0.1:9092']),
+            clientId: z.string().min(1).default('orchestrator'),
+            groupId: z.string().min(1).default('orchestrator'),
+            topicPrefix: z.string().default(''),
+            partitionsConsumedConcurrently: z.number().int().min(1).default(8),
+            connectTimeoutMs: ms.default(30_000),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    upstreams: z
+      .object({
+        order: address.default('127.0.0.1:10001'),
+        payment: address.default('127.0.0.1:10002'),
+      })
+      .strict()
+      .prefault({}),
+    saga: z
+      .object({
+        stepTimeoutMs: ms.min(1).default(30_000),
+        compensation: z
+          .object({ maxAttempts: z.number().int().min(1).default(3), backoffMs: ms.default(200) })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(['error', 'warn', 'info', 'debug']).default('info') })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type AppConfig = z.infer<typeof configSchema>;
+
+/** Environment variables that override app.yaml keys (12-factor style deployments). */
+export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'string' | 'number' | 'list' }>> = {
+  POD_ID: { path: 'podId', type: 'string' },
+  OCH_GRPC_HOST: { path: 'grpc.host', type: 'string' },
+  OCH_GRPC_PORT: { path: 'grpc.port', type: 'number' },
+  OCH_TRANSPORT: { path: 'transport.driver', type: 'string' },
+  OCH_KAFKA_BROKERS: { path: 'transport.kafka.brokers', type: 'list' },
+  OCH_KAFKA_GROUP_ID: { path: 'transport.kafka.groupId', type: 'string' },
+  OCH_TOPIC_PREFIX: { path: 'transport.kafka.topicPrefix', type: 'string' },
+  OCH_ORDER_ADDR: { path: 'upstreams.order', type: 'string' },
+  OCH_PAYMENT_ADDR: { path: 'upstreams.payment', type: 'string' },
+  OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
+};

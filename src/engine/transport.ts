@@ -1,0 +1,32 @@
+/** A message as the engine sees it; the transport maps it to Kafka or to an in-process queue. */
+export interface Message {
+  /** Logical topic name, as declared in topics/. */
+  readonly topic: string;
+  /** The saga's request id, so that one saga's messages stay in order on one partition. */
+  readonly key: string;
+  readonly value: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export type MessageHandler = (message: Message) => Promise<void>;
+
+/**
+ * Moves messages between orchestrator instances. A handler that throws PoisonMessageError gets
+ * its message moved to the topic's dead-letter topic; the consumer goes on either way.
+ */
+export interface Transport {
+  publish(message: Message): Promise<void>;
+  /** Resolves once the subscription is live (for Kafka: the consumer joined its group). */
+  subscribe(topics: readonly string[], handler: MessageHandler): Promise<void>;
+  /** Stops consuming after the messages in hand, then disconnects. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export const HEADERS = {
+  requestId: 'x-request-id',
+  facade: 'x-facade',
+  node: 'x-node',
+  attempt: 'x-attempt',
+  deadLetterReason: 'x-dead-letter-reason',
+  originalTopic: 'x-original-topic',
+} as const;

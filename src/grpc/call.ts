@@ -1,0 +1,45 @@
+import * as grpc from '@grpc/grpc-js';
+import { StepError } from '../engine/errors';
+import { codeOfGrpcStatus } from './status';
+
+export interface CallOptions {
+  requestId: string;
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+  /** Per-call deadline in ms; the call is also cut when `signal` aborts. */
+  timeoutMs?: number;
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (err: grpc.ServiceError | null, response?: Res) => void,
+) => grpc.ClientUnaryCall;
+
+/**
+ * Calls an upstream unary method with the saga's request id and idempotency key in metadata.
+ * Failures come back as StepError with the upstream's status and whether it is worth retrying.
+ */
+export function callUpstream<Req, Res>(client: grpc.Client, method: string, request: Req, opts: CallOptions): Promise<Res> {
+  const fn = (client as unknown as Record<string, UnaryMethod<Req, Res>>)[method];
+  if (typeof fn !== 'function') return Promise.reject(new Error(`upstream has no method ${method}`));
+  const metadata = new grpc.Metadata();
+  metadata.set('x-request-id', opts.requestId);
+  if (opts.idempotencyKey) metadata.set('x-idempotency-key', opts.idempotencyKey);
+  const options: grpc.CallOptions = opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
+  return new Promise<Res>((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      reject(new StepError('CANCELLED', `${method}: aborted before the call`, false));
+      return;
+    }
+    const call = fn.call(client, request, metadata, options, (err, response) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (!err) return resolve(response as Res);
+      const { code, retryable } = codeOfGrpcStatus(err.code);
+      reject(new StepError(code, `${method}: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, retryable, { cause: err }));
+    });
+    const onAbort = () => call.cancel();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { OrchestratorError, ValidationError } from '../engine/errors';
+import type { Logger } from '../engine/logger';
+import { toGrpcError } from './status';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface CallContext {
+  requestId: string;
+  /** Aborted when the caller cancels or its deadline passes. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/** The caller's x-request-id, or a new one when absent. */
+export function requestIdOf(metadata: grpc.Metadata): string {
+  const values = metadata.get(REQUEST_ID_HEADER);
+  if (values.length === 0) return randomUUID();
+  const id = String(values[0]);
+  if (!REQUEST_ID.test(id)) throw new ValidationError(REQUEST_ID_HEADER, 'must be 1-128 characters of [A-Za-z0-9._:-]');
+  return id;
+}
+
+/**
+ * Adapts an async handler to grpc-js: request id in and out (response metadata), cancellation and
+ * deadline as an AbortSignal, errors through toGrpcError.
+ */
+export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    let requestId: string;
+    try {
+      requestId = requestIdOf(call.metadata);
+    } catch (err) {
+      callback(toGrpcError(err));
+      return;
+    }
+    const md = new grpc.Metadata();
+    md.set(REQUEST_ID_HEADER, requestId);
+    call.sendMetadata(md);
+    const callLog = log.child({ requestId, method });
+    const controller = new AbortController();
+    call.on('cancelled', () => controller.abort(new OrchestratorError('CANCELLED', 'the caller cancelled the call or its deadline passed')));
+    const deadline = call.getDeadline();
+    const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
+    const signal = Number.isFinite(ms) ? AbortSignal.any([controller.signal, AbortSignal.timeout(Math.max(0, ms))]) : controller.signal;
+    fn(call.request, { requestId, signal, log: callLog }).then(
+      (response) => callback(null, response),
+      (err) => {
+        const status = toGrpcError(err, requestId);
+        callLog.warn('call failed', { code: grpc.status[status.code ?? grpc.status.UNKNOWN], error: status.details });
+        callback(status);
+      },
+    );
+  };
+}

@@ -1,0 +1,154 @@
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type IHeaders, type LogEntry, type Producer } from 'kafkajs';
+import { OrchestratorError } from '../engine/errors';
+import type { Logger } from '../engine/logger';
+import type { Message, MessageHandler, Transport } from '../engine/transport';
+import type { TopicSpec } from '../../topics/topics';
+import { deliverOrDeadLetter } from './dead-letter';
+
+export interface KafkaTransportConfig {
+  brokers: string[];
+  clientId: string;
+  /** Shared by every orchestrator instance, so that pods split the partitions between them. */
+  groupId: string;
+  /** Prepended to every logical topic name (one cluster, several environments or test runs). */
+  topicPrefix: string;
+  /** Partitions handled at once by one instance. */
+  partitionsConsumedConcurrently: number;
+  /** How long start-up and subscribe wait for the broker before giving up. */
+  connectTimeoutMs: number;
+}
+
+/**
+ * Kafka via kafkajs. Creates the declared topics that are missing at start-up, keys messages by
+ * request id, and commits a message's offset once its handler is done (or it is dead-lettered).
+ */
+export class KafkaTransport implements Transport {
+  private readonly consumers: Consumer[] = [];
+  private closing?: Promise<void>;
+
+  private constructor(
+    private readonly kafka: Kafka,
+    private readonly producer: Producer,
+    private readonly config: KafkaTransportConfig,
+    private readonly topics: readonly TopicSpec[],
+    private readonly log: Logger,
+  ) {}
+
+  static async create(config: KafkaTransportConfig, topics: readonly TopicSpec[], log: Logger): Promise<KafkaTransport> {
+    const kafka = new Kafka({
+      clientId: config.clientId,
+      brokers: config.brokers,
+      connectionTimeout: 3_000,
+      retry: { retries: 5, initialRetryTime: 200 },
+      logLevel: logLevel.WARN,
+      logCreator: () => (entry: LogEntry) => kafkaLog(log, entry),
+    });
+    const admin = kafka.admin();
+    try {
+      await withTimeout(admin.connect(), config.connectTimeoutMs, `Kafka brokers ${config.brokers.join(',')} unreachable`);
+      await ensureTopics(admin, topics.map((t) => ({ ...t, name: config.topicPrefix + t.name })), log);
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    await withTimeout(producer.connect(), config.connectTimeoutMs, 'Kafka producer could not connect');
+    return new KafkaTransport(kafka, producer, config, topics, log);
+  }
+
+  async publish(message: Message): Promise<void> {
+    if (this.closing) throw new OrchestratorError('UNAVAILABLE', 'transport is closed', true);
+    this.spec(message.topic);
+    try {
+      await this.producer.send({
+        topic: this.config.topicPrefix + message.topic,
+        acks: -1,
+        messages: [{ key: message.key, value: message.value, headers: { ...message.headers } }],
+      });
+    } catch (err) {
+      throw new OrchestratorError('UNAVAILABLE', `Kafka publish to ${message.topic} failed: ${(err as Error).message}`, true, { cause: err });
+    }
+  }
+
+  async subscribe(topics: readonly string[], handler: MessageHandler): Promise<void> {
+    for (const topic of topics) this.spec(topic);
+    const consumer = this.kafka.consumer({ groupId: this.config.groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, allowAutoTopicCreation: false });
+    this.consumers.push(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topics: topics.map((t) => this.config.topicPrefix + t), fromBeginning: true });
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+    await consumer.run({
+      partitionsConsumedConcurrently: this.config.partitionsConsumedConcurrently,
+      eachMessage: async ({ topic, message }) => {
+        const inbound: Message = {
+          topic: topic.slice(this.config.topicPrefix.length),
+          key: message.key?.toString() ?? '',
+          value: message.value?.toString() ?? '',
+          headers: headersToStrings(message.headers),
+        };
+        await deliverOrDeadLetter(inbound, handler, {
+          attempts: 3,
+          backoffMs: 200,
+          deadLetterTopic: this.spec(inbound.topic).deadLetter,
+          publish: (m) => this.publish(m),
+          log: this.log,
+        });
+      },
+    });
+    await withTimeout(joined, this.config.connectTimeoutMs, `consumer group ${this.config.groupId} did not join`);
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Consumers first: each finishes the message in hand, which may still publish.
+      for (const consumer of this.consumers) await consumer.disconnect().catch((err) => this.log.warn('consumer disconnect failed', { error: String(err) }));
+      await this.producer.disconnect().catch((err) => this.log.warn('producer disconnect failed', { error: String(err) }));
+    })();
+    return this.closing;
+  }
+
+  private spec(topic: string): TopicSpec {
+    const spec = this.topics.find((t) => t.name === topic);
+    if (!spec) throw new Error(`topic ${topic} is not declared in topics/`);
+    return spec;
+  }
+}
+
+async function ensureTopics(admin: Admin, topics: TopicSpec[], log: Logger): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const missing = topics.filter((t) => !existing.has(t.name));
+  if (missing.length === 0) return;
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
+  });
+  log.info('created Kafka topics', { topics: missing.map((t) => t.name) });
+}
+
+function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.map(String).join(',') : v.toString();
+  }
+  return out;
+}
+
+function kafkaLog(log: Logger, { level, log: entry }: LogEntry): void {
+  const { message, ...meta } = entry;
+  const line = `kafkajs: ${message}`;
+  if (level === logLevel.ERROR) log.error(line, meta);
+  else if (level === logLevel.WARN) log.warn(line, meta);
+  else log.debug(line, meta);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new OrchestratorError('UNAVAILABLE', `${message} (after ${ms} ms)`, true)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Every Kafka topic the orchestrator uses, declared once. Code refers to topics through these
+ * constants only; the transport adds the configured prefix and creates missing topics at start-up.
+ */
+export interface TopicSpec {
+  /** Logical name; the transport prefixes it with `transport.kafka.topicPrefix`. */
+  readonly name: string;
+  readonly partitions: number;
+  /** Where messages that cannot be handled go, with the reason in a header. */
+  readonly deadLetter?: string;
+}
+
+export const DEAD_LETTER: TopicSpec = { name: 'orchestrator.dead-letter', partitions: 1 };
+
+// Node topics are partitioned so that several orchestrator pods (one consumer group) split the work.
+const node = (name: string): TopicSpec => ({ name, partitions: 8, deadLetter: DEAD_LETTER.name });
+
+export const TOPICS = {
+  bookingSyncRollback: node('booking.sync.rollback'),
+  bookingAsyncCreateOrder: node('booking.async.create-order'),
+  bookingAsyncCreatePayment: node('booking.async.create-payment'),
+  bookingAsyncRollback: node('booking.async.rollback'),
+  deadLetter: DEAD_LETTER,
+} as const satisfies Record<string, TopicSpec>;
+
+export const ALL_TOPICS: readonly TopicSpec[] = Object.values(TOPICS);
+
+export function topicSpec(name: string): TopicSpec | undefined {
+  return ALL_TOPICS.find((t) => t.name === name);
+}
