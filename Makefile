@@ -1,0 +1,46 @@
+# Saga orchestrator: see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NPM_STAMP := node_modules/.installed
+
+.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench clean
+
+help:
+	@echo "make run        orchestrator on 127.0.0.1:10000, in-process transport, with the demo order/payment services"
+	@echo "make run-kafka  the same against the local Kafka broker (started if not running)"
+	@echo "make test       lint, type-check, unit + integration (real Kafka) + end-to-end tests"
+	@echo "make kafka-up / kafka-down   the local single-node Kafka broker (scripts/kafka.sh)"
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(NPM_STAMP)
+
+build: install
+	npx tsc -p tsconfig.json
+
+run: build
+	scripts/run-local.sh memory
+
+run-kafka: build kafka-up
+	scripts/run-local.sh kafka
+
+test: install
+	scripts/test.sh
+
+lint: install
+	npx eslint .
+
+typecheck: install
+	npx tsc -p tsconfig.json --noEmit
+
+kafka-up:
+	scripts/kafka.sh up
+
+kafka-down:
+	scripts/kafka.sh down
+
+clean:
+	rm -rf dist .test-results

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole suite: lint, type-check, build, then mocha (unit, integration against the real Kafka
+# broker, end-to-end over gRPC). Starts the broker if none is running and stops what it started.
+# Writes the totals to .test-results/summary.txt as "N passed, N failed" (lint and type-check
+# count as one check each).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .test-results
+summary=.test-results/summary.txt
+rm -f "$summary" .test-results/mocha.json
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  echo "== $name"
+  if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failed=$((failed + 1)); fi
+}
+finish() {
+  echo "$passed passed, $failed failed" > "$summary"
+  cat "$summary"
+}
+
+check lint npx eslint .
+check typecheck npx tsc -p tsconfig.json --noEmit
+rm -rf dist
+if ! npx tsc -p tsconfig.json; then
+  failed=$((failed + 1)); finish; exit 1
+fi
+
+started_kafka=0
+if ! scripts/kafka.sh status >/dev/null 2>&1; then
+  if scripts/kafka.sh up; then started_kafka=1; else echo "FAILED: could not start Kafka"; fi
+fi
+trap '[ "$started_kafka" = 1 ] && scripts/kafka.sh down' EXIT
+
+TEST_SUMMARY_FILE=.test-results/mocha.json npx mocha "$@"
+if [ -f .test-results/mocha.json ]; then
+  read -r p f < <(node -e 'const s=require("./.test-results/mocha.json");console.log(s.passes, s.failures)')
+  passed=$((passed + p)); failed=$((failed + f))
+else
+  echo "FAILED: mocha did not finish"; failed=$((failed + 1))
+fi
+finish
+[ "$failed" -eq 0 ]

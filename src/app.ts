@@ -1,0 +1,88 @@
+import type { Logger } from './engine/logger';
+import { Orchestrator } from './engine/orchestrator';
+import { FacadeRegistry } from './engine/registry';
+import type { Transport } from './engine/transport';
+import type { AppConfig } from './config/schema';
+import { createBookingClients } from './examples/booking/clients';
+import { registerBookingFacades } from './examples/booking/facades';
+import { bookingServiceImpl } from './grpc/booking-service';
+import { orchestratorServiceImpl } from './grpc/orchestrator-service';
+import { loadProtos } from './grpc/protos';
+import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
+import { MemorySagaStore } from './store/memory-store';
+import { KafkaTransport } from './transport/kafka-transport';
+import { MemoryTransport } from './transport/memory-transport';
+import { ALL_TOPICS } from '../topics/topics';
+
+/** The orchestrator process, wired from its config. Start-up I/O lives in start(), never in a constructor. */
+export class App {
+  private state: 'NEW' | 'STARTING' | 'RUNNING' | 'DRAINING' | 'STOPPED' = 'NEW';
+  private readonly closers: { name: string; close: () => Promise<void> | void }[] = [];
+  private server?: GrpcServerHandle;
+  private stopping?: Promise<void>;
+
+  constructor(private readonly config: Readonly<AppConfig>, private readonly log: Logger) {}
+
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'NEW') throw new Error(`app cannot start from ${this.state}`);
+    this.state = 'STARTING';
+    const { config, log } = this;
+    // Closed in reverse: the transport drains (compensations still call upstreams) before clients close.
+    const clients = createBookingClients(config.upstreams);
+    this.closers.push({ name: 'upstream clients', close: () => clients.close() });
+    const store = new MemorySagaStore();
+    this.closers.push({ name: 'store', close: () => store.close() });
+    const transport = await this.createTransport();
+    this.closers.push({ name: 'transport', close: () => transport.close() });
+
+    const registry = new FacadeRegistry();
+    registerBookingFacades(registry, clients);
+    const orchestrator = new Orchestrator({ registry, store, transport, logger: log, podId: config.podId, options: config.saga });
+    await orchestrator.start();
+    this.closers.push({ name: 'orchestrator', close: () => orchestrator.stop() });
+
+    this.server = await startGrpcServer({
+      address: `${config.grpc.host}:${config.grpc.port}`,
+      protos: loadProtos(['booking.proto', 'orchestrator.proto']),
+      log,
+      services: [
+        { name: 'pb.BookingService', implementation: bookingServiceImpl(orchestrator, log) },
+        { name: 'orchestrator.v1.OrchestratorService', implementation: orchestratorServiceImpl(orchestrator, log) },
+      ],
+    });
+    this.state = 'RUNNING';
+    log.info('orchestrator started', { transport: config.transport.driver, port: this.server.port });
+  }
+
+  /**
+   * Drains: health NOT_SERVING and no new calls, in-flight calls finish (bounded by the grace
+   * period), then consumers stop after their current message, then everything disconnects in
+   * reverse order of start. Safe to call twice.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.state = 'DRAINING';
+      this.log.info('draining', { graceMs: this.config.grpc.shutdownGraceMs });
+      await this.server?.shutdown(this.config.grpc.shutdownGraceMs);
+      for (const { name, close } of this.closers.reverse()) {
+        try {
+          await close();
+        } catch (err) {
+          this.log.warn(`closing ${name} failed`, { error: String(err) });
+        }
+      }
+      this.state = 'STOPPED';
+      this.log.info('stopped');
+    })();
+    return this.stopping;
+  }
+
+  private async createTransport(): Promise<Transport> {
+    if (this.config.transport.driver === 'memory') return new MemoryTransport(ALL_TOPICS, this.log);
+    return KafkaTransport.create(this.config.transport.kafka, ALL_TOPICS, this.log);
+  }
+}

@@ -1,0 +1,29 @@
+import { createLogger } from '../../../log';
+import { loadProtos } from '../../../grpc/protos';
+import { startGrpcServer } from '../../../grpc/server';
+import { OrderBook, orderServiceImpl } from './order-service';
+import { PaymentLedger, paymentServiceImpl } from './payment-service';
+
+/**
+ * Runs one demo upstream: `node dist/src/examples/booking/services/main.js order|payment <host:port>`.
+ * State is in memory; the process exits 0 on SIGTERM/SIGINT after in-flight calls.
+ */
+async function main(): Promise<void> {
+  const [kind, address] = process.argv.slice(2);
+  if ((kind !== 'order' && kind !== 'payment') || !address) {
+    process.stderr.write('usage: main.js order|payment <host:port>\n');
+    process.exit(2);
+  }
+  const log = createLogger({ level: process.env.OCH_LOG_LEVEL ?? 'info', podId: process.env.POD_ID ?? 'local', service: kind });
+  const handle = kind === 'order'
+    ? await startGrpcServer({ address, log, protos: loadProtos(['order.proto']), services: [{ name: 'order.v1.OrderService', implementation: orderServiceImpl(new OrderBook(), log) }] })
+    : await startGrpcServer({ address, log, protos: loadProtos(['payment.proto']), services: [{ name: 'payment.v1.PaymentService', implementation: paymentServiceImpl(new PaymentLedger(), log) }] });
+  const stop = () => handle.shutdown(5_000).then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import { StepError, ValidationError } from '../../src/engine/errors';
+import type { FacadeDefinition, FacadeMode, StepDefinition } from '../../src/engine/facade';
+
+export interface Journal {
+  /** Every run and compensation, in the order they happened: "run:a", "undo:a". */
+  calls: string[];
+}
+
+export interface FakeStepOptions {
+  /** Fails this many times before succeeding (Infinity: always). */
+  failRuns?: number;
+  failCompensations?: number;
+  topic?: string;
+  retryable?: boolean;
+}
+
+/** A step that records what it does and fails on demand. */
+export function fakeStep(name: string, journal: Journal, opts: FakeStepOptions = {}): StepDefinition<{ n: number }, { step: string; n: number }> {
+  let runFailures = 0;
+  let undoFailures = 0;
+  return {
+    name,
+    topic: opts.topic,
+    async run(ctx) {
+      journal.calls.push(`run:${name}`);
+      if (runFailures < (opts.failRuns ?? 0)) {
+        runFailures++;
+        throw new StepError(opts.retryable ? 'UNAVAILABLE' : 'FAILED_PRECONDITION', `${name} refused`, opts.retryable ?? false);
+      }
+      return { step: name, n: ctx.input.n };
+    },
+    async compensate(ctx) {
+      journal.calls.push(`undo:${name}:${ctx.output.step}`);
+      if (undoFailures < (opts.failCompensations ?? 0)) {
+        undoFailures++;
+        throw new Error(`${name} compensation broke`);
+      }
+    },
+  };
+}
+
+export function fakeFacade(name: string, mode: FacadeMode, steps: StepDefinition<{ n: number }, { step: string; n: number }>[], rollbackTopic: string): FacadeDefinition<{ n: number }, string[]> {
+  return {
+    name,
+    version: 1,
+    mode,
+    steps,
+    rollbackTopic,
+    parseInput(raw) {
+      const n = (raw as { n?: unknown } | undefined)?.n;
+      if (typeof n !== 'number') throw new ValidationError('n', 'must be a number');
+      return { n };
+    },
+    result: (results) => Object.keys(results),
+  };
+}

@@ -1,0 +1,33 @@
+import { expect } from 'chai';
+import { AlreadyExistsError, NotFoundError } from '../../src/engine/errors';
+import { FacadeRegistry } from '../../src/engine/registry';
+import { fakeFacade, fakeStep } from '../helpers/fake-facade';
+
+describe('FacadeRegistry', () => {
+  const journal = { calls: [] };
+
+  it('refuses a second facade with the same name', () => {
+    const registry = new FacadeRegistry().register(fakeFacade('F', 'sync', [fakeStep('a', journal)], 'rb'));
+    expect(() => registry.register(fakeFacade('F', 'sync', [fakeStep('b', journal)], 'rb'))).to.throw(AlreadyExistsError, 'facade F already exists');
+  });
+
+  it('answers NotFoundError for an unknown facade', () => {
+    expect(() => new FacadeRegistry().get('nope')).to.throw(NotFoundError, 'facade nope not found');
+  });
+
+  it('rejects an async step without a topic and duplicate step names at registration', () => {
+    const registry = new FacadeRegistry();
+    expect(() => registry.register(fakeFacade('A', 'async', [fakeStep('a', journal)], 'rb'))).to.throw(/async step a has no topic/);
+    expect(() => registry.register(fakeFacade('B', 'sync', [fakeStep('a', journal), fakeStep('a', journal)], 'rb'))).to.throw(/step a is declared twice/);
+    expect(() => registry.register(fakeFacade('C', 'sync', [], 'rb'))).to.throw(/has no steps/);
+    expect(registry.all()).to.be.empty;
+  });
+
+  it('lists each consumed topic once: async step topics and rollback topics', () => {
+    const registry = new FacadeRegistry()
+      .register(fakeFacade('S', 'sync', [fakeStep('a', journal)], 'rb.sync'))
+      .register(fakeFacade('A', 'async', [fakeStep('a', journal, { topic: 't.a' }), fakeStep('b', journal, { topic: 't.b' })], 'rb.async'))
+      .register(fakeFacade('A2', 'async', [fakeStep('a', journal, { topic: 't.a' })], 'rb.async'));
+    expect(registry.consumedTopics().sort()).to.deep.equal(['rb.async', 'rb.sync', 't.a', 't.b']);
+  });
+});
