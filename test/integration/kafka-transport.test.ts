@@ -1,0 +1,84 @@
+import { expect } from 'chai';
+import { PoisonMessageError } from '../../src/engine/errors';
+import { silentLogger } from '../../src/engine/logger';
+import type { Message } from '../../src/engine/transport';
+import { KafkaTransport } from '../../src/transport/kafka-transport';
+import { ALL_TOPICS, TOPICS } from '../../topics/topics';
+import { collect, KAFKA_BROKERS, testKafka, uniqueKafkaNames } from '../helpers/kafka';
+import { waitFor } from '../helpers/wait';
+
+function transportFor(names: { topicPrefix: string; groupId: string }): Promise<KafkaTransport> {
+  return KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: 'test', partitionsConsumedConcurrently: 4, connectTimeoutMs: 20_000, ...names }, ALL_TOPICS, silentLogger);
+}
+
+describe('KafkaTransport against the real broker', function () {
+  this.timeout(60_000);
+  const open: KafkaTransport[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((t) => t.close()));
+  });
+
+  it('creates every topic declared in topics/ with its partitions, under the prefix', async () => {
+    const names = uniqueKafkaNames();
+    open.push(await transportFor(names));
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: ALL_TOPICS.map((t) => names.topicPrefix + t.name) });
+      expect(topics.map((t) => [t.name, t.partitions.length]).sort()).to.deep.equal(
+        ALL_TOPICS.map((t) => [names.topicPrefix + t.name, t.partitions]).sort(),
+      );
+    } finally {
+      await admin.disconnect();
+    }
+    // A second start finds them and creates nothing new.
+    open.push(await transportFor(names));
+  });
+
+  it('delivers key, value and headers to the subscriber', async () => {
+    const names = uniqueKafkaNames();
+    const transport = await transportFor(names);
+    open.push(transport);
+    const got: Message[] = [];
+    await transport.subscribe([TOPICS.bookingAsyncCreateOrder.name], async (m) => { got.push(m); });
+    await transport.publish({ topic: TOPICS.bookingAsyncCreateOrder.name, key: 'r1', value: '{"x":1}', headers: { 'x-request-id': 'r1' } });
+    const m = await waitFor(() => got[0], 20_000, 'delivery');
+    expect(m).to.deep.equal({ topic: TOPICS.bookingAsyncCreateOrder.name, key: 'r1', value: '{"x":1}', headers: { 'x-request-id': 'r1' } });
+  });
+
+  it('moves a poison message to the dead-letter topic with the reason, and goes on consuming', async () => {
+    const names = uniqueKafkaNames();
+    const transport = await transportFor(names);
+    open.push(transport);
+    const dead = await collect(names.topicPrefix + TOPICS.deadLetter.name);
+    const ok: string[] = [];
+    await transport.subscribe([TOPICS.bookingAsyncRollback.name], async (m) => {
+      if (m.value === 'garbage') throw new PoisonMessageError('not JSON');
+      ok.push(m.key);
+    });
+    await transport.publish({ topic: TOPICS.bookingAsyncRollback.name, key: 'k1', value: 'garbage', headers: {} });
+    await transport.publish({ topic: TOPICS.bookingAsyncRollback.name, key: 'k1', value: 'fine', headers: {} });
+    await waitFor(() => ok.includes('k1'), 20_000, 'the message after the poison one');
+    const letter = await waitFor(() => dead.messages[0], 20_000, 'dead letter');
+    await dead.stop();
+    expect(letter.value!.toString()).to.equal('garbage');
+    expect(letter.key!.toString()).to.equal('k1');
+    expect(letter.headers!['x-dead-letter-reason']!.toString()).to.equal('not JSON');
+    expect(letter.headers!['x-original-topic']!.toString()).to.equal(TOPICS.bookingAsyncRollback.name);
+  });
+
+  it('refuses to publish to a topic that is not declared', async () => {
+    const transport = await transportFor(uniqueKafkaNames());
+    open.push(transport);
+    let error: Error | undefined;
+    await transport.publish({ topic: 'undeclared', key: 'k', value: 'v', headers: {} }).catch((e) => { error = e; });
+    expect(error?.message).to.equal('topic undeclared is not declared in topics/');
+  });
+
+  it('fails start-up with UNAVAILABLE when no broker answers', async () => {
+    let error: (Error & { code?: string }) | undefined;
+    await KafkaTransport.create({ brokers: ['127.0.0.1:1'], clientId: 't', groupId: 'g', topicPrefix: '', partitionsConsumedConcurrently: 1, connectTimeoutMs: 2_000 }, ALL_TOPICS, silentLogger)
+      .catch((e) => { error = e; });
+    expect(error?.code).to.equal('UNAVAILABLE');
+  });
+});

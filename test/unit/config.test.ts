@@ -1,0 +1,64 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { ConfigError, configPath, loadConfig } from '../../src/config/load';
+
+function yamlFile(text: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'och-config-'));
+  const file = path.join(dir, 'app.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function loadError(text: string, env: NodeJS.ProcessEnv = {}): string {
+  const file = yamlFile(text);
+  try {
+    loadConfig(file, env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as Error).message.replaceAll(file, 'FILE');
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration (app.yaml)', () => {
+  it('fills defaults for an empty file and freezes the result', () => {
+    const config = loadConfig(yamlFile(''), {});
+    expect(config.grpc.port).to.equal(10000);
+    expect(config.transport.driver).to.equal('memory');
+    expect(config.transport.kafka.brokers).to.deep.equal(['127.0.0.1:9092']);
+    expect(config.upstreams).to.deep.equal({ order: '127.0.0.1:10001', payment: '127.0.0.1:10002' });
+    expect(Object.isFrozen(config.transport.kafka)).to.equal(true);
+  });
+
+  it('stops on an unknown key, naming the file and the key', () => {
+    expect(loadError('transport:\n  kafka:\n    brokerz: [a:1]\n')).to.equal('FILE: transport.kafka.brokerz: unknown key');
+    expect(loadError('colour: blue\n')).to.equal('FILE: colour: unknown key');
+  });
+
+  it('stops on a wrong type, naming the file and the key', () => {
+    expect(loadError('grpc:\n  port: "ten"\n')).to.match(/^FILE: grpc\.port: .*number/);
+    expect(loadError('transport:\n  driver: rabbit\n')).to.match(/^FILE: transport\.driver: /);
+    expect(loadError('upstreams:\n  order: nowhere\n')).to.equal('FILE: upstreams.order: expected host:port');
+  });
+
+  it('reports invalid YAML and a missing file with the path', () => {
+    expect(loadError('grpc: [\n')).to.match(/^FILE: invalid YAML/);
+    expect(() => loadConfig('/nonexistent/app.yaml', {})).to.throw(ConfigError, /^\/nonexistent\/app\.yaml: cannot read/);
+  });
+
+  it('lets environment variables override keys, and names the variable when its value is wrong', () => {
+    const file = yamlFile('podId: file\ntransport:\n  driver: memory\n');
+    const config = loadConfig(file, { POD_ID: 'pod-7', OCH_TRANSPORT: 'kafka', OCH_KAFKA_BROKERS: 'k1:9092, k2:9092', OCH_GRPC_PORT: '10500' });
+    expect(config.podId).to.equal('pod-7');
+    expect(config.transport.driver).to.equal('kafka');
+    expect(config.transport.kafka.brokers).to.deep.equal(['k1:9092', 'k2:9092']);
+    expect(config.grpc.port).to.equal(10500);
+    expect(loadError('', { OCH_GRPC_PORT: 'abc' })).to.match(/^environment variable OCH_GRPC_PORT \(grpc\.port\): /);
+  });
+
+  it('finds app.yaml through OCH_PATH', () => {
+    expect(configPath({ OCH_PATH: '/etc/och' })).to.equal('/etc/och/app.yaml');
+  });
+});
