@@ -1,0 +1,115 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { expect } from 'chai';
+import { healthCheck, ROOT, Stack, call } from '../helpers/stack';
+import { rejectionOf } from '../helpers/wait';
+
+const run = promisify(execFile);
+const BUF = path.join(ROOT, 'node_modules', '.bin', 'buf');
+
+/** The booking facades as a client sees them: separate processes, real gRPC, in-process transport. */
+describe('booking over gRPC (embedded transport)', function () {
+  this.timeout(60_000);
+  let stack: Stack;
+  before(async () => {
+    stack = await Stack.start({ transport: 'memory' });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('sync booking returns the caller request id and the created order and payment', async () => {
+    const { response, headers } = await call<{ RequestID: string; OrderID: string; PaymentID: string }>(stack.booking, 'HandleSyncBooking', { ProductID: 1, Count: 2 }, { 'x-request-id': 'r1' });
+    expect(response.RequestID).to.equal('r1');
+    expect(Number(response.OrderID)).to.be.greaterThan(0);
+    expect(Number(response.PaymentID)).to.be.greaterThan(0);
+    expect(headers.get('x-request-id')).to.deep.equal(['r1']);
+    const order = (await call<{ status: string; id: string }>(stack.orders, 'GetOrder', { request_id: 'r1' })).response;
+    expect(order).to.include({ status: 'CREATED', id: response.OrderID });
+    const saga = await stack.saga('r1');
+    expect(saga.status).to.equal('COMPLETED');
+    expect(JSON.parse(saga.output_json as string)).to.deep.equal({ orderId: response.OrderID, paymentId: response.PaymentID });
+  });
+
+  it('sync booking with FaultInject fails ABORTED naming the payment node, then the order is cancelled', async () => {
+    const err = await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1, FaultInject: true }, { 'x-request-id': 'r2' }));
+    expect(err.code).to.equal(grpc.status.ABORTED);
+    expect(err.message).to.contain('createPayment').and.contain('fault injected');
+    const saga = await stack.sagaReaches('r2', 'COMPENSATED', 5_000);
+    expect(saga.steps.map((s) => [s.name, s.status])).to.deep.equal([['createOrder', 'STEP_COMPENSATED'], ['createPayment', 'STEP_FAILED']]);
+    const order = (await call<{ status: string }>(stack.orders, 'GetOrder', { request_id: 'r2' })).response;
+    expect(order.status).to.equal('CANCELLED');
+    const payment = await rejectionOf(call(stack.payments, 'GetPayment', { request_id: 'r2' }));
+    expect(payment.code).to.equal(grpc.status.NOT_FOUND);
+  });
+
+  it('generates a request id when the caller sends none, and returns it', async () => {
+    const { response, headers } = await call<{ RequestID: string }>(stack.booking, 'HandleSyncBooking', { ProductID: 3 });
+    expect(response.RequestID).to.match(/^[0-9a-f-]{36}$/);
+    expect(headers.get('x-request-id')).to.deep.equal([response.RequestID]);
+    expect((await stack.saga(response.RequestID)).status).to.equal('COMPLETED');
+  });
+
+  it('async booking answers with the request id at once, then completes', async () => {
+    const started = Date.now();
+    const { response } = await call<{ RequestID: string }>(stack.booking, 'HandleAsyncBooking', { ProductID: 1, DelayMs: 500 }, { 'x-request-id': 'a1' });
+    expect(response.RequestID).to.equal('a1');
+    expect(Date.now() - started).to.be.lessThan(500);
+    await stack.sagaReaches('a1', 'COMPLETED');
+    expect((await call<{ status: string }>(stack.payments, 'GetPayment', { request_id: 'a1' })).response.status).to.equal('PAID');
+  });
+
+  it('async booking with FaultInject is compensated', async () => {
+    await call(stack.booking, 'HandleAsyncBooking', { ProductID: 1, FaultInject: true }, { 'x-request-id': 'a2' });
+    await stack.sagaReaches('a2', 'COMPENSATED');
+    expect((await call<{ status: string }>(stack.orders, 'GetOrder', { request_id: 'a2' })).response.status).to.equal('CANCELLED');
+  });
+
+  const invalid: [string, object, Record<string, string>, string][] = [
+    ['ProductID 0', { ProductID: 0 }, {}, 'ProductID'],
+    ['a negative Count', { ProductID: 1, Count: -1 }, {}, 'Count'],
+    ['a malformed x-request-id', { ProductID: 1 }, { 'x-request-id': 'has spaces in it' }, 'x-request-id'],
+  ];
+  for (const [what, request, metadata, field] of invalid) {
+    it(`answers INVALID_ARGUMENT naming ${field} for ${what}`, async () => {
+      const err = await rejectionOf(call(stack.booking, 'HandleSyncBooking', request, metadata));
+      expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      expect(err.details).to.match(new RegExp(`^${field}: `));
+    });
+  }
+
+  it('answers ALREADY_EXISTS for a request id that was used, without booking again', async () => {
+    const err = await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'r1' }));
+    expect(err.code).to.equal(grpc.status.ALREADY_EXISTS);
+  });
+
+  it('GetSaga: NOT_FOUND for an unknown id, INVALID_ARGUMENT without one, history with timestamps', async () => {
+    expect((await rejectionOf(call(stack.sagas, 'GetSaga', { request_id: 'nope' }))).code).to.equal(grpc.status.NOT_FOUND);
+    expect((await rejectionOf(call(stack.sagas, 'GetSaga', {}))).details).to.equal('request_id: required');
+    const history = (await stack.saga('r1')).history as { type: string; at: string }[];
+    expect(history.map((e) => e.type)).to.deep.equal(['SAGA_STARTED', 'STEP_STARTED', 'STEP_SUCCEEDED', 'STEP_STARTED', 'STEP_SUCCEEDED', 'SAGA_COMPLETED']);
+    for (const e of history) expect(Date.parse(e.at)).to.be.a('number').and.not.NaN;
+  });
+
+  it('logs JSON lines carrying the request id, facade, node and pod id', () => {
+    const lines = stack.orchestrator.logs().filter((l) => l.requestId === 'r2');
+    expect(lines.length).to.be.greaterThan(3);
+    for (const l of lines) expect(l).to.include({ podId: 'e2e' }).and.to.have.property('level');
+    expect(lines.some((l) => l.node === 'createPayment' && l.facade === 'SyncBooking')).to.equal(true);
+  });
+
+  it('serves reflection (buf curl lists the services) and health SERVING', async () => {
+    const { stdout } = await run(BUF, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--list-services', `http://${stack.address}`]);
+    expect(stdout.split('\n')).to.include.members(['pb.BookingService', 'orchestrator.v1.OrchestratorService']);
+    expect(await healthCheck(stack.address)).to.equal('SERVING');
+    expect(await healthCheck(stack.address, 'pb.BookingService')).to.equal('SERVING');
+  });
+
+  it('buf curl books with x-request-id as the README shows', async () => {
+    const { stdout } = await run(BUF, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '-H', 'x-request-id: buf-1',
+      '-d', '{"ProductID":"1","FaultInject":false}', `http://${stack.address}/pb.BookingService/HandleSyncBooking`]);
+    expect(JSON.parse(stdout)).to.include({ RequestID: 'buf-1' });
+  });
+});

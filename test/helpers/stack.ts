@@ -1,0 +1,185 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { clientOf, loadProtos } from '../../src/grpc/protos';
+import { waitFor } from './wait';
+
+/** Repository root, from dist/test/helpers. */
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/** A spawned node process with its stdout kept as lines. */
+export class Proc {
+  readonly lines: string[] = [];
+  readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop() ?? '';
+      this.lines.push(...parts.filter(Boolean));
+    };
+    this.child.stdout!.on('data', onData);
+    this.child.stderr!.on('data', onData);
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+
+  /** Parsed JSON log lines (the processes log JSON; anything else is kept as text in `lines`). */
+  logs(): Record<string, unknown>[] {
+    return this.lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  }
+}
+
+const healthProto = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String })) as unknown as {
+  grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+};
+
+export function healthCheck(address: string, service = ''): Promise<string> {
+  const client = new healthProto.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+  return new Promise<string>((resolve, reject) => {
+    client.Check({ service }, { deadline: Date.now() + 1_000 }, (err: grpc.ServiceError | null, res?: { status: string }) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res!.status);
+    });
+  });
+}
+
+export async function waitServing(address: string, proc: Proc, timeoutMs = 30_000): Promise<void> {
+  let exitCode: number | null | undefined;
+  proc.exited.then((code) => { exitCode = code; });
+  await waitFor(async () => {
+    if (exitCode !== undefined) throw new Error(`process exited with ${exitCode}:\n${proc.lines.slice(-20).join('\n')}`);
+    return (await healthCheck(address)) === 'SERVING';
+  }, timeoutMs, `${address} to serve`).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${proc.lines.slice(-20).join('\n')}`);
+  });
+}
+
+const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto']);
+
+/** Calls a unary method and resolves with the response and the response (header) metadata. */
+export function call<Res = Record<string, unknown>>(
+  client: grpc.Client, method: string, request: object, metadata: Record<string, string> = {}, deadlineMs = 15_000,
+): Promise<{ response: Res; headers: grpc.Metadata }> {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+  return new Promise((resolve, reject) => {
+    let headers = new grpc.Metadata();
+    const fn = (client as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>)[method];
+    const c = fn.call(client, request, md, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, response: Res) => {
+      if (err) reject(err);
+      else resolve({ response, headers });
+    });
+    c.on('metadata', (m: grpc.Metadata) => { headers = m; });
+  });
+}
+
+export interface StackOptions {
+  transport: 'memory' | 'kafka';
+  kafka?: { topicPrefix: string; groupId: string; brokers: string[] };
+  /** Extra app.yaml keys, merged at the top level. */
+  extraYaml?: string;
+}
+
+/** The order and payment services and the orchestrator, as separate processes on free ports. */
+export class Stack {
+  readonly procs: Proc[] = [];
+  orchestrator!: Proc;
+  address = '';
+  ports = { orchestrator: 0, order: 0, payment: 0 };
+  booking!: grpc.Client;
+  sagas!: grpc.Client;
+  orders!: grpc.Client;
+  payments!: grpc.Client;
+  dir = '';
+
+  static async start(opts: StackOptions): Promise<Stack> {
+    const stack = new Stack();
+    await stack.start(opts);
+    return stack;
+  }
+
+  private async start(opts: StackOptions): Promise<void> {
+    this.ports = { orchestrator: await freePort(), order: await freePort(), payment: await freePort() };
+    const order = this.spawn(['dist/src/examples/booking/services/main.js', 'order', `127.0.0.1:${this.ports.order}`]);
+    const payment = this.spawn(['dist/src/examples/booking/services/main.js', 'payment', `127.0.0.1:${this.ports.payment}`]);
+    this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
+    const kafka = opts.kafka;
+    writeFileSync(path.join(this.dir, 'app.yaml'), [
+      'podId: e2e',
+      `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: 10000 }`,
+      'transport:',
+      `  driver: ${opts.transport}`,
+      ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
+      `upstreams: { order: 127.0.0.1:${this.ports.order}, payment: 127.0.0.1:${this.ports.payment} }`,
+      'saga: { stepTimeoutMs: 10000, compensation: { maxAttempts: 3, backoffMs: 50 } }',
+      opts.extraYaml ?? '',
+    ].join('\n'));
+    this.orchestrator = this.spawn(['dist/src/main.js'], { OCH_PATH: this.dir });
+    this.address = `127.0.0.1:${this.ports.orchestrator}`;
+    await Promise.all([
+      waitServing(`127.0.0.1:${this.ports.order}`, order),
+      waitServing(`127.0.0.1:${this.ports.payment}`, payment),
+      waitServing(this.address, this.orchestrator, 60_000),
+    ]);
+    const creds = grpc.credentials.createInsecure();
+    this.booking = new (clientOf(protos, 'pb.BookingService'))(this.address, creds);
+    this.sagas = new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(this.address, creds);
+    this.orders = new (clientOf(protos, 'order.v1.OrderService'))(`127.0.0.1:${this.ports.order}`, creds);
+    this.payments = new (clientOf(protos, 'payment.v1.PaymentService'))(`127.0.0.1:${this.ports.payment}`, creds);
+  }
+
+  spawn(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+    const proc = new Proc(args, { OCH_LOG_LEVEL: 'info', ...env });
+    this.procs.push(proc);
+    return proc;
+  }
+
+  async saga(requestId: string): Promise<Record<string, unknown> & { status: string; steps: { name: string; status: string }[] }> {
+    return (await call<never>(this.sagas, 'GetSaga', { request_id: requestId })).response;
+  }
+
+  /** Polls GetSaga until the saga reaches `status`. */
+  async sagaReaches(requestId: string, status: string, timeoutMs = 10_000) {
+    return waitFor(async () => {
+      const saga = await this.saga(requestId);
+      return saga.status === status ? saga : undefined;
+    }, timeoutMs, `saga ${requestId} to reach ${status}`);
+  }
+
+  async stop(): Promise<void> {
+    for (const c of [this.booking, this.sagas, this.orders, this.payments]) c?.close();
+    for (const p of this.procs) p.kill('SIGTERM');
+    await Promise.all(this.procs.map((p) => p.exited));
+  }
+}
