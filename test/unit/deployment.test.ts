@@ -1,0 +1,245 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import ts from 'typescript';
+import { parse } from 'yaml';
+import { loadConfig } from '../../src/config/load';
+import type { AppConfig } from '../../src/config/schema';
+
+/**
+ * The Docker deployment must agree with the orchestrator's own config: deployment/local/app.yaml
+ * (read through the project's loader), deployment/local/docker-compose.yaml and deployment/Dockerfile.
+ * Nothing here needs Docker: the files are parsed and cross-checked.
+ */
+
+// This file runs as dist/test/unit/deployment.test.js.
+const ROOT = path.resolve(__dirname, '../../..');
+const LOCAL_DIR = path.join(ROOT, 'deployment', 'local');
+const COMPOSE_FILE = path.join(LOCAL_DIR, 'docker-compose.yaml');
+const LOCAL_APP_YAML = path.join(LOCAL_DIR, 'app.yaml');
+const DOCKERFILE = path.join(ROOT, 'deployment', 'Dockerfile');
+
+// --- deployment/Dockerfile ----------------------------------------------------------------------
+
+interface Instruction {
+  op: string;
+  args: string;
+}
+
+/** Instructions with continuation lines joined and comments dropped. */
+function instructions(text: string): Instruction[] {
+  const lines = text.replace(/\\\r?\n/g, ' ').split(/\r?\n/).map((l) => l.trim());
+  return lines.filter((l) => l && !l.startsWith('#')).map((l) => {
+    const [op, ...rest] = l.split(/\s+/);
+    return { op: op.toUpperCase(), args: rest.join(' ') };
+  });
+}
+
+function parseDockerfile(text: string) {
+  const all = instructions(text);
+  const lastFrom = all.map((i) => i.op).lastIndexOf('FROM');
+  const runtime = all.slice(lastFrom);
+  const args = (op: string) => runtime.filter((i) => i.op === op).map((i) => i.args);
+  const env = Object.fromEntries(args('ENV').flatMap((a) => a.split(/\s+/)).map((kv) => kv.split('=', 2)));
+  const cmd = args('CMD');
+  return {
+    /** COPY sources taken from the build context (not from another stage), in every stage. */
+    copySources: all.filter((i) => i.op === 'COPY' && !/--from=/.test(i.args)).flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1)),
+    env: env as Record<string, string>,
+    expose: args('EXPOSE').flatMap((a) => a.split(/\s+/)).map((p) => Number(p.split('/')[0])),
+    cmd: cmd.length > 0 ? (JSON.parse(cmd[cmd.length - 1]) as string[]) : [],
+  };
+}
+
+const dockerfile = parseDockerfile(readFileSync(DOCKERFILE, 'utf8'));
+
+// --- docker-compose.yaml ------------------------------------------------------------------------
+
+type Port = string | number | { target: number; published?: string | number };
+type Volume = string | { type?: string; source?: string; target: string; read_only?: boolean };
+
+interface ComposeService {
+  image?: string;
+  build?: string | { context?: string; dockerfile?: string };
+  command?: string | string[];
+  environment?: Record<string, string | number | boolean | null> | string[];
+  ports?: Port[];
+  volumes?: Volume[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: string | string[] };
+}
+
+const compose = parse(readFileSync(COMPOSE_FILE, 'utf8')) as { services: Record<string, ComposeService> };
+
+function service(name: string): ComposeService {
+  expect(compose.services, `compose services`).to.have.property(name);
+  return compose.services[name];
+}
+
+function hostPort(address: string): { host: string; port: number } {
+  const match = /^(.*):(\d+)$/.exec(address);
+  if (!match) throw new Error(`not host:port: ${address}`);
+  return { host: match[1], port: Number(match[2]) };
+}
+
+/** Container ports published on the host ("HOST:CONTAINER", "IP:HOST:CONTAINER[/proto]" or long form). */
+function publishedPorts(svc: ComposeService): number[] {
+  return (svc.ports ?? []).flatMap((p) => {
+    if (typeof p === 'object') return p.published === undefined ? [] : [p.target];
+    const parts = String(p).split('/')[0].split(':');
+    return parts.length >= 2 ? [Number(parts[parts.length - 1])] : [];
+  });
+}
+
+function envOf(svc: ComposeService): Record<string, string> {
+  const env = svc.environment ?? {};
+  const entries = Array.isArray(env)
+    ? env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])
+    : Object.entries(env).map(([k, v]) => [k, String(v ?? '')]);
+  return Object.fromEntries(entries);
+}
+
+function dependsOn(svc: ComposeService): Record<string, string> {
+  const deps = svc.depends_on ?? {};
+  if (Array.isArray(deps)) return Object.fromEntries(deps.map((d) => [d, 'service_started']));
+  return Object.fromEntries(Object.entries(deps).map(([d, v]) => [d, v.condition ?? 'service_started']));
+}
+
+/** Build context and Dockerfile as absolute paths; compose resolves the Dockerfile against the context. */
+function buildPaths(svc: ComposeService): { context: string; dockerfile: string } | undefined {
+  if (svc.build === undefined) return undefined;
+  const build = typeof svc.build === 'string' ? { context: svc.build } : svc.build;
+  const context = path.resolve(LOCAL_DIR, build.context ?? '.');
+  return { context, dockerfile: path.resolve(context, build.dockerfile ?? 'Dockerfile') };
+}
+
+/** Services run from the image that deployment/Dockerfile builds. */
+function imageServices(): [string, ComposeService][] {
+  return Object.entries(compose.services).filter(([, svc]) => buildPaths(svc)?.dockerfile === DOCKERFILE);
+}
+
+/** The command a service runs: its own, else the image's CMD. */
+function commandOf(svc: ComposeService): string[] {
+  if (svc.command === undefined) return dockerfile.cmd;
+  return typeof svc.command === 'string' ? svc.command.trim().split(/\s+/) : svc.command;
+}
+
+/** Kafka listener lists such as "PLAINTEXT://kafka:9092,CONTROLLER://:9093". */
+function listeners(spec: string | undefined): { name: string; host: string; port: number }[] {
+  return (spec ?? '').split(',').filter(Boolean).map((l) => {
+    const [name, address] = l.trim().split('://');
+    return { name, ...hostPort(address) };
+  });
+}
+
+// --- the TypeScript build -----------------------------------------------------------------------
+
+/** The .ts source that tsc compiles to `jsPath` (relative to the image's workdir, which mirrors the repo). */
+function sourceOf(jsPath: string): string {
+  const tsconfigPath = path.join(ROOT, 'tsconfig.json');
+  const { config } = ts.readConfigFile(tsconfigPath, ts.sys.readFile) as { config: { compilerOptions: { outDir: string; rootDir: string } } };
+  const outDir = path.resolve(ROOT, config.compilerOptions.outDir);
+  const relative = path.relative(outDir, path.resolve(ROOT, jsPath));
+  expect(relative, `${jsPath} is under the build output ${config.compilerOptions.outDir}/`).not.to.match(/^\.\./);
+  return path.resolve(ROOT, config.compilerOptions.rootDir, relative.replace(/\.js$/, '.ts'));
+}
+
+// --- the tests ----------------------------------------------------------------------------------
+
+describe('deployment (Dockerfile, local compose)', () => {
+  let config: Readonly<AppConfig>;
+
+  before(() => {
+    // An empty environment: the host's POD_ID / OCH_* must not leak into what is checked.
+    config = loadConfig(LOCAL_APP_YAML, {});
+  });
+
+  it('the root app.yaml loads with the project loader', () => {
+    expect(() => loadConfig(path.join(ROOT, 'app.yaml'), {})).not.to.throw();
+  });
+
+  it('deployment/local/app.yaml listens on every interface and uses Kafka', () => {
+    expect(config.grpc.host).to.equal('0.0.0.0');
+    expect(config.transport.driver).to.equal('kafka');
+  });
+
+  it('the orchestrator publishes grpc.port, which the image exposes', () => {
+    expect(publishedPorts(service('orchestrator'))).to.include(config.grpc.port);
+    expect(dockerfile.expose).to.include(config.grpc.port);
+  });
+
+  for (const upstream of ['order', 'payment'] as const) {
+    it(`upstreams.${upstream} names the compose service that runs ${upstream}, on the port it listens on and publishes`, () => {
+      const { host, port } = hostPort(config.upstreams[upstream]);
+      const svc = service(host);
+      const [, , kind, listen] = commandOf(svc);
+      expect(kind, `${host} runs`).to.equal(upstream);
+      expect(hostPort(listen)).to.deep.equal({ host: '0.0.0.0', port });
+      expect(publishedPorts(svc)).to.include(port);
+    });
+  }
+
+  it('the Kafka brokers are the kafka service and its advertised listener port', () => {
+    for (const broker of config.transport.kafka.brokers) {
+      const { host, port } = hostPort(broker);
+      const env = envOf(service(host));
+      const advertised = listeners(env.KAFKA_ADVERTISED_LISTENERS).find((l) => l.host === host && l.port === port);
+      expect(advertised, `${broker} among KAFKA_ADVERTISED_LISTENERS`).to.exist;
+      const bound = listeners(env.KAFKA_LISTENERS).find((l) => l.name === advertised?.name);
+      expect(bound?.port, `KAFKA_LISTENERS port of ${advertised?.name}`).to.equal(port);
+    }
+  });
+
+  it('the orchestrator starts after a healthy Kafka and after its upstreams', () => {
+    const deps = dependsOn(service('orchestrator'));
+    for (const broker of config.transport.kafka.brokers) {
+      const kafka = hostPort(broker).host;
+      expect(deps[kafka], `depends_on ${kafka}`).to.equal('service_healthy');
+      expect(service(kafka).healthcheck?.test, `${kafka} healthcheck`).to.exist;
+    }
+    for (const address of Object.values(config.upstreams)) expect(deps).to.have.property(hostPort(address).host);
+  });
+
+  it('mounts this app.yaml read-only at $OCH_PATH/app.yaml', () => {
+    const orchestrator = service('orchestrator');
+    const ochPath = envOf(orchestrator).OCH_PATH ?? dockerfile.env.OCH_PATH;
+    expect(ochPath, 'OCH_PATH (Dockerfile ENV)').to.be.a('string');
+    const mount = (orchestrator.volumes ?? [])
+      .map((v) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1], read_only: v.endsWith(':ro') } : v))
+      .find((v) => v.target === path.posix.join(ochPath, 'app.yaml'));
+    expect(mount, `a mount at ${ochPath}/app.yaml`).to.exist;
+    const source = path.resolve(LOCAL_DIR, mount?.source ?? '');
+    expect(existsSync(source), `${source} exists`).to.equal(true);
+    expect(source).to.equal(LOCAL_APP_YAML);
+    expect(mount?.read_only).to.equal(true);
+  });
+
+  it('the orchestrator, order and payment services build deployment/Dockerfile from existing paths', () => {
+    expect(imageServices().map(([name]) => name)).to.have.members(['order', 'payment', 'orchestrator']);
+    for (const [name, svc] of Object.entries(compose.services)) {
+      const build = buildPaths(svc);
+      if (!build) continue;
+      expect(existsSync(build.context) && statSync(build.context).isDirectory(), `${name}: context ${build.context}`).to.equal(true);
+      expect(existsSync(build.dockerfile), `${name}: dockerfile ${build.dockerfile}`).to.equal(true);
+    }
+  });
+
+  it('every command runs a compiled file that has a TypeScript source under src/', () => {
+    for (const [name, svc] of imageServices()) {
+      const [node, script] = commandOf(svc);
+      expect(node, `${name} command`).to.equal('node');
+      const source = sourceOf(script);
+      expect(path.relative(path.join(ROOT, 'src'), source), `${name}: ${script}`).not.to.match(/^\.\./);
+      expect(existsSync(source), `${name}: ${script} from ${source}`).to.equal(true);
+    }
+  });
+
+  it('the Dockerfile copies only paths that exist and that .dockerignore keeps in the context', () => {
+    const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    expect(dockerfile.copySources).to.include.members(['proto', 'app.yaml']);
+    for (const source of dockerfile.copySources) {
+      expect(existsSync(path.join(ROOT, source)), `COPY ${source}`).to.equal(true);
+      expect(ignored, `COPY ${source} is excluded by .dockerignore`).not.to.include(source);
+    }
+  });
+});
