@@ -13,7 +13,8 @@ help:
 	@echo "make kafka-up / kafka-down   the local single-node Kafka broker (scripts/kafka.sh)"
 
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@# npm ci refuses this lock file (npm 11 records buf's other-platform binaries without versions); npm install honours it.
+	npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(NPM_STAMP)

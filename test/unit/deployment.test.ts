@@ -35,19 +35,21 @@ function instructions(text: string): Instruction[] {
   });
 }
 
+const words = (args: string[]): string[] => args.flatMap((a) => a.split(/\s+/)).filter(Boolean);
+
+/** What the tests need from the Dockerfile: ENV, EXPOSE and CMD of the final (runtime) stage, and COPY sources. */
 function parseDockerfile(text: string) {
   const all = instructions(text);
-  const lastFrom = all.map((i) => i.op).lastIndexOf('FROM');
-  const runtime = all.slice(lastFrom);
-  const args = (op: string) => runtime.filter((i) => i.op === op).map((i) => i.args);
-  const env = Object.fromEntries(args('ENV').flatMap((a) => a.split(/\s+/)).map((kv) => kv.split('=', 2)));
-  const cmd = args('CMD');
+  const runtime = all.slice(all.map((i) => i.op).lastIndexOf('FROM'));
+  const argsOf = (list: Instruction[], op: string) => list.filter((i) => i.op === op).map((i) => i.args);
+  const cmd = argsOf(runtime, 'CMD').pop();
+  // From the build context, i.e. not `COPY --from=<stage>`; the last word is the destination.
+  const contextCopies = argsOf(all, 'COPY').filter((a) => !a.includes('--from='));
   return {
-    /** COPY sources taken from the build context (not from another stage), in every stage. */
-    copySources: all.filter((i) => i.op === 'COPY' && !/--from=/.test(i.args)).flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1)),
-    env: env as Record<string, string>,
-    expose: args('EXPOSE').flatMap((a) => a.split(/\s+/)).map((p) => Number(p.split('/')[0])),
-    cmd: cmd.length > 0 ? (JSON.parse(cmd[cmd.length - 1]) as string[]) : [],
+    env: Object.fromEntries(words(argsOf(runtime, 'ENV')).map((kv) => kv.split('=', 2))) as Record<string, string>,
+    expose: words(argsOf(runtime, 'EXPOSE')).map((p) => Number(p.split('/')[0])),
+    cmd: cmd === undefined ? [] : (JSON.parse(cmd) as string[]),
+    copySources: contextCopies.flatMap((a) => words([a]).filter((w) => !w.startsWith('--')).slice(0, -1)),
   };
 }
 
