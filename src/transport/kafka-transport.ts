@@ -46,7 +46,7 @@ export class KafkaTransport implements Transport {
     const admin = kafka.admin();
     try {
       await withTimeout(admin.connect(), config.connectTimeoutMs, `Kafka brokers ${config.brokers.join(',')} unreachable`);
-      await ensureTopics(admin, topics.map((t) => ({ ...t, name: config.topicPrefix + t.name })), log);
+      await ensureTopics(admin, topics.map((t) => ({ ...t, name: config.topicPrefix + t.name })), log, config.connectTimeoutMs);
     } finally {
       await admin.disconnect();
     }
@@ -113,15 +113,33 @@ export class KafkaTransport implements Transport {
   }
 }
 
-async function ensureTopics(admin: Admin, topics: TopicSpec[], log: Logger): Promise<void> {
+async function ensureTopics(admin: Admin, topics: TopicSpec[], log: Logger, timeoutMs: number): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t.name));
-  if (missing.length === 0) return;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
-  });
-  log.info('created Kafka topics', { topics: missing.map((t) => t.name) });
+  if (missing.length > 0) {
+    // kafkajs' own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker
+    // answers until the new topic's metadata has propagated: we wait for the leaders ourselves.
+    await admin.createTopics({
+      waitForLeaders: false,
+      topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
+    });
+    log.info('created Kafka topics', { topics: missing.map((t) => t.name) });
+  }
+  await waitForLeaders(admin, topics.map((t) => t.name), timeoutMs);
+}
+
+async function waitForLeaders(admin: Admin, topics: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics: meta } = await admin.fetchTopicMetadata({ topics });
+      if (meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    if (Date.now() > deadline) throw new OrchestratorError('UNAVAILABLE', `Kafka topics have no leader after ${timeoutMs} ms`, true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
