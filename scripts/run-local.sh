@@ -3,7 +3,10 @@
 # (10000) in the foreground, with the given transport. Ctrl-C or SIGTERM stops all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# memory: in-process transport and saga store. kafka: the local broker and the Postgres on 127.0.0.1:5432.
 driver=${1:-memory}
+store=memory
+[ "$driver" = kafka ] && store=postgres
 
 pids=()
 cleanup() {
@@ -15,5 +18,5 @@ trap 'exit 0' INT TERM
 
 node dist/src/examples/booking/services/main.js order 127.0.0.1:10001 & pids+=($!)
 node dist/src/examples/booking/services/main.js payment 127.0.0.1:10002 & pids+=($!)
-OCH_PATH=${OCH_PATH:-$PWD} OCH_TRANSPORT=$driver node dist/src/main.js & pids+=($!)
+OCH_PATH=${OCH_PATH:-$PWD} OCH_TRANSPORT=$driver OCH_STORE=$store node dist/src/main.js & pids+=($!)
 wait "${pids[2]}"

@@ -12,7 +12,9 @@ import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
 import { MemorySagaStore } from './store/memory-store';
 import { KafkaTransport } from './transport/kafka-transport';
 import { MemoryTransport } from './transport/memory-transport';
-import { ALL_TOPICS } from '../topics/topics';
+import { ALL_TOPICS, TOPICS } from '../topics/topics';
+import type { SagaStore } from './engine/store';
+import { PostgresSagaStore } from './store/postgres/postgres-store';
 
 /** The orchestrator process, wired from its config. Start-up I/O lives in start(), never in a constructor. */
 export class App {
@@ -34,14 +36,18 @@ export class App {
     // Closed in reverse: the transport drains (compensations still call upstreams) before clients close.
     const clients = createBookingClients(config.upstreams);
     this.closers.push({ name: 'upstream clients', close: () => clients.close() });
-    const store = new MemorySagaStore();
+    const store = await this.createStore();
     this.closers.push({ name: 'store', close: () => store.close() });
     const transport = await this.createTransport();
     this.closers.push({ name: 'transport', close: () => transport.close() });
 
     const registry = new FacadeRegistry();
     registerBookingFacades(registry, clients);
-    const orchestrator = new Orchestrator({ registry, store, transport, logger: log, podId: config.podId, options: config.saga });
+    const { saga, throttle } = config;
+    const orchestrator = new Orchestrator({
+      registry, store, transport, logger: log, podId: config.podId, outcomeTopic: TOPICS.sagaOutcomes.name,
+      options: { ...saga, throttle },
+    });
     await orchestrator.start();
     this.closers.push({ name: 'orchestrator', close: () => orchestrator.stop() });
 
@@ -79,6 +85,12 @@ export class App {
       this.log.info('stopped');
     })();
     return this.stopping;
+  }
+
+  private async createStore(): Promise<SagaStore> {
+    const { store, saga } = this.config;
+    if (store.driver === 'memory') return new MemorySagaStore(saga.leaseTtlMs);
+    return PostgresSagaStore.create({ ...store.postgres, leaseTtlMs: saga.leaseTtlMs }, this.log);
   }
 
   private async createTransport(): Promise<Transport> {

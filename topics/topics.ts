@@ -20,6 +20,12 @@ export const TOPICS = {
   bookingAsyncCreateOrder: node('booking.async.create-order'),
   bookingAsyncCreatePayment: node('booking.async.create-payment'),
   bookingAsyncRollback: node('booking.async.rollback'),
+  bookingThrottledCreateOrder: node('booking.throttled.create-order'),
+  bookingThrottledCreatePayment: node('booking.throttled.create-payment'),
+  bookingThrottledRollback: node('booking.throttled.rollback'),
+  // Every instance reads all of it (a consumer group per pod): tells the instance holding a
+  // throttled call that its saga ended, whichever instance ran the last step.
+  sagaOutcomes: { name: 'orchestrator.saga-outcomes', partitions: 1, deadLetter: DEAD_LETTER.name },
   deadLetter: DEAD_LETTER,
 } as const satisfies Record<string, TopicSpec>;
 

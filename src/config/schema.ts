@@ -4,6 +4,19 @@ const port = z.number().int().min(0).max(65535);
 const address = z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port');
 const ms = z.number().int().min(0);
 
+function retryPolicy(defaults: { maxAttempts: number; initialBackoffMs: number; maxBackoffMs: number; multiplier: number; jitter: number }) {
+  return z
+    .object({
+      maxAttempts: z.number().int().min(1).default(defaults.maxAttempts),
+      initialBackoffMs: ms.default(defaults.initialBackoffMs),
+      maxBackoffMs: ms.default(defaults.maxBackoffMs),
+      multiplier: z.number().min(1).default(defaults.multiplier),
+      jitter: z.number().min(0).max(1).default(defaults.jitter),
+    })
+    .strict()
+    .prefault({});
+}
+
 /** The whole of app.yaml. Every object is strict: an unknown key is an error, not a silent no-op. */
 export const configSchema = z
   .object({
@@ -43,9 +56,40 @@ export const configSchema = z
       .prefault({}),
     saga: z
       .object({
+        /** Upper bound for one attempt of a step or a compensation. */
         stepTimeoutMs: ms.min(1).default(30_000),
-        compensation: z
-          .object({ maxAttempts: z.number().int().min(1).default(3), backoffMs: ms.default(200) })
+        /** Deadline of an async saga; sync and throttled sagas use the caller's gRPC deadline. */
+        asyncDeadlineMs: ms.min(1).default(300_000),
+        /** Deadline of a sync or throttled saga whose caller sets none. */
+        callDeadlineMs: ms.min(1).default(60_000),
+        retry: retryPolicy({ maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 }),
+        compensation: retryPolicy({ maxAttempts: 5, initialBackoffMs: 200, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 }),
+        /** An instance that stops renewing its leases for this long loses its sagas to the others. */
+        leaseTtlMs: ms.min(100).default(10_000),
+        heartbeatMs: ms.min(10).default(3_000),
+        recoveryIntervalMs: ms.min(10).default(1_000),
+      })
+      .strict()
+      .refine((s) => s.heartbeatMs * 2 <= s.leaseTtlMs, { message: 'heartbeatMs must be at most half of leaseTtlMs', path: ['heartbeatMs'] })
+      .prefault({}),
+    throttle: z
+      .object({
+        /** Throttled sagas running at once per instance. */
+        maxConcurrent: z.number().int().min(1).default(64),
+        /** Calls waiting for a slot; beyond that RESOURCE_EXHAUSTED at once. */
+        maxQueue: z.number().int().min(0).default(1_000),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        driver: z.enum(['memory', 'postgres']).default('memory'),
+        postgres: z
+          .object({
+            dsn: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/postgres'),
+            poolSize: z.number().int().min(1).default(10),
+            connectTimeoutMs: ms.min(1).default(2_000),
+          })
           .strict()
           .prefault({}),
       })
@@ -72,4 +116,6 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_ORDER_ADDR: { path: 'upstreams.order', type: 'string' },
   OCH_PAYMENT_ADDR: { path: 'upstreams.payment', type: 'string' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
+  OCH_STORE: { path: 'store.driver', type: 'string' },
+  OCH_POSTGRES_DSN: { path: 'store.postgres.dsn', type: 'string' },
 };

@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'CANCELLED'
   | 'ILLEGAL_TRANSITION'
   | 'POISON_MESSAGE'
+  | 'CONFLICT'
+  | 'RESOURCE_EXHAUSTED'
   | 'INTERNAL';
 
 export class OrchestratorError extends Error {
@@ -54,6 +56,22 @@ export class IllegalTransitionError extends OrchestratorError {
   override readonly name = 'IllegalTransitionError';
   constructor(what: string, from: string, to: string) {
     super('ILLEGAL_TRANSITION', `${what}: illegal transition ${from} -> ${to}`);
+  }
+}
+
+/** A write lost the race: another writer changed the saga since it was read (fencing). */
+export class ConcurrencyError extends OrchestratorError {
+  override readonly name = 'ConcurrencyError';
+  constructor(requestId: string, expected: number) {
+    super('CONFLICT', `saga ${requestId} was changed by another writer (expected revision ${expected})`, true);
+  }
+}
+
+/** The saga store cannot be reached; the work is retried, never dropped. */
+export class StoreUnavailableError extends OrchestratorError {
+  override readonly name = 'StoreUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', `saga store unavailable: ${message}`, true, options);
   }
 }
 
@@ -109,7 +127,7 @@ export function errorCode(err: unknown): ErrorCode {
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'INVALID_ARGUMENT', 'NOT_FOUND', 'ALREADY_EXISTS', 'FAILED_PRECONDITION', 'SAGA_ABORTED',
-  'UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED', 'ILLEGAL_TRANSITION', 'POISON_MESSAGE', 'INTERNAL',
+  'UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED', 'ILLEGAL_TRANSITION', 'POISON_MESSAGE', 'CONFLICT', 'RESOURCE_EXHAUSTED', 'INTERNAL',
 ]);
 
 function isErrorCode(code: string): code is ErrorCode {

@@ -1,4 +1,6 @@
 import type { Logger } from './logger';
+import type { RetryPolicy } from './retry';
+import type { SagaMode } from './saga';
 
 /** What a step (node) gets: the smallest context it needs, and nothing it could corrupt. */
 export interface StepContext<I = unknown> {
@@ -11,26 +13,36 @@ export interface StepContext<I = unknown> {
   readonly input: I;
   /** Outputs of the steps completed before this one, by step name. */
   readonly results: Readonly<Record<string, unknown>>;
-  /** Aborted when the caller goes away or the server drains. */
+  /** Aborted on the step's timeout, the saga's deadline, or when a sync caller goes away. */
   readonly signal: AbortSignal;
+  /** When the saga must be done: pass it upstream as the call's deadline. */
+  readonly deadline?: Date;
   readonly log: Logger;
 }
 
 export interface CompensationContext<I = unknown, O = unknown> extends StepContext<I> {
-  /** What the step being undone returned. */
-  readonly output: O;
+  /**
+   * What the step being undone returned; undefined when its outcome was never recorded (it failed,
+   * timed out, or the process died mid-step). The compensation must then find out whether the
+   * step acted (e.g. by the idempotency key or request id) and tolerate that it never did.
+   */
+  readonly output: O | undefined;
 }
 
 export interface StepDefinition<I = unknown, O = unknown> {
   readonly name: string;
-  /** Async facades: the topic the orchestrator publishes to itself to run this step. */
+  /** Async and throttled facades: the topic the orchestrator publishes to itself to run this step. */
   readonly topic?: string;
+  /** Overrides the engine's default retry policy for this step. */
+  readonly retry?: Partial<RetryPolicy>;
+  /** Upper bound for one attempt; overrides saga.stepTimeoutMs. */
+  readonly timeoutMs?: number;
   run(ctx: StepContext<I>): Promise<O>;
   /** Undoes run(); must be idempotent, since it may be attempted more than once. */
   compensate?(ctx: CompensationContext<I, O>): Promise<void>;
 }
 
-export type FacadeMode = 'sync' | 'async';
+export type FacadeMode = SagaMode;
 
 export interface FacadeDefinition<I = unknown, R = unknown> {
   readonly name: string;
@@ -57,7 +69,7 @@ export function checkFacade(def: FacadeDefinition): void {
   for (const step of def.steps) {
     if (names.has(step.name)) problems.push(`step ${step.name} is declared twice`);
     names.add(step.name);
-    if (def.mode === 'async' && !step.topic) problems.push(`async step ${step.name} has no topic`);
+    if (def.mode !== 'sync' && !step.topic) problems.push(`${def.mode} step ${step.name} has no topic`);
   }
   if (problems.length > 0) throw new Error(`facade ${def.name || '(unnamed)'}: ${problems.join('; ')}`);
 }

@@ -27,7 +27,17 @@ export interface RollbackMessage {
   input: unknown;
 }
 
-export type SagaMessage = StepMessage | RollbackMessage;
+/** Broadcast to every instance when a saga ends or is aborted: wakes the caller of a throttled facade. */
+export interface OutcomeMessage {
+  kind: 'outcome';
+  requestId: string;
+  facade: string;
+  version: number;
+  status: string;
+  input: unknown;
+}
+
+export type SagaMessage = StepMessage | RollbackMessage | OutcomeMessage;
 
 const base = {
   requestId: z.string().min(1),
@@ -51,10 +61,11 @@ const schema = z.discriminatedUnion('kind', [
     error: z.object({ code: z.string(), message: z.string() }),
     completed: z.array(z.object({ node: z.string().min(1), output: z.unknown() })),
   }),
+  z.object({ kind: z.literal('outcome'), ...base, status: z.string().min(1) }),
 ]);
 
 export function encodeMessage(topic: string, msg: SagaMessage): Message {
-  const node = msg.kind === 'step' ? msg.node : msg.failedNode;
+  const node = msg.kind === 'step' ? msg.node : msg.kind === 'rollback' ? msg.failedNode : '';
   return {
     topic,
     key: msg.requestId,

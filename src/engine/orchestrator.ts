@@ -1,22 +1,49 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureError, errorCode, OrchestratorError, PoisonMessageError, SagaAbortedError } from './errors';
+import {
+  AlreadyExistsError, ConcurrencyError, ensureError, errorCode, NotFoundError, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError,
+} from './errors';
 import type { FacadeDefinition, FacadeMode, StepDefinition } from './facade';
 import type { Logger } from './logger';
-import { decodeMessage, encodeMessage, type RollbackMessage, type SagaMessage, type StepMessage } from './messages';
+import { decodeMessage, encodeMessage, type SagaMessage } from './messages';
+import { Outcomes } from './outcomes';
 import type { FacadeRegistry } from './registry';
+import { backoffMs, DEFAULT_RETRY, isRetryable, type RetryPolicy } from './retry';
 import { Saga, type SagaSnapshot } from './saga';
-import type { SagaStore } from './store';
+import type { SagaFilter, SagaPage, SagaStore } from './store';
+import { Throttle } from './throttle';
 import type { Message, Transport } from './transport';
 
 export interface EngineOptions {
   /** Upper bound for one attempt of a step or a compensation. */
   stepTimeoutMs: number;
-  compensation: { maxAttempts: number; backoffMs: number };
+  /** Default retry policy of steps; a step may override it. */
+  retry: RetryPolicy;
+  compensation: RetryPolicy;
+  /** Deadline of an async saga, from its start. */
+  asyncDeadlineMs: number;
+  /** Deadline of a sync or throttled saga whose caller sets none. */
+  callDeadlineMs: number;
+  /** How often leases are renewed; must be well under the store's lease TTL. */
+  heartbeatMs: number;
+  /** How often expired leases and due timers are claimed. */
+  recoveryIntervalMs: number;
+  recoveryBatch: number;
+  throttle: { maxConcurrent: number; maxQueue: number };
+  /** Fallback poll of the store while a caller waits for a saga another instance drives. */
+  outcomePollMs: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   stepTimeoutMs: 30_000,
-  compensation: { maxAttempts: 3, backoffMs: 200 },
+  retry: DEFAULT_RETRY,
+  compensation: { maxAttempts: 5, initialBackoffMs: 200, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 },
+  asyncDeadlineMs: 300_000,
+  callDeadlineMs: 60_000,
+  heartbeatMs: 3_000,
+  recoveryIntervalMs: 1_000,
+  recoveryBatch: 100,
+  throttle: { maxConcurrent: 64, maxQueue: 1_000 },
+  outcomePollMs: 500,
 };
 
 export interface OrchestratorDeps {
@@ -25,14 +52,24 @@ export interface OrchestratorDeps {
   transport: Transport;
   logger: Logger;
   podId: string;
+  /** The broadcast topic for saga outcomes (declared in topics/). */
+  outcomeTopic: string;
   options?: Partial<EngineOptions>;
 }
 
-type StepOutcome = { ok: true; output: unknown } | { ok: false; error: Error };
+export interface CallOptions {
+  /** The caller went away or its deadline passed. */
+  signal?: AbortSignal;
+  deadline?: Date;
+}
+
+type Attempt = { ok: true; output: unknown } | { ok: false; error: Error };
 
 /**
- * Runs facades: sync ones in-process, async ones step by step over the transport, and the
- * rollback consumer that compensates failed sagas. Knows nothing of Kafka, gRPC or SQL.
+ * Runs facades: sync ones in-process, async and throttled ones step by step over the transport,
+ * and the rollback consumer that compensates failed sagas. Every state change is written to the
+ * store before the side effect it announces; leases and a recovery loop make sure that whatever
+ * process dies, every saga ends COMPLETED or compensated. Knows nothing of Kafka, gRPC or SQL.
  */
 export class Orchestrator {
   private readonly registry: FacadeRegistry;
@@ -40,8 +77,16 @@ export class Orchestrator {
   private readonly transport: Transport;
   private readonly log: Logger;
   private readonly podId: string;
-  private readonly options: EngineOptions;
+  private readonly outcomeTopic: string;
+  readonly options: EngineOptions;
+  private readonly throttle: Throttle;
+  private readonly outcomes = new Outcomes();
+  /** Sync and throttled sagas whose caller this instance holds: concurrent duplicates share one run. */
+  private readonly calls = new Map<string, Promise<unknown>>();
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
+  private timer?: NodeJS.Timeout;
+  private ticking = false;
+  private lastHeartbeat = 0;
 
   constructor(deps: OrchestratorDeps) {
     this.registry = deps.registry;
@@ -49,247 +94,515 @@ export class Orchestrator {
     this.transport = deps.transport;
     this.log = deps.logger;
     this.podId = deps.podId;
+    this.outcomeTopic = deps.outcomeTopic;
     this.options = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
+    this.throttle = new Throttle(this.options.throttle.maxConcurrent, this.options.throttle.maxQueue);
   }
 
-  /** Subscribes to every async step topic and rollback topic of the registered facades. */
+  /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
     await this.transport.subscribe(this.registry.consumedTopics(), (m) => this.handle(m));
+    await this.transport.subscribe([this.outcomeTopic], (m) => this.handle(m), { broadcast: true });
     this.state = 'RUNNING';
+    this.timer = setInterval(() => void this.tick(), this.options.recoveryIntervalMs);
+    this.timer.unref();
+    await this.tick();
   }
 
-  /** Refuses new sagas; messages already in hand are finished by the transport's close(). */
+  /** Refuses new sagas and stops the recovery loop; messages in hand are finished by the transport. */
   stop(): void {
     this.state = 'STOPPED';
+    clearInterval(this.timer);
   }
 
   async getSaga(requestId: string): Promise<SagaSnapshot | undefined> {
     return this.store.get(requestId);
   }
 
-  /** Runs a sync facade to the end; throws SagaAbortedError after handing the saga to its rollback consumer. */
-  async runSync(facade: string, requestId: string, rawInput: unknown, signal?: AbortSignal): Promise<unknown> {
-    const { def, input, saga } = await this.begin(facade, 'sync', requestId, rawInput);
-    const results: Record<string, unknown> = {};
-    for (const step of def.steps) {
-      const outcome = await this.runStep(saga, def, step, input, results, signal);
-      if (!outcome.ok) throw await this.abort(saga, def, step.name, outcome.error, results, input);
-      results[step.name] = outcome.output;
-    }
-    const output = def.result(results);
-    saga.complete(output);
-    await this.save(saga);
-    return output;
+  async listSagas(filter: SagaFilter): Promise<SagaPage> {
+    return this.store.list(filter);
   }
 
-  /** Starts an async facade: records the saga and publishes its first step. */
+  /** Runs a sync facade to the end. A repeated request id gets the first run's result. */
+  runSync(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
+    return this.once(requestId, async () => {
+      const begun = await this.begin(facade, 'sync', requestId, rawInput, call.deadline ?? this.callDeadline());
+      if (!begun.created) return this.awaitOutcome(requestId, call.signal);
+      return this.runInProcess(begun.saga, begun.def, call.signal);
+    });
+  }
+
+  /** Starts an async facade: records the saga and publishes its first step. A repeated request id starts nothing. */
   async startAsync(facade: string, requestId: string, rawInput: unknown): Promise<string> {
-    const { def, input, saga } = await this.begin(facade, 'async', requestId, rawInput);
-    const first = def.steps[0];
-    try {
-      await this.publish(first.topic!, { kind: 'step', requestId, facade, version: def.version, node: first.name, attempt: 1, input, results: {} });
-    } catch (err) {
-      const error = ensureError(err);
-      saga.fail(`could not publish the first step: ${error.message}`);
-      await this.save(saga);
-      throw new OrchestratorError('UNAVAILABLE', `saga ${requestId} not started: transport unavailable: ${error.message}`, true, { cause: error });
-    }
+    const begun = await this.begin(facade, 'async', requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs));
+    if (begun.created) await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0]);
     return requestId;
+  }
+
+  /**
+   * Runs a throttled facade: blocks like a sync call while the steps flow through the transport.
+   * At most throttle.maxConcurrent at once per instance, then a bounded queue, then RESOURCE_EXHAUSTED.
+   */
+  runThrottled(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
+    return this.once(requestId, async () => {
+      const release = await this.throttle.acquire(call.signal);
+      try {
+        const begun = await this.begin(facade, 'throttled', requestId, rawInput, call.deadline ?? this.callDeadline());
+        if (begun.created) await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0]);
+        return await this.awaitOutcome(requestId, call.signal);
+      } catch (err) {
+        if (call.signal?.aborted) {
+          await this.cancel(requestId, 'the caller deadline passed').catch(() => undefined);
+          throw new OrchestratorError('DEADLINE_EXCEEDED', `saga ${requestId}: deadline exceeded; it is being compensated`);
+        }
+        throw err;
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** CancelSaga: a running saga is compensated; a finished one is refused with FAILED_PRECONDITION. */
+  async cancelSaga(requestId: string): Promise<SagaSnapshot> {
+    await this.cancel(requestId, 'cancelled on request');
+    return (await this.store.get(requestId))!;
+  }
+
+  /** RetryCompensation: resumes the compensation of a COMPENSATION_FAILED saga. */
+  async retryCompensation(requestId: string): Promise<SagaSnapshot> {
+    const saga = await this.load(requestId);
+    if (saga.status !== 'COMPENSATION_FAILED') {
+      throw new OrchestratorError('FAILED_PRECONDITION', `saga ${requestId} is ${saga.status}, not COMPENSATION_FAILED`);
+    }
+    const def = this.registry.get(saga.facade);
+    saga.retryCompensation();
+    saga.own(this.podId);
+    await this.save(saga);
+    await this.publishRollbackOrRetryLater(saga, def);
+    return saga.snapshot();
   }
 
   /** Entry point for every consumed message. Throws PoisonMessageError for messages that can never be handled. */
   async handle(message: Message): Promise<void> {
     const msg = decodeMessage(message);
+    if (msg.kind === 'outcome') {
+      this.outcomes.notify(msg.requestId);
+      return;
+    }
     const def = this.registry.find(msg.facade);
     if (!def) throw new PoisonMessageError(`unknown facade ${msg.facade}`);
     if (msg.kind === 'step') {
       const step = def.steps.find((s) => s.name === msg.node);
       if (!step) throw new PoisonMessageError(`facade ${def.name} has no node ${msg.node}`);
       if (step.topic !== message.topic) throw new PoisonMessageError(`node ${msg.node} is not bound to topic ${message.topic}`);
-      await this.handleStep(def, step, msg);
+      await this.handleStep(def, step, msg.requestId);
     } else {
       if (def.rollbackTopic !== message.topic) throw new PoisonMessageError(`facade ${def.name} does not roll back on topic ${message.topic}`);
       const unknown = [msg.failedNode, ...msg.completed.map((c) => c.node)].find((n) => !def.steps.some((s) => s.name === n));
       if (unknown) throw new PoisonMessageError(`facade ${def.name} has no node ${unknown}`);
-      await this.rollback(def, msg);
+      await this.handleRollback(def, msg.requestId);
     }
   }
 
-  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown) {
+  // ---- starting and finishing --------------------------------------------------------------
+
+  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date) {
     if (this.state !== 'RUNNING') throw new OrchestratorError('UNAVAILABLE', 'orchestrator is not running (starting or shutting down)', true);
     const def = this.registry.get(facade);
     if (def.mode !== mode) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} is ${def.mode}, not ${mode}`);
     const input = def.parseInput(rawInput);
-    const saga = Saga.start({ requestId, facade, version: def.version, input, steps: def.steps.map((s) => s.name), podId: this.podId });
-    await this.store.create(saga.snapshot());
+    const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.steps.map((s) => s.name), podId: this.podId, deadline });
+    const { created, saga: stored } = await this.store.create(saga.snapshot());
+    if (!created) {
+      if (stored.facade !== facade) throw new AlreadyExistsError(`request id ${requestId} (used by facade ${stored.facade})`);
+      this.sagaLog(saga).info('duplicate request id: answering with the first run', { status: stored.status });
+      return { def, created, saga: Saga.fromSnapshot(stored, this.podId) };
+    }
+    saga.saved(stored.revision);
     this.sagaLog(saga).info('saga started', { mode });
-    return { def, input, saga };
+    return { def, created, saga };
   }
 
-  private async handleStep(def: FacadeDefinition, step: StepDefinition, msg: StepMessage): Promise<void> {
-    const saga = await this.load(def, msg);
-    const log = this.sagaLog(saga, step.name);
-    if (saga.status !== 'RUNNING' || saga.step(step.name).status === 'SUCCEEDED') {
-      log.warn('step message for a saga or step already past it: skipped', { sagaStatus: saga.status, stepStatus: saga.step(step.name).status });
-      return;
+  /** Waits until the saga leaves RUNNING, and answers as its first caller was answered. */
+  private async awaitOutcome(requestId: string, signal?: AbortSignal): Promise<unknown> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const wake = this.outcomes.next(requestId);
+      const saga = await this.load(requestId);
+      if (saga.status !== 'RUNNING') {
+        wake.cancel();
+        return outcomeOf(saga.snapshot());
+      }
+      await Promise.race([wake.promise, sleep(this.options.outcomePollMs, undefined, { signal })]).finally(() => wake.cancel());
     }
-    const outcome = await this.runStep(saga, def, step, msg.input, msg.results);
-    if (!outcome.ok) {
-      await this.abort(saga, def, step.name, outcome.error, msg.results, msg.input);
-      return;
-    }
-    const results = { ...msg.results, [step.name]: outcome.output };
-    const next = def.steps[def.steps.indexOf(step) + 1];
-    if (next) {
-      await this.publish(next.topic!, { ...msg, node: next.name, attempt: 1, results });
-      return;
-    }
-    saga.complete(def.result(results));
-    await this.save(saga);
-    log.info('saga completed');
   }
 
-  private async runStep(
-    saga: Saga,
-    def: FacadeDefinition,
-    step: StepDefinition,
-    input: unknown,
-    results: Readonly<Record<string, unknown>>,
-    callerSignal?: AbortSignal,
-  ): Promise<StepOutcome> {
-    const attempt = saga.stepStarted(step.name);
-    // Write ahead: the step is on record as started before its side effect can happen.
+  private async finish(saga: Saga, def: FacadeDefinition): Promise<unknown> {
+    const output = def.result(saga.results());
+    saga.complete(output);
     await this.save(saga);
-    const log = this.sagaLog(saga, step.name);
-    const timeout = AbortSignal.timeout(this.options.stepTimeoutMs);
-    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
-    let outcome: StepOutcome;
-    try {
-      const output = await step.run({
-        requestId: saga.requestId, facade: def.name, step: step.name, attempt,
-        idempotencyKey: `${saga.requestId}:${step.name}`, input, results, signal, log,
-      });
-      saga.stepSucceeded(step.name, output ?? null);
-      outcome = { ok: true, output: output ?? null };
-      log.info('step succeeded', { attempt });
-    } catch (err) {
-      const error = ensureError(err);
-      saga.stepFailed(step.name, error.message);
-      outcome = { ok: false, error };
-      log.warn('step failed', { attempt, error: error.message, code: errorCode(error) });
-    }
-    await this.save(saga);
-    return outcome;
+    await this.announce(saga);
+    this.sagaLog(saga).info('saga completed');
+    return output;
   }
 
-  /** Marks the saga COMPENSATING and hands it to the facade's rollback consumer. */
-  private async abort(
-    saga: Saga,
-    def: FacadeDefinition,
-    failedNode: string,
-    error: Error,
-    results: Readonly<Record<string, unknown>>,
-    input: unknown,
-  ): Promise<SagaAbortedError> {
+  /**
+   * Marks the saga COMPENSATING and hands it to the facade's rollback consumer. If the rollback
+   * cannot be published, a timer makes the recovery loop publish it later.
+   */
+  private async abort(saga: Saga, def: FacadeDefinition, failedNode: string, error: Error): Promise<SagaAbortedError> {
     saga.startCompensating(failedNode, error.message);
+    saga.wakeAt(undefined);
     await this.save(saga);
-    const code = errorCode(error);
-    const completed = def.steps.filter((s) => s.name in results).map((s) => ({ node: s.name, output: results[s.name] }));
-    await this.publish(def.rollbackTopic, {
-      kind: 'rollback', requestId: saga.requestId, facade: def.name, version: def.version,
-      failedNode, error: { code, message: error.message }, completed, input,
-    });
-    this.sagaLog(saga, failedNode).warn('saga aborted: rollback published', { error: error.message, completed: completed.length });
-    return new SagaAbortedError(saga.requestId, failedNode, code, error.message);
+    await this.publishRollbackOrRetryLater(saga, def);
+    await this.announce(saga);
+    this.sagaLog(saga, failedNode).warn('saga aborted: rollback published', { error: error.message });
+    return new SagaAbortedError(saga.requestId, failedNode, errorCode(error), error.message);
   }
 
-  /** The rollback consumer: compensates completed steps in reverse order of completion. */
-  private async rollback(def: FacadeDefinition, msg: RollbackMessage): Promise<void> {
-    const saga = await this.load(def, msg);
-    const log = this.sagaLog(saga);
-    if (saga.isTerminal) {
-      log.warn('rollback message for a finished saga: skipped', { sagaStatus: saga.status });
+  private async cancel(requestId: string, reason: string): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      const saga = await this.load(requestId);
+      if (saga.status === 'COMPENSATING') return;
+      if (saga.status !== 'RUNNING') throw new OrchestratorError('FAILED_PRECONDITION', `saga ${requestId} is already ${saga.status}`);
+      const def = this.registry.get(saga.facade);
+      try {
+        await this.abort(saga, def, currentStep(saga, def).name, new StepError('CANCELLED', reason, false));
+        return;
+      } catch (err) {
+        if (!(err instanceof ConcurrencyError) || tries >= 5) throw err;
+      }
+    }
+  }
+
+  // ---- running steps -------------------------------------------------------------------------
+
+  /** Sync facades: every step in this process, retries included (the caller is waiting anyway). */
+  private async runInProcess(saga: Saga, def: FacadeDefinition, signal?: AbortSignal): Promise<unknown> {
+    try {
+      for (const step of def.steps) {
+        for (;;) {
+          const attempt = saga.stepStarted(step.name);
+          await this.save(saga); // write ahead: on record as started before it can act
+          const result = await this.attempt(saga, def, step, signal);
+          if (result.ok) {
+            saga.stepSucceeded(step.name, result.output);
+            break;
+          }
+          const wait = this.retryDelay(saga, step, attempt, result.error, signal);
+          if (wait === undefined) {
+            saga.stepFailed(step.name, result.error.message);
+            throw await this.abort(saga, def, step.name, result.error);
+          }
+          saga.stepRetrying(step.name, result.error.message, new Date(Date.now() + wait));
+          await this.save(saga);
+          await sleep(wait, undefined, { signal }).catch(() => undefined);
+        }
+      }
+      return await this.finish(saga, def);
+    } catch (err) {
+      // Someone else moved the saga on (CancelSaga, or recovery after we lost our lease).
+      if (err instanceof ConcurrencyError) return outcomeOf((await this.load(saga.requestId)).snapshot());
+      throw err;
+    }
+  }
+
+  /** Async and throttled facades: one step, on whichever instance consumed its message. */
+  private async handleStep(def: FacadeDefinition, step: StepDefinition, requestId: string): Promise<void> {
+    const saga = await this.find(requestId);
+    const log = this.sagaLog(saga, step.name);
+    const index = def.steps.indexOf(step);
+    if (saga.status !== 'RUNNING' || def.steps.slice(0, index).some((s) => saga.step(s.name).status !== 'SUCCEEDED')) {
+      log.debug('step message not applicable: skipped', { sagaStatus: saga.status });
       return;
     }
-    if (saga.status === 'RUNNING') saga.startCompensating(msg.failedNode, msg.error.message);
-    for (const { node, output } of [...msg.completed].reverse()) {
-      const step = def.steps.find((s) => s.name === node)!;
-      const status = saga.step(node).status;
-      if (!step.compensate || status === 'COMPENSATED') continue;
-      const error = await this.compensateStep(saga, def, step, msg, output);
+    if (saga.step(step.name).status === 'SUCCEEDED') {
+      // A redelivery after a crash between recording the step and publishing the next one.
+      await this.advance(saga, def, index);
+      return;
+    }
+    if (saga.pastDeadline) {
+      await this.abort(saga, def, step.name, new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
+      return;
+    }
+    // The lease follows an async saga's work; a throttled saga stays with the instance holding its caller.
+    if (saga.mode === 'async') saga.own(this.podId);
+    const attempt = saga.stepStarted(step.name);
+    saga.wakeAt(undefined);
+    await this.save(saga);
+    const result = await this.attempt(saga, def, step);
+    if (result.ok) {
+      saga.stepSucceeded(step.name, result.output);
+      await this.advance(saga, def, index);
+      return;
+    }
+    const wait = this.retryDelay(saga, step, attempt, result.error);
+    if (wait === undefined) {
+      saga.stepFailed(step.name, result.error.message);
+      await this.abort(saga, def, step.name, result.error);
+      return;
+    }
+    // A durable timer, not a sleep: whichever instance holds the lease publishes the next attempt when due.
+    const at = new Date(Date.now() + wait);
+    saga.stepRetrying(step.name, result.error.message, at);
+    saga.wakeAt(at);
+    await this.save(saga);
+  }
+
+  /** After step `index` succeeded: publish the next step, or complete the saga. */
+  private async advance(saga: Saga, def: FacadeDefinition, index: number): Promise<void> {
+    const next = def.steps[index + 1];
+    if (!next) {
+      await this.finish(saga, def);
+      return;
+    }
+    await this.save(saga);
+    if (saga.step(next.name).status === 'PENDING') await this.publishStepOrRetryLater(saga, def, next);
+  }
+
+  /** One attempt of a step, bounded by its timeout, the saga deadline and the caller. */
+  private async attempt(saga: Saga, def: FacadeDefinition, step: StepDefinition, callerSignal?: AbortSignal): Promise<Attempt> {
+    const timeoutMs = step.timeoutMs ?? this.options.stepTimeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const deadline = saga.deadline;
+    const deadlineSignal = deadline ? AbortSignal.timeout(Math.max(0, deadline.getTime() - Date.now())) : undefined;
+    const signal = AbortSignal.any([timeout, ...(deadlineSignal ? [deadlineSignal] : []), ...(callerSignal ? [callerSignal] : [])]);
+    const st = saga.step(step.name);
+    const log = this.sagaLog(saga, step.name);
+    try {
+      const output = await untilAborted(step.run({
+        requestId: saga.requestId, facade: def.name, step: step.name, attempt: st.attempts,
+        idempotencyKey: `${saga.requestId}:${step.name}`, input: saga.input, results: saga.results(), signal, deadline, log,
+      }), signal);
+      log.info('step succeeded', { attempt: st.attempts });
+      return { ok: true, output: output ?? null };
+    } catch (err) {
+      let error = ensureError(err);
+      if (deadlineSignal?.aborted) error = new StepError('DEADLINE_EXCEEDED', `saga deadline passed during ${step.name}`, false);
+      else if (callerSignal?.aborted) error = new StepError('CANCELLED', 'the caller went away', false);
+      else if (timeout.aborted) error = new StepError('DEADLINE_EXCEEDED', `${step.name} timed out after ${timeoutMs} ms`, true);
+      log.warn('step attempt failed', { attempt: st.attempts, error: error.message, code: errorCode(error), retryable: isRetryable(error) });
+      return { ok: false, error };
+    }
+  }
+
+  /** Milliseconds before the next attempt, or undefined when the step must not be retried. */
+  private retryDelay(saga: Saga, step: StepDefinition, attempt: number, error: Error, signal?: AbortSignal): number | undefined {
+    const policy = { ...this.options.retry, ...step.retry };
+    if (!isRetryable(error) || attempt >= policy.maxAttempts || signal?.aborted) return undefined;
+    const wait = backoffMs(policy, attempt);
+    const deadline = saga.deadline;
+    if (deadline && Date.now() + wait >= deadline.getTime()) return undefined;
+    return wait;
+  }
+
+  // ---- compensation --------------------------------------------------------------------------
+
+  /** The rollback consumer: compensates every step that may have acted, in reverse order. */
+  private async handleRollback(def: FacadeDefinition, requestId: string): Promise<void> {
+    const saga = await this.find(requestId);
+    if (saga.status !== 'COMPENSATING') {
+      this.sagaLog(saga).debug('rollback message for a saga not compensating: skipped', { sagaStatus: saga.status });
+      return;
+    }
+    saga.own(this.podId);
+    saga.wakeAt(undefined);
+    const log = this.sagaLog(saga);
+    const started = def.steps.filter((s) => saga.step(s.name).attempts > 0).reverse();
+    for (const step of started) {
+      if (!step.compensate || saga.step(step.name).status === 'COMPENSATED') continue;
+      const error = await this.compensateStep(saga, def, step);
       if (error) {
-        saga.fail(`compensation of ${node} failed after ${this.options.compensation.maxAttempts} attempts: ${error.message}`);
+        saga.compensationFailed(`compensation of ${step.name} failed after ${saga.step(step.name).compensationAttempts} attempts: ${error.message}`);
         await this.save(saga);
-        log.error('saga FAILED: compensation exhausted its attempts', { node, error: error.message });
+        await this.announce(saga);
+        log.error('saga COMPENSATION_FAILED: RetryCompensation resumes it', { node: step.name, error: error.message });
         return;
       }
     }
     saga.compensated();
     await this.save(saga);
+    await this.announce(saga);
     log.info('saga compensated');
   }
 
-  /** Returns undefined on success, or the last error once attempts are exhausted. */
-  private async compensateStep(saga: Saga, def: FacadeDefinition, step: StepDefinition, msg: RollbackMessage, output: unknown): Promise<Error | undefined> {
-    const { maxAttempts, backoffMs } = this.options.compensation;
+  /** Returns undefined once compensated, or the last error once attempts are exhausted. */
+  private async compensateStep(saga: Saga, def: FacadeDefinition, step: StepDefinition): Promise<Error | undefined> {
+    const policy = this.options.compensation;
     const log = this.sagaLog(saga, step.name);
-    for (let attempt = 1; ; attempt++) {
-      saga.compensationStarted(step.name);
+    for (;;) {
+      const attempt = saga.compensationStarted(step.name);
       await this.save(saga);
+      const signal = AbortSignal.timeout(step.timeoutMs ?? this.options.stepTimeoutMs);
       try {
-        await step.compensate!({
+        await untilAborted(step.compensate!({
           requestId: saga.requestId, facade: def.name, step: step.name, attempt,
-          idempotencyKey: `${saga.requestId}:${step.name}:compensate`, input: msg.input,
-          results: Object.fromEntries(msg.completed.map((c) => [c.node, c.output])),
-          signal: AbortSignal.timeout(this.options.stepTimeoutMs), log, output,
-        });
+          idempotencyKey: `${saga.requestId}:${step.name}:compensate`, input: saga.input, results: saga.results(),
+          signal, log, output: saga.step(step.name).output as never,
+        }), signal);
         saga.compensationSucceeded(step.name);
         await this.save(saga);
         log.info('step compensated', { attempt });
         return undefined;
       } catch (err) {
         const error = ensureError(err);
-        const final = attempt >= maxAttempts;
+        const final = attempt >= policy.maxAttempts;
         saga.compensationAttemptFailed(step.name, error.message, final);
         await this.save(saga);
         log.warn('compensation attempt failed', { attempt, final, error: error.message });
         if (final) return error;
-        await sleep(backoffMs * 2 ** (attempt - 1));
+        await sleep(backoffMs(policy, attempt));
       }
     }
   }
 
-  /**
-   * The saga a message belongs to. When the store does not have it (another instance started it
-   * and the stores are not shared), it is rebuilt from what the message carries.
-   */
-  private async load(def: FacadeDefinition, msg: SagaMessage): Promise<Saga> {
-    const snapshot = await this.store.get(msg.requestId);
-    if (snapshot) return Saga.fromSnapshot(snapshot, this.podId);
-    const saga = Saga.start({ requestId: msg.requestId, facade: def.name, version: msg.version, input: msg.input, steps: def.steps.map((s) => s.name), podId: this.podId });
-    const done = msg.kind === 'step' ? Object.entries(msg.results) : msg.completed.map((c) => [c.node, c.output] as const);
-    for (const [node, output] of done) {
-      saga.stepStarted(node);
-      saga.stepSucceeded(node, output);
+  // ---- leases and recovery -------------------------------------------------------------------
+
+  /** Renews this instance's leases, and takes over sagas whose lease expired or whose timer is due. */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.state !== 'RUNNING') return;
+    this.ticking = true;
+    try {
+      if (Date.now() - this.lastHeartbeat >= this.options.heartbeatMs) {
+        await this.store.renewLeases(this.podId);
+        this.lastHeartbeat = Date.now();
+      }
+      const claimed = await this.store.claim(this.podId, this.options.recoveryBatch);
+      for (const snapshot of claimed) {
+        await this.recover(Saga.fromSnapshot(snapshot, this.podId)).catch((err) =>
+          this.log.error('recovery of a saga failed; it will be claimed again', { requestId: snapshot.requestId, error: ensureError(err).message }));
+      }
+    } catch (err) {
+      this.log.warn('recovery loop: store unavailable, will retry', { error: ensureError(err).message });
+    } finally {
+      this.ticking = false;
     }
-    if (msg.kind === 'rollback') {
-      saga.stepStarted(msg.failedNode);
-      saga.stepFailed(msg.failedNode, msg.error.message);
-    }
-    await this.store.create(saga.snapshot());
-    return saga;
   }
 
-  private async publish(topic: string, msg: SagaMessage): Promise<void> {
-    await this.transport.publish(encodeMessage(topic, msg));
+  private async recover(saga: Saga): Promise<void> {
+    const def = this.registry.find(saga.facade);
+    const log = this.sagaLog(saga);
+    if (!def) {
+      log.error('claimed a saga of an unknown facade: left as is');
+      return;
+    }
+    if (saga.status === 'COMPENSATING') {
+      log.info('recovery: republishing the rollback');
+      await this.publishRollbackOrRetryLater(saga, def);
+      return;
+    }
+    const step = currentStep(saga, def);
+    if (saga.mode !== 'async') {
+      if (this.calls.has(saga.requestId)) return; // our own caller is still here and waiting
+      log.warn('recovery: the caller of this saga is gone: compensating', { node: step.name });
+      await this.abort(saga, def, step.name, new StepError('CANCELLED', 'the instance holding the caller went away', false));
+      return;
+    }
+    if (saga.pastDeadline) {
+      await this.abort(saga, def, step.name, new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
+      return;
+    }
+    log.info('recovery: resuming at its current step', { node: step.name });
+    await this.publishStepOrRetryLater(saga, def, step);
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------------
+
+  private async publishStepOrRetryLater(saga: Saga, def: FacadeDefinition, step: StepDefinition): Promise<void> {
+    await this.publishOrRetryLater(saga, encodeMessage(step.topic!, {
+      kind: 'step', requestId: saga.requestId, facade: def.name, version: def.version, node: step.name,
+      attempt: saga.step(step.name).attempts + 1, input: saga.input, results: saga.results(),
+    }));
+  }
+
+  private async publishRollbackOrRetryLater(saga: Saga, def: FacadeDefinition): Promise<void> {
+    const snapshot = saga.snapshot();
+    const failed = snapshot.history.findLast((e) => e.type === 'SAGA_COMPENSATING');
+    await this.publishOrRetryLater(saga, encodeMessage(def.rollbackTopic, {
+      kind: 'rollback', requestId: saga.requestId, facade: def.name, version: def.version,
+      failedNode: failed?.step ?? def.steps[0].name, error: { code: 'SAGA_ABORTED', message: snapshot.error ?? '' },
+      completed: Object.entries(saga.results()).map(([node, output]) => ({ node, output })), input: saga.input,
+    }));
+  }
+
+  /** A message that cannot be published now is not lost: the saga gets a timer, and recovery publishes it. */
+  private async publishOrRetryLater(saga: Saga, message: Message): Promise<void> {
+    try {
+      await this.transport.publish(message);
+    } catch (err) {
+      this.sagaLog(saga).warn('publish failed: recovery will publish it again', { topic: message.topic, error: ensureError(err).message });
+      saga.wakeAt(new Date(Date.now() + this.options.recoveryIntervalMs));
+      await this.save(saga);
+    }
+  }
+
+  /** Wakes the instance holding a throttled call, wherever the saga moved on. */
+  private async announce(saga: Saga): Promise<void> {
+    if (saga.mode !== 'throttled') return;
+    this.outcomes.notify(saga.requestId);
+    const msg: SagaMessage = { kind: 'outcome', requestId: saga.requestId, facade: saga.facade, version: 1, status: saga.status, input: null };
+    await this.transport.publish(encodeMessage(this.outcomeTopic, msg)).catch((err) =>
+      this.sagaLog(saga).warn('outcome broadcast failed; the caller will poll', { error: ensureError(err).message }));
+  }
+
+  private async once(requestId: string, run: () => Promise<unknown>): Promise<unknown> {
+    const running = this.calls.get(requestId);
+    if (running) return running;
+    const promise = run().finally(() => this.calls.delete(requestId));
+    this.calls.set(requestId, promise);
+    return promise;
+  }
+
+  private callDeadline(): Date {
+    return new Date(Date.now() + this.options.callDeadlineMs);
+  }
+
+  private async load(requestId: string): Promise<Saga> {
+    const snapshot = await this.store.get(requestId);
+    if (!snapshot) throw new NotFoundError(`saga ${requestId}`);
+    return Saga.fromSnapshot(snapshot, this.podId);
+  }
+
+  /** Like load(), for messages: a message about a saga the store does not know can never be handled. */
+  private async find(requestId: string): Promise<Saga> {
+    const snapshot = await this.store.get(requestId);
+    if (!snapshot) throw new PoisonMessageError(`unknown saga ${requestId}`);
+    return Saga.fromSnapshot(snapshot, this.podId);
   }
 
   private async save(saga: Saga): Promise<void> {
-    await this.store.save(saga.snapshot());
+    saga.saved(await this.store.save(saga.snapshot()));
   }
 
   private sagaLog(saga: Saga, node?: string): Logger {
     return this.log.child(node ? { requestId: saga.requestId, facade: saga.facade, node } : { requestId: saga.requestId, facade: saga.facade });
   }
+}
+
+/** The first step that has not succeeded (the last one if all have). */
+function currentStep(saga: Saga, def: FacadeDefinition): StepDefinition {
+  return def.steps.find((s) => saga.step(s.name).status !== 'SUCCEEDED') ?? def.steps[def.steps.length - 1];
+}
+
+/** How a finished (or aborted) saga answers its caller. */
+export function outcomeOf(saga: SagaSnapshot): unknown {
+  if (saga.status === 'COMPLETED') return saga.output;
+  if (saga.status === 'FAILED') throw new OrchestratorError('INTERNAL', `saga ${saga.requestId} failed: ${saga.error ?? ''}`);
+  const aborted = saga.history.findLast((e) => e.type === 'SAGA_COMPENSATING');
+  const failedStep = aborted?.step ?? '';
+  const failed = saga.steps.find((s) => s.name === failedStep);
+  const cause = aborted?.detail ?? saga.error ?? '';
+  const code = /timed out|deadline/.test(cause) ? 'DEADLINE_EXCEEDED' : /UNAVAILABLE/.test(failed?.error ?? '') ? 'UNAVAILABLE' : 'FAILED_PRECONDITION';
+  throw new SagaAbortedError(saga.requestId, failedStep, code, cause);
+}
+
+/** Stops waiting for a step that ignores its AbortSignal. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -1,11 +1,14 @@
 import { IllegalTransitionError } from './errors';
 
 /** A saga's status only moves forward, along SAGA_TRANSITIONS. */
-export type SagaStatus = 'RUNNING' | 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED' | 'FAILED';
+export type SagaStatus = 'RUNNING' | 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED' | 'COMPENSATION_FAILED' | 'FAILED';
+
+export type SagaMode = 'sync' | 'async' | 'throttled';
 
 export type StepStatus =
   | 'PENDING'
   | 'RUNNING'
+  | 'RETRYING'
   | 'SUCCEEDED'
   | 'FAILED'
   | 'COMPENSATING'
@@ -14,7 +17,9 @@ export type StepStatus =
 
 export const SAGA_TRANSITIONS: Readonly<Record<SagaStatus, readonly SagaStatus[]>> = {
   RUNNING: ['COMPLETED', 'COMPENSATING', 'FAILED'],
-  COMPENSATING: ['COMPENSATED', 'FAILED'],
+  COMPENSATING: ['COMPENSATED', 'COMPENSATION_FAILED'],
+  // RetryCompensation resumes a saga whose compensation ran out of attempts.
+  COMPENSATION_FAILED: ['COMPENSATING'],
   COMPLETED: [],
   COMPENSATED: [],
   FAILED: [],
@@ -22,16 +27,20 @@ export const SAGA_TRANSITIONS: Readonly<Record<SagaStatus, readonly SagaStatus[]
 
 export const STEP_TRANSITIONS: Readonly<Record<StepStatus, readonly StepStatus[]>> = {
   PENDING: ['RUNNING'],
-  // A retried attempt starts again from RUNNING.
-  RUNNING: ['RUNNING', 'SUCCEEDED', 'FAILED'],
+  // RUNNING -> RUNNING: the step is run again after a crash (its outcome was never recorded).
+  RUNNING: ['RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'COMPENSATING'],
+  RETRYING: ['RUNNING', 'COMPENSATING'],
   SUCCEEDED: ['COMPENSATING'],
-  FAILED: [],
+  // A failed or interrupted step may still have acted (e.g. a timeout): it is compensated too.
+  FAILED: ['COMPENSATING'],
   COMPENSATING: ['COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'],
   COMPENSATED: [],
   COMPENSATION_FAILED: ['COMPENSATING'],
 };
 
 export const TERMINAL_STATUSES: readonly SagaStatus[] = ['COMPLETED', 'COMPENSATED', 'FAILED'];
+/** Statuses an instance drives, under a lease. COMPENSATION_FAILED waits for RetryCompensation. */
+export const ACTIVE_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPENSATING'];
 
 export interface StepState {
   name: string;
@@ -57,8 +66,18 @@ export interface SagaEvent {
 export interface SagaSnapshot {
   requestId: string;
   facade: string;
+  /** Version of the facade definition this saga runs. */
   version: number;
+  mode: SagaMode;
   status: SagaStatus;
+  /** Row version for fenced writes: the revision the snapshot was read at (0 before create). */
+  revision: number;
+  /** The instance driving the saga, under a lease. */
+  owner?: string;
+  /** Past this instant (ISO 8601) the saga is compensated rather than continued. */
+  deadline?: string;
+  /** A durable timer: when the current step's next attempt is due. */
+  wakeAt?: string;
   input: unknown;
   output?: unknown;
   error?: string;
@@ -75,14 +94,20 @@ export interface SagaSnapshot {
 export class Saga {
   private constructor(private readonly state: SagaSnapshot, private readonly podId: string) {}
 
-  static start(args: { requestId: string; facade: string; version: number; input: unknown; steps: readonly string[]; podId: string }): Saga {
+  static start(args: {
+    requestId: string; facade: string; version: number; mode: SagaMode; input: unknown; steps: readonly string[]; podId: string; deadline?: Date;
+  }): Saga {
     const now = new Date().toISOString();
     const saga = new Saga(
       {
         requestId: args.requestId,
         facade: args.facade,
         version: args.version,
+        mode: args.mode,
         status: 'RUNNING',
+        revision: 0,
+        owner: args.podId,
+        deadline: args.deadline?.toISOString(),
         input: args.input,
         steps: args.steps.map((name) => ({ name, status: 'PENDING', attempts: 0, compensationAttempts: 0 })),
         history: [],
@@ -103,7 +128,32 @@ export class Saga {
   get facade(): string { return this.state.facade; }
   get status(): SagaStatus { return this.state.status; }
   get input(): unknown { return this.state.input; }
+  get mode(): SagaMode { return this.state.mode; }
+  get revision(): number { return this.state.revision; }
   get isTerminal(): boolean { return TERMINAL_STATUSES.includes(this.state.status); }
+  get deadline(): Date | undefined { return this.state.deadline ? new Date(this.state.deadline) : undefined; }
+  get pastDeadline(): boolean { return this.state.deadline !== undefined && Date.parse(this.state.deadline) <= Date.now(); }
+  get steps(): readonly Readonly<StepState>[] { return this.state.steps; }
+
+  /** After a successful write: the store's new revision. */
+  saved(revision: number): void {
+    this.state.revision = revision;
+  }
+
+  /** This instance drives the saga from now on (the store renews the lease on save). */
+  own(podId: string): void {
+    this.state.owner = podId;
+  }
+
+  /** Sets or clears the durable timer for the next attempt. */
+  wakeAt(at: Date | undefined): void {
+    this.state.wakeAt = at?.toISOString();
+  }
+
+  /** Outputs of the succeeded steps, by name, in step order. */
+  results(): Record<string, unknown> {
+    return Object.fromEntries(this.state.steps.filter((s) => s.output !== undefined).map((s) => [s.name, s.output]));
+  }
 
   step(name: string): Readonly<StepState> {
     const step = this.state.steps.find((s) => s.name === name);
@@ -129,6 +179,18 @@ export class Saga {
     this.moveTo('COMPENSATED');
   }
 
+  compensationFailed(error: string): void {
+    this.moveTo('COMPENSATION_FAILED', undefined, error);
+    this.state.error = error;
+  }
+
+  /** RetryCompensation: back to COMPENSATING, failed compensations get fresh attempts. */
+  retryCompensation(): void {
+    if (this.state.status !== 'COMPENSATION_FAILED') throw new IllegalTransitionError(`saga ${this.requestId} (retry compensation)`, this.state.status, 'COMPENSATING');
+    this.moveTo('COMPENSATING', undefined, 'compensation retried on request');
+    for (const step of this.state.steps) if (step.status === 'COMPENSATION_FAILED') step.compensationAttempts = 0;
+  }
+
   fail(error: string): void {
     this.moveTo('FAILED', undefined, error);
     this.state.error = error;
@@ -147,6 +209,13 @@ export class Saga {
     step.output = output;
     step.endedAt = new Date().toISOString();
     this.record('STEP_SUCCEEDED', name);
+  }
+
+  /** An attempt failed and another is scheduled. */
+  stepRetrying(name: string, error: string, nextAt: Date): void {
+    const step = this.moveStep(name, 'RETRYING');
+    step.error = error;
+    this.record('STEP_ATTEMPT_FAILED', name, `attempt ${step.attempts}: ${error}; next attempt at ${nextAt.toISOString()}`);
   }
 
   stepFailed(name: string, error: string): void {

@@ -1,10 +1,50 @@
-import type { SagaSnapshot } from './saga';
+import type { SagaSnapshot, SagaStatus } from './saga';
 
-/** Where sagas live between steps. The engine reads and writes snapshots only through this. */
+export interface SagaFilter {
+  facade?: string;
+  status?: SagaStatus;
+  /** Inclusive lower and exclusive upper bound on createdAt (ISO 8601). */
+  createdFrom?: string;
+  createdTo?: string;
+  pageSize: number;
+  /** Opaque, from a previous page's nextPageToken. */
+  pageToken?: string;
+}
+
+export interface SagaPage {
+  /** Newest first (createdAt desc, then requestId desc); history left empty. */
+  sagas: SagaSnapshot[];
+  /** Absent on the last page. */
+  nextPageToken?: string;
+}
+
+/**
+ * Where sagas live. Every write is fenced: save() succeeds only if the stored revision is the one
+ * the caller read, so two instances can never both drive a saga. Leases say which instance
+ * drives an unfinished saga; the store stamps them with its own clock (now + leaseTtlMs) on
+ * create, save, renew and claim.
+ */
 export interface SagaStore {
-  /** Fails with AlreadyExistsError when the request id is taken. */
-  create(saga: SagaSnapshot): Promise<void>;
+  /**
+   * Inserts a new saga (revision 0 -> stored as 1). When the request id exists, inserts nothing and
+   * returns the stored saga with created=false: the request id is the idempotency key.
+   */
+  create(saga: SagaSnapshot): Promise<{ created: boolean; saga: SagaSnapshot }>;
   get(requestId: string): Promise<SagaSnapshot | undefined>;
-  save(saga: SagaSnapshot): Promise<void>;
+  /**
+   * Writes status, output, error, owner, wakeAt and steps, appends the history events not yet
+   * stored (by seq), renews the lease, and returns the new revision (saga.revision + 1).
+   * Throws ConcurrencyError when the stored revision is not saga.revision.
+   */
+  save(saga: SagaSnapshot): Promise<number>;
+  list(filter: SagaFilter): Promise<SagaPage>;
+  /** Extends the lease of every unfinished saga owned by podId; returns how many. */
+  renewLeases(podId: string): Promise<number>;
+  /**
+   * Takes over up to `limit` unfinished sagas whose lease has expired, or whose wakeAt is due and
+   * that podId owns: sets owner = podId, clears wakeAt, renews the lease, bumps the revision, and
+   * returns them (with history).
+   */
+  claim(podId: string, limit: number): Promise<SagaSnapshot[]>;
   close(): Promise<void>;
 }

@@ -16,8 +16,11 @@ export type MessageHandler = (message: Message) => Promise<void>;
  */
 export interface Transport {
   publish(message: Message): Promise<void>;
-  /** Resolves once the subscription is live (for Kafka: the consumer joined its group). */
-  subscribe(topics: readonly string[], handler: MessageHandler): Promise<void>;
+  /**
+   * Resolves once the subscription is live (for Kafka: the consumer joined its group). Shared: the
+   * instances split the messages. Broadcast: every instance gets every message published from now on.
+   */
+  subscribe(topics: readonly string[], handler: MessageHandler, opts?: { broadcast?: boolean }): Promise<void>;
   /** Stops consuming after the messages in hand, then disconnects. Safe to call twice. */
   close(): Promise<void>;
 }

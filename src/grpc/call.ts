@@ -6,8 +6,8 @@ export interface CallOptions {
   requestId: string;
   idempotencyKey?: string;
   signal?: AbortSignal;
-  /** Per-call deadline in ms; the call is also cut when `signal` aborts. */
-  timeoutMs?: number;
+  /** The saga's deadline, passed upstream as the call's gRPC deadline; the call is also cut when `signal` aborts. */
+  deadline?: Date;
 }
 
 type UnaryMethod<Req, Res> = (
@@ -27,7 +27,7 @@ export function callUpstream<Req, Res>(client: grpc.Client, method: string, requ
   const metadata = new grpc.Metadata();
   metadata.set('x-request-id', opts.requestId);
   if (opts.idempotencyKey) metadata.set('x-idempotency-key', opts.idempotencyKey);
-  const options: grpc.CallOptions = opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
+  const options: grpc.CallOptions = opts.deadline ? { deadline: opts.deadline } : {};
   return new Promise<Res>((resolve, reject) => {
     if (opts.signal?.aborted) {
       reject(new StepError('CANCELLED', `${method}: aborted before the call`, false));

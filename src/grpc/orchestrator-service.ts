@@ -2,19 +2,23 @@ import type * as grpc from '@grpc/grpc-js';
 import { NotFoundError, ValidationError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
 import type { Orchestrator } from '../engine/orchestrator';
-import type { SagaSnapshot, StepStatus } from '../engine/saga';
+import type { SagaSnapshot, SagaStatus, StepStatus } from '../engine/saga';
 import { unary } from './unary';
 
 // Proto enum values share one namespace per package, so step statuses carry a prefix where they clash.
 const STEP_STATUS: Readonly<Record<StepStatus, string>> = {
   PENDING: 'PENDING',
   RUNNING: 'STEP_RUNNING',
+  RETRYING: 'STEP_RETRYING',
   SUCCEEDED: 'SUCCEEDED',
   FAILED: 'STEP_FAILED',
   COMPENSATING: 'STEP_COMPENSATING',
   COMPENSATED: 'STEP_COMPENSATED',
-  COMPENSATION_FAILED: 'COMPENSATION_FAILED',
+  COMPENSATION_FAILED: 'STEP_COMPENSATION_FAILED',
 };
+
+const SAGA_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED', 'FAILED'];
+const MAX_PAGE = 1_000;
 
 const json = (value: unknown): string => (value === undefined ? '' : JSON.stringify(value));
 
@@ -23,7 +27,11 @@ export function sagaToProto(saga: SagaSnapshot): Record<string, unknown> {
     request_id: saga.requestId,
     facade: saga.facade,
     version: saga.version,
+    mode: saga.mode,
     status: saga.status,
+    revision: saga.revision,
+    owner: saga.owner ?? '',
+    deadline: saga.deadline ?? '',
     input_json: json(saga.input),
     output_json: json(saga.output),
     error: saga.error ?? '',
@@ -41,15 +49,45 @@ export function sagaToProto(saga: SagaSnapshot): Record<string, unknown> {
   };
 }
 
-/** orchestrator.v1.OrchestratorService: inspects sagas of every facade. */
+interface ListRequest { facade: string; status: string; created_from: string; created_to: string; page_size: number; page_token: string }
+
+function requireId(request: { request_id?: string }): string {
+  if (!request.request_id) throw new ValidationError('request_id', 'required');
+  return request.request_id;
+}
+
+function timestamp(value: string, field: string): string | undefined {
+  if (!value) return undefined;
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new ValidationError(field, 'must be an RFC 3339 timestamp');
+  return new Date(t).toISOString();
+}
+
+/** orchestrator.v1.OrchestratorService: inspects and steers sagas of every facade. */
 export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger): grpc.UntypedServiceImplementation {
   return {
     GetSaga: unary(log, 'GetSaga', async (request: { request_id?: string }) => {
-      const id = request.request_id ?? '';
-      if (!id) throw new ValidationError('request_id', 'required');
+      const id = requireId(request);
       const saga = await orchestrator.getSaga(id);
       if (!saga) throw new NotFoundError(`saga ${id}`);
       return sagaToProto(saga);
     }),
+    ListSagas: unary(log, 'ListSagas', async (request: ListRequest) => {
+      const status = request.status === 'SAGA_STATUS_UNSPECIFIED' || !request.status ? undefined : (request.status as SagaStatus);
+      if (status && !SAGA_STATUSES.includes(status)) throw new ValidationError('status', `unknown status ${request.status}`);
+      if (request.page_size < 0 || request.page_size > MAX_PAGE) throw new ValidationError('page_size', `must be between 0 and ${MAX_PAGE}`);
+      const page = await orchestrator.listSagas({
+        facade: request.facade || undefined,
+        status,
+        createdFrom: timestamp(request.created_from, 'created_from'),
+        createdTo: timestamp(request.created_to, 'created_to'),
+        pageSize: request.page_size || 50,
+        pageToken: request.page_token || undefined,
+      });
+      return { sagas: page.sagas.map(sagaToProto), next_page_token: page.nextPageToken ?? '' };
+    }),
+    CancelSaga: unary(log, 'CancelSaga', async (request: { request_id?: string }) => sagaToProto(await orchestrator.cancelSaga(requireId(request)))),
+    RetryCompensation: unary(log, 'RetryCompensation', async (request: { request_id?: string }) =>
+      sagaToProto(await orchestrator.retryCompensation(requireId(request)))),
   };
 }

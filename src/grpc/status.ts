@@ -12,17 +12,22 @@ const STATUS: Readonly<Record<ErrorCode, grpc.status>> = {
   DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
   CANCELLED: grpc.status.CANCELLED,
   POISON_MESSAGE: grpc.status.INTERNAL,
+  // A write lost a race with another instance: the client may try again.
+  CONFLICT: grpc.status.ABORTED,
+  RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
   INTERNAL: grpc.status.INTERNAL,
 };
 
 /**
  * The one place where engine errors become gRPC statuses. A saga rolled back because a
- * dependency was down answers UNAVAILABLE (worth retrying); any other rolled-back saga, ABORTED.
+ * dependency was down answers UNAVAILABLE (worth retrying), one past its deadline
+ * DEADLINE_EXCEEDED; any other rolled-back saga, ABORTED.
  */
 export function toGrpcError(err: unknown, requestId?: string): Partial<grpc.ServiceError> {
   const error = ensureError(err);
   let code = STATUS[errorCode(error)];
   if (error instanceof SagaAbortedError && error.causeCode === 'UNAVAILABLE') code = grpc.status.UNAVAILABLE;
+  if (error instanceof SagaAbortedError && error.causeCode === 'DEADLINE_EXCEEDED') code = grpc.status.DEADLINE_EXCEEDED;
   const metadata = new grpc.Metadata();
   if (requestId) metadata.set('x-request-id', requestId);
   const details = code === grpc.status.INTERNAL ? `internal error: ${error.message}` : error.message;
@@ -39,6 +44,7 @@ export function codeOfGrpcStatus(code: grpc.status | undefined): { code: ErrorCo
     case grpc.status.NOT_FOUND: return { code: 'NOT_FOUND', retryable: false };
     case grpc.status.ALREADY_EXISTS: return { code: 'ALREADY_EXISTS', retryable: false };
     case grpc.status.FAILED_PRECONDITION: return { code: 'FAILED_PRECONDITION', retryable: false };
+    case grpc.status.RESOURCE_EXHAUSTED: return { code: 'RESOURCE_EXHAUSTED', retryable: true };
     default: return { code: 'INTERNAL', retryable: false };
   }
 }

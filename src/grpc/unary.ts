@@ -11,6 +11,8 @@ export interface CallContext {
   requestId: string;
   /** Aborted when the caller cancels or its deadline passes. */
   signal: AbortSignal;
+  /** The caller's gRPC deadline, if it set one. */
+  deadline?: Date;
   log: Logger;
 }
 
@@ -45,7 +47,8 @@ export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, 
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
     const signal = Number.isFinite(ms) ? AbortSignal.any([controller.signal, AbortSignal.timeout(Math.max(0, ms))]) : controller.signal;
-    fn(call.request, { requestId, signal, log: callLog }).then(
+    const at = Number.isFinite(ms) ? new Date(Date.now() + ms) : undefined;
+    fn(call.request, { requestId, signal, deadline: at, log: callLog }).then(
       (response) => callback(null, response),
       (err) => {
         const status = toGrpcError(err, requestId);

@@ -1,23 +1,84 @@
-import { AlreadyExistsError } from '../engine/errors';
-import type { SagaSnapshot } from '../engine/saga';
-import type { SagaStore } from '../engine/store';
+import { ConcurrencyError } from '../engine/errors';
+import { ACTIVE_STATUSES, type SagaSnapshot } from '../engine/saga';
+import type { SagaFilter, SagaPage, SagaStore } from '../engine/store';
+import { decodePageToken, encodePageToken } from './page-token';
 
-/** The embedded default: sagas live as long as the process. Copies on the way in and out, like a real store. */
+/** Code-point order, as Postgres' "C" collation: the same order the page tokens compare with. */
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+interface Row {
+  saga: SagaSnapshot;
+  leaseExpiresAt: number;
+}
+
+/**
+ * The embedded default: sagas live as long as the process. Same contract as the Postgres store
+ * (fencing, leases, idempotent create); copies on the way in and out, like a real store.
+ */
 export class MemorySagaStore implements SagaStore {
-  private readonly sagas = new Map<string, SagaSnapshot>();
+  private readonly rows = new Map<string, Row>();
 
-  async create(saga: SagaSnapshot): Promise<void> {
-    if (this.sagas.has(saga.requestId)) throw new AlreadyExistsError(`saga ${saga.requestId}`);
-    this.sagas.set(saga.requestId, structuredClone(saga));
+  constructor(private readonly leaseTtlMs = 10_000) {}
+
+  async create(saga: SagaSnapshot): Promise<{ created: boolean; saga: SagaSnapshot }> {
+    const existing = this.rows.get(saga.requestId);
+    if (existing) return { created: false, saga: structuredClone(existing.saga) };
+    const stored = { ...structuredClone(saga), revision: 1 };
+    this.rows.set(saga.requestId, { saga: stored, leaseExpiresAt: Date.now() + this.leaseTtlMs });
+    return { created: true, saga: structuredClone(stored) };
   }
 
   async get(requestId: string): Promise<SagaSnapshot | undefined> {
-    const saga = this.sagas.get(requestId);
-    return saga && structuredClone(saga);
+    const row = this.rows.get(requestId);
+    return row && structuredClone(row.saga);
   }
 
-  async save(saga: SagaSnapshot): Promise<void> {
-    this.sagas.set(saga.requestId, structuredClone(saga));
+  async save(saga: SagaSnapshot): Promise<number> {
+    const row = this.rows.get(saga.requestId);
+    if (!row || row.saga.revision !== saga.revision) throw new ConcurrencyError(saga.requestId, saga.revision);
+    row.saga = { ...structuredClone(saga), revision: saga.revision + 1 };
+    row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
+    return row.saga.revision;
+  }
+
+  async list(filter: SagaFilter): Promise<SagaPage> {
+    const after = filter.pageToken ? decodePageToken(filter.pageToken) : undefined;
+    const matching = [...this.rows.values()]
+      .map((r) => r.saga)
+      .filter((s) => (!filter.facade || s.facade === filter.facade) && (!filter.status || s.status === filter.status))
+      .filter((s) => (!filter.createdFrom || s.createdAt >= filter.createdFrom) && (!filter.createdTo || s.createdAt < filter.createdTo))
+      .sort((a, b) => (a.createdAt === b.createdAt ? cmp(b.requestId, a.requestId) : cmp(b.createdAt, a.createdAt)))
+      .filter((s) => !after || s.createdAt < after.createdAt || (s.createdAt === after.createdAt && s.requestId < after.requestId));
+    const page = matching.slice(0, filter.pageSize).map((s) => ({ ...structuredClone(s), history: [] }));
+    const last = page[page.length - 1];
+    return { sagas: page, nextPageToken: matching.length > filter.pageSize ? encodePageToken(last.createdAt, last.requestId) : undefined };
+  }
+
+  async renewLeases(podId: string): Promise<number> {
+    let n = 0;
+    for (const row of this.rows.values()) {
+      if (row.saga.owner === podId && ACTIVE_STATUSES.includes(row.saga.status)) {
+        row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async claim(podId: string, limit: number): Promise<SagaSnapshot[]> {
+    const now = Date.now();
+    const claimed: SagaSnapshot[] = [];
+    for (const row of this.rows.values()) {
+      if (claimed.length >= limit) break;
+      const { saga } = row;
+      if (!ACTIVE_STATUSES.includes(saga.status)) continue;
+      const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && saga.owner === podId;
+      if (row.leaseExpiresAt > now && !due) continue;
+      row.saga = { ...saga, owner: podId, wakeAt: undefined, revision: saga.revision + 1 };
+      row.leaseExpiresAt = now + this.leaseTtlMs;
+      claimed.push(structuredClone(row.saga));
+    }
+    return claimed;
   }
 
   async close(): Promise<void> {}

@@ -14,18 +14,23 @@ export function deadLetterOf(message: Message, deadLetterTopic: string, reason: 
 }
 
 export interface DeliveryOptions {
-  /** Attempts for a handler failure that is not a poison message (e.g. a store blip). */
+  /** Attempts for a handler failure that is neither poison nor marked retryable. */
   attempts: number;
   backoffMs: number;
+  /** True once the consumer is closing: a retryable failure is then given back (not committed, redelivered later). */
+  closing(): boolean;
   deadLetterTopic?: string;
   publish(message: Message): Promise<void>;
   log: Logger;
 }
 
+const MAX_BACKOFF_MS = 5_000;
+
 /**
- * Runs the handler for one message and never throws: a poison message goes to the dead-letter
- * topic at once; any other failure is retried with backoff, then dead-lettered. Nothing is dropped
- * and the consumer goes on.
+ * Runs the handler for one message. A poison message goes to the dead-letter topic at once. A
+ * retryable failure (the store or broker is down) is retried with capped backoff for as long as it
+ * takes: the message waits rather than being lost. Any other failure is retried `attempts` times,
+ * then dead-lettered. Throws only a retryable error while closing, so that the message is redelivered.
  */
 export async function deliverOrDeadLetter(message: Message, handler: MessageHandler, opts: DeliveryOptions): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -36,6 +41,12 @@ export async function deliverOrDeadLetter(message: Message, handler: MessageHand
       const error = ensureError(err);
       const poison = error instanceof PoisonMessageError || error.name === 'PoisonMessageError';
       const meta = { topic: message.topic, requestId: message.key, attempt, error: error.message };
+      if (!poison && (error as { retryable?: boolean }).retryable === true) {
+        if (opts.closing()) throw error;
+        if (attempt === 1 || attempt % 10 === 0) opts.log.warn('message handler failed (retryable): waiting and retrying', meta);
+        await sleep(Math.min(MAX_BACKOFF_MS, opts.backoffMs * 2 ** Math.min(attempt - 1, 10)));
+        continue;
+      }
       if (!poison && attempt < opts.attempts) {
         opts.log.warn('message handler failed: retrying', meta);
         await sleep(opts.backoffMs * 2 ** (attempt - 1));

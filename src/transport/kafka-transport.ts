@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type IHeaders, type LogEntry, type Producer } from 'kafkajs';
 import { OrchestratorError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
@@ -69,12 +70,14 @@ export class KafkaTransport implements Transport {
     }
   }
 
-  async subscribe(topics: readonly string[], handler: MessageHandler): Promise<void> {
+  async subscribe(topics: readonly string[], handler: MessageHandler, opts: { broadcast?: boolean } = {}): Promise<void> {
     for (const topic of topics) this.spec(topic);
-    const consumer = this.kafka.consumer({ groupId: this.config.groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, allowAutoTopicCreation: false });
+    // Shared: one group for all instances. Broadcast: a group of its own, reading from now on.
+    const groupId = opts.broadcast ? `${this.config.groupId}.broadcast.${randomUUID()}` : this.config.groupId;
+    const consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, allowAutoTopicCreation: false });
     this.consumers.push(consumer);
     await consumer.connect();
-    await consumer.subscribe({ topics: topics.map((t) => this.config.topicPrefix + t), fromBeginning: true });
+    await consumer.subscribe({ topics: topics.map((t) => this.config.topicPrefix + t), fromBeginning: !opts.broadcast });
     const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
     await consumer.run({
       partitionsConsumedConcurrently: this.config.partitionsConsumedConcurrently,
@@ -88,13 +91,14 @@ export class KafkaTransport implements Transport {
         await deliverOrDeadLetter(inbound, handler, {
           attempts: 3,
           backoffMs: 200,
+          closing: () => this.closing !== undefined,
           deadLetterTopic: this.spec(inbound.topic).deadLetter,
           publish: (m) => this.publish(m),
           log: this.log,
         });
       },
     });
-    await withTimeout(joined, this.config.connectTimeoutMs, `consumer group ${this.config.groupId} did not join`);
+    await withTimeout(joined, this.config.connectTimeoutMs, `consumer group ${groupId} did not join`);
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@ export class MemoryTransport implements Transport {
   private readonly waiting = new Map<string, Message[]>();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  private closing = false;
 
   constructor(
     private readonly topics: readonly TopicSpec[],
@@ -28,6 +29,7 @@ export class MemoryTransport implements Transport {
     else this.waiting.set(message.topic, (this.waiting.get(message.topic) ?? []).concat(copy));
   }
 
+  /** One process: a broadcast subscription is an ordinary one. */
   async subscribe(topics: readonly string[], handler: MessageHandler): Promise<void> {
     for (const topic of topics) {
       this.spec(topic);
@@ -44,6 +46,7 @@ export class MemoryTransport implements Transport {
 
   /** Lets the messages in hand finish (and whatever they publish), then refuses new ones. */
   async close(): Promise<void> {
+    this.closing = true;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     this.handlers.clear();
     this.closed = true;
@@ -53,10 +56,14 @@ export class MemoryTransport implements Transport {
     const run: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => deliverOrDeadLetter(message, handler, {
         ...this.retry,
+        closing: () => this.closing,
         deadLetterTopic: this.spec(message.topic).deadLetter,
         publish: (m) => this.publish(m),
         log: this.log,
       }))
+      .catch((err) => {
+        this.log.error('message dropped at shutdown (in-process transport)', { topic: message.topic, requestId: message.key, error: String(err) });
+      })
       .finally(() => this.inFlight.delete(run));
     this.inFlight.add(run);
   }

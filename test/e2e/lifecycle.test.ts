@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { call, healthCheck, Proc, Stack } from '../helpers/stack';
+import { call, healthCheck, Proc, Stack, waitServing } from '../helpers/stack';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
 describe('orchestrator process lifecycle', function () {
@@ -28,7 +28,7 @@ describe('orchestrator process lifecycle', function () {
     }
   });
 
-  it('answers UNAVAILABLE naming the node when an upstream is down, and rolls back', async () => {
+  it('answers UNAVAILABLE naming the node when an upstream is down; compensation waits for it, then RetryCompensation finishes', async () => {
     const stack = await Stack.start({ transport: 'memory' });
     try {
       const payment = stack.procs[1];
@@ -37,6 +37,12 @@ describe('orchestrator process lifecycle', function () {
       const err = await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'down-1' }));
       expect(err.code).to.equal(grpc.status.UNAVAILABLE);
       expect(err.details).to.contain('createPayment');
+      // The payment call may have acted, and its refund cannot be checked while the service is down.
+      const stuck = await stack.sagaReaches('down-1', 'COMPENSATION_FAILED');
+      expect(stuck.steps.map((s) => s.status)).to.deep.equal(['SUCCEEDED', 'STEP_COMPENSATION_FAILED']);
+      const back = stack.spawn(['dist/src/examples/booking/services/main.js', 'payment', `127.0.0.1:${stack.ports.payment}`]);
+      await waitServing(`127.0.0.1:${stack.ports.payment}`, back);
+      await call(stack.sagas, 'RetryCompensation', { request_id: 'down-1' });
       await stack.sagaReaches('down-1', 'COMPENSATED');
       expect((await call<{ status: string }>(stack.orders, 'GetOrder', { request_id: 'down-1' })).response.status).to.equal('CANCELLED');
     } finally {

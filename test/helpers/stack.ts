@@ -75,14 +75,14 @@ export function healthCheck(address: string, service = ''): Promise<string> {
 }
 
 export async function waitServing(address: string, proc: Proc, timeoutMs = 30_000): Promise<void> {
-  let exitCode: number | null | undefined;
-  proc.exited.then((code) => { exitCode = code; });
-  await waitFor(async () => {
-    if (exitCode !== undefined) throw new Error(`process exited with ${exitCode}:\n${proc.lines.slice(-20).join('\n')}`);
-    return (await healthCheck(address)) === 'SERVING';
-  }, timeoutMs, `${address} to serve`).catch((err) => {
+  const died = proc.exited.then((code) => {
+    throw new Error(`process exited with ${code} before serving:\n${proc.lines.slice(-20).join('\n')}`);
+  });
+  const serving = waitFor(async () => (await healthCheck(address)) === 'SERVING', timeoutMs, `${address} to serve`).catch((err) => {
     throw new Error(`${(err as Error).message}\n${proc.lines.slice(-20).join('\n')}`);
   });
+  await Promise.race([serving, died]);
+  died.catch(() => undefined);
 }
 
 const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto']);
@@ -142,7 +142,7 @@ export class Stack {
       `  driver: ${opts.transport}`,
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
       `upstreams: { order: 127.0.0.1:${this.ports.order}, payment: 127.0.0.1:${this.ports.payment} }`,
-      'saga: { stepTimeoutMs: 10000, compensation: { maxAttempts: 3, backoffMs: 50 } }',
+      'saga: { stepTimeoutMs: 10000, compensation: { maxAttempts: 3, initialBackoffMs: 50 }, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }',
       opts.extraYaml ?? '',
     ].join('\n'));
     this.orchestrator = this.spawn(['dist/src/main.js'], { OCH_PATH: this.dir });

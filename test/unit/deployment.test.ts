@@ -192,6 +192,18 @@ describe('deployment (Dockerfile, local compose)', () => {
     }
   });
 
+  it('the saga store is the postgres service, with its database and password, started healthy first', () => {
+    expect(config.store.driver).to.equal('postgres');
+    const dsn = new URL(config.store.postgres.dsn);
+    const svc = service(dsn.hostname);
+    expect(String(svc.image)).to.match(/^postgres:/);
+    const env = envOf(svc);
+    expect(dsn.pathname.slice(1), 'database').to.equal(env.POSTGRES_DB);
+    expect(dsn.password, 'password').to.equal(env.POSTGRES_PASSWORD);
+    expect(Number(dsn.port || 5432)).to.equal(5432);
+    expect(dependsOn(service('orchestrator'))[dsn.hostname]).to.equal('service_healthy');
+  });
+
   it('the orchestrator starts after a healthy Kafka and after its upstreams', () => {
     const deps = dependsOn(service('orchestrator'));
     for (const broker of config.transport.kafka.brokers) {

@@ -1,41 +1,57 @@
 import { expect } from 'chai';
-import { AlreadyExistsError, SagaAbortedError, ValidationError } from '../../src/engine/errors';
+import { SagaAbortedError, ValidationError } from '../../src/engine/errors';
 import { silentLogger } from '../../src/engine/logger';
 import { encodeMessage } from '../../src/engine/messages';
-import { Orchestrator } from '../../src/engine/orchestrator';
+import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
 import { FacadeRegistry } from '../../src/engine/registry';
-import type { SagaSnapshot } from '../../src/engine/saga';
+import { Saga, type SagaSnapshot } from '../../src/engine/saga';
 import { MemorySagaStore } from '../../src/store/memory-store';
 import { MemoryTransport } from '../../src/transport/memory-transport';
 import type { TopicSpec } from '../../topics/topics';
 import { fakeFacade, fakeStep, type FakeStepOptions, type Journal } from '../helpers/fake-facade';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
-const TOPICS: TopicSpec[] = ['t.a', 't.b', 't.c', 'rb.sync', 'rb.async'].map((name) => ({ name, partitions: 1, deadLetter: 'dlq' }));
+const TOPICS: TopicSpec[] = ['t.a', 't.b', 't.c', 'rb.sync', 'rb.async', 'th.a', 'th.b', 'th.c', 'rb.th', 'outcomes']
+  .map((name) => ({ name, partitions: 1, deadLetter: 'dlq' }));
 TOPICS.push({ name: 'dlq', partitions: 1 });
+
+const FAST: Partial<EngineOptions> = {
+  stepTimeoutMs: 1_000,
+  retry: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 200, multiplier: 2, jitter: 0 },
+  compensation: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 5, multiplier: 2, jitter: 0 },
+  recoveryIntervalMs: 20,
+  heartbeatMs: 50,
+  outcomePollMs: 50,
+};
 
 interface Setup { orchestrator: Orchestrator; transport: MemoryTransport; store: MemorySagaStore; journal: Journal }
 
-async function setup(opts: Record<string, FakeStepOptions> = {}, maxAttempts = 3): Promise<Setup> {
+async function setup(opts: Record<string, FakeStepOptions> = {}, options: Partial<EngineOptions> = {}, store = new MemorySagaStore(1_000)): Promise<Setup> {
   const journal: Journal = { calls: [] };
+  const steps = (topic?: string) => ['a', 'b', 'c'].map((n) => fakeStep(n, journal, { ...opts[n], topic: topic && `${topic}.${n}` }));
   const registry = new FacadeRegistry()
-    .register(fakeFacade('Sync', 'sync', ['a', 'b', 'c'].map((n) => fakeStep(n, journal, opts[n])), 'rb.sync'))
-    .register(fakeFacade('Async', 'async', ['a', 'b', 'c'].map((n) => fakeStep(n, journal, { ...opts[n], topic: `t.${n}` })), 'rb.async'));
+    .register(fakeFacade('Sync', 'sync', steps(), 'rb.sync'))
+    .register(fakeFacade('Async', 'async', steps('t'), 'rb.async'))
+    .register(fakeFacade('Throttled', 'throttled', steps('th'), 'rb.th'));
   const transport = new MemoryTransport(TOPICS, silentLogger, { attempts: 2, backoffMs: 1 });
-  const store = new MemorySagaStore();
   const orchestrator = new Orchestrator({
-    registry, store, transport, logger: silentLogger, podId: 'test',
-    options: { stepTimeoutMs: 1_000, compensation: { maxAttempts, backoffMs: 1 } },
+    registry, store, transport, logger: silentLogger, podId: 'test', outcomeTopic: 'outcomes', options: { ...FAST, ...options },
   });
   await orchestrator.start();
+  running.push(orchestrator);
   return { orchestrator, transport, store, journal };
 }
 
-const finished = (store: MemorySagaStore, id: string) =>
+const running: Orchestrator[] = [];
+afterEach(() => running.splice(0).forEach((o) => o.stop()));
+
+const finished = (store: MemorySagaStore, id: string, timeoutMs = 3_000) =>
   waitFor(async () => {
     const s = await store.get(id);
-    return s && ['COMPLETED', 'COMPENSATED', 'FAILED'].includes(s.status) ? s : undefined;
-  }, 3_000, `saga ${id} to finish`);
+    return s && ['COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED', 'FAILED'].includes(s.status) ? s : undefined;
+  }, timeoutMs, `saga ${id} to finish`);
+
+const statuses = (saga: SagaSnapshot) => saga.steps.map((s) => s.status);
 
 describe('Orchestrator on the in-process transport', () => {
   describe('sync facade', () => {
@@ -50,7 +66,7 @@ describe('Orchestrator on the in-process transport', () => {
       ]);
     });
 
-    it('on a failed node answers SagaAbortedError naming it, then compensates completed steps in reverse', async () => {
+    it('on a failed node answers SagaAbortedError naming it, then compensates every step that started, in reverse', async () => {
       const { orchestrator, store, journal } = await setup({ c: { failRuns: Infinity } });
       const err = await rejectionOf(orchestrator.runSync('Sync', 'r2', { n: 1 }));
       expect(err).to.be.instanceOf(SagaAbortedError);
@@ -58,28 +74,88 @@ describe('Orchestrator on the in-process transport', () => {
       expect(err.message).to.match(/aborted at node c: c refused/);
       const saga = await finished(store, 'r2');
       expect(saga.status).to.equal('COMPENSATED');
-      expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c', 'undo:b:b', 'undo:a:a']);
-      expect(saga.steps.map((s) => s.status)).to.deep.equal(['COMPENSATED', 'COMPENSATED', 'FAILED']);
+      expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c', 'undo:c', 'undo:b', 'undo:a']);
+      expect(journal.undoOutputs).to.deep.equal({ a: { step: 'a', n: 1 }, b: { step: 'b', n: 1 }, c: undefined });
+      expect(statuses(saga)).to.deep.equal(['COMPENSATED', 'COMPENSATED', 'COMPENSATED']);
       expect(saga.error).to.equal('c: c refused');
+    });
+
+    it('retries a retryable failure with growing backoff, then succeeds', async () => {
+      const { orchestrator, store, journal } = await setup({ b: { failRuns: 2, retryable: true } });
+      await orchestrator.runSync('Sync', 'rt1', { n: 1 });
+      const saga = (await store.get('rt1'))!;
+      expect(saga.status).to.equal('COMPLETED');
+      expect(saga.steps[1].attempts).to.equal(3);
+      const [t1, t2, t3] = journal.runAt!.b;
+      expect(t2 - t1).to.be.at.least(20);
+      expect(t3 - t2).to.be.at.least(40);
+      expect(saga.history.filter((e) => e.type === 'STEP_ATTEMPT_FAILED').map((e) => e.step)).to.deep.equal(['b', 'b']);
+    });
+
+    it('gives up after maxAttempts of a retryable failure and compensates', async () => {
+      const { orchestrator, store } = await setup({ b: { failRuns: Infinity, retryable: true, retry: { maxAttempts: 2 } } });
+      const err = await rejectionOf(orchestrator.runSync('Sync', 'rt2', { n: 1 }));
+      expect(err.code).to.equal('SAGA_ABORTED');
+      expect(err.causeCode).to.equal('UNAVAILABLE');
+      const saga = await finished(store, 'rt2');
+      expect(saga.steps[1].attempts).to.equal(2);
+      expect(saga.status).to.equal('COMPENSATED');
+    });
+
+    it('does not retry a non-retryable failure', async () => {
+      const { orchestrator, store } = await setup({ a: { failRuns: Infinity, retryable: false } });
+      await rejectionOf(orchestrator.runSync('Sync', 'rt3', { n: 1 }));
+      expect((await finished(store, 'rt3')).steps[0].attempts).to.equal(1);
+    });
+
+    it('times out a step that takes too long, even one that ignores its signal, and retries it', async () => {
+      const { orchestrator, store } = await setup({ a: { runMs: 300, timeoutMs: 50, retry: { maxAttempts: 2 } } });
+      const started = Date.now();
+      const err = await rejectionOf(orchestrator.runSync('Sync', 'to1', { n: 1 }));
+      expect(Date.now() - started).to.be.lessThan(280);
+      expect(err.causeCode).to.equal('DEADLINE_EXCEEDED');
+      const saga = await finished(store, 'to1');
+      expect(saga.steps[0].attempts).to.equal(2);
+      expect(saga.steps[0].error).to.equal('a timed out after 50 ms');
+    });
+
+    it('compensates when the saga deadline passes, and answers DEADLINE_EXCEEDED', async () => {
+      const { orchestrator, store } = await setup({ b: { runMs: 500, honourSignal: true } });
+      const err = await rejectionOf(orchestrator.runSync('Sync', 'dl1', { n: 1 }, { deadline: new Date(Date.now() + 100) }));
+      expect(err.causeCode).to.equal('DEADLINE_EXCEEDED');
+      expect((await finished(store, 'dl1')).status).to.equal('COMPENSATED');
     });
 
     it('retries a failing compensation and records every attempt', async () => {
       const { orchestrator, store } = await setup({ b: { failRuns: Infinity }, a: { failCompensations: 2 } });
-      await orchestrator.runSync('Sync', 'r3', { n: 1 }).catch(() => undefined);
+      await rejectionOf(orchestrator.runSync('Sync', 'r3', { n: 1 }));
       const saga = await finished(store, 'r3');
       expect(saga.status).to.equal('COMPENSATED');
       expect(saga.steps[0].compensationAttempts).to.equal(3);
       expect(saga.history.filter((e) => e.type === 'COMPENSATION_FAILED')).to.have.length(2);
     });
 
-    it('marks the saga FAILED, error kept, when a compensation runs out of attempts; earlier steps are left for a retry', async () => {
-      const { orchestrator, store, journal } = await setup({ c: { failRuns: Infinity }, b: { failCompensations: Infinity } }, 2);
-      await orchestrator.runSync('Sync', 'r4', { n: 1 }).catch(() => undefined);
+    it('ends COMPENSATION_FAILED, error kept, when a compensation runs out of attempts; RetryCompensation finishes it', async () => {
+      const { orchestrator, store, journal } = await setup({ c: { failRuns: Infinity, noCompensation: true }, b: { failCompensations: 3 } });
+      await rejectionOf(orchestrator.runSync('Sync', 'r4', { n: 1 }));
+      const failed = await finished(store, 'r4');
+      expect(failed.status).to.equal('COMPENSATION_FAILED');
+      expect(failed.error).to.equal('compensation of b failed after 3 attempts: b compensation broke');
+      expect(statuses(failed)).to.deep.equal(['SUCCEEDED', 'COMPENSATION_FAILED', 'FAILED']);
+      await orchestrator.retryCompensation('r4');
       const saga = await finished(store, 'r4');
-      expect(saga.status).to.equal('FAILED');
-      expect(saga.error).to.equal('compensation of b failed after 2 attempts: b compensation broke');
-      expect(saga.steps.map((s) => s.status)).to.deep.equal(['SUCCEEDED', 'COMPENSATION_FAILED', 'FAILED']);
-      expect(journal.calls.filter((c) => c.startsWith('undo'))).to.deep.equal(['undo:b:b', 'undo:b:b']);
+      expect(saga.status).to.equal('COMPENSATED');
+      expect(journal.calls.filter((c) => c.startsWith('undo'))).to.deep.equal(['undo:b', 'undo:b', 'undo:b', 'undo:b', 'undo:a']);
+      // b: 3 failed attempts, then one that succeeds; a: one that succeeds (a STARTED and an outcome event each).
+      expect(saga.history.filter((e) => e.type.startsWith('COMPENSATION_')).length).to.equal(10);
+    });
+
+    it('refuses RetryCompensation and CancelSaga on a finished saga with FAILED_PRECONDITION', async () => {
+      const { orchestrator } = await setup();
+      await orchestrator.runSync('Sync', 'done', { n: 1 });
+      expect((await rejectionOf(orchestrator.retryCompensation('done'))).code).to.equal('FAILED_PRECONDITION');
+      expect((await rejectionOf(orchestrator.cancelSaga('done'))).code).to.equal('FAILED_PRECONDITION');
+      expect((await rejectionOf(orchestrator.cancelSaga('nope'))).code).to.equal('NOT_FOUND');
     });
 
     it('rejects bad input with ValidationError and records no saga', async () => {
@@ -90,18 +166,41 @@ describe('Orchestrator on the in-process transport', () => {
       expect(await store.get('r5')).to.equal(undefined);
     });
 
-    it('refuses a request id that is already taken', async () => {
+    it('answers a repeated request id with the first result, without running again', async () => {
       const { orchestrator, journal } = await setup();
-      await orchestrator.runSync('Sync', 'r6', { n: 1 });
-      const err = await rejectionOf(orchestrator.runSync('Sync', 'r6', { n: 1 }));
-      expect(err).to.be.instanceOf(AlreadyExistsError);
+      const first = await orchestrator.runSync('Sync', 'r6', { n: 1 });
+      expect(await orchestrator.runSync('Sync', 'r6', { n: 1 })).to.deep.equal(first);
       expect(journal.calls).to.have.length(3);
+    });
+
+    it('runs concurrent duplicates once, and both get the result', async () => {
+      const { orchestrator, journal } = await setup({ a: { runMs: 50 } });
+      const results = await Promise.all([1, 2, 3].map(() => orchestrator.runSync('Sync', 'dup', { n: 1 })));
+      expect(results).to.deep.equal([['a', 'b', 'c'], ['a', 'b', 'c'], ['a', 'b', 'c']]);
+      expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c']);
+    });
+
+    it('answers a repeated request id of a rolled-back saga with the same abort', async () => {
+      const { orchestrator, store } = await setup({ b: { failRuns: Infinity } });
+      await rejectionOf(orchestrator.runSync('Sync', 'r7', { n: 1 }));
+      await finished(store, 'r7');
+      const again = await rejectionOf(orchestrator.runSync('Sync', 'r7', { n: 1 }));
+      expect(again).to.be.instanceOf(SagaAbortedError);
+      expect(again.failedStep).to.equal('b');
     });
 
     it('refuses to run an async facade synchronously', async () => {
       const { orchestrator } = await setup();
-      const err = await rejectionOf(orchestrator.runSync('Async', 'r7', { n: 1 }));
-      expect(err.code).to.equal('FAILED_PRECONDITION');
+      expect((await rejectionOf(orchestrator.runSync('Async', 'r8', { n: 1 }))).code).to.equal('FAILED_PRECONDITION');
+    });
+
+    it('CancelSaga compensates a running saga, and the caller is answered with the abort', async () => {
+      const { orchestrator, store } = await setup({ b: { runMs: 200 } });
+      const call = rejectionOf(orchestrator.runSync('Sync', 'c1', { n: 1 }));
+      await waitFor(async () => (await store.get('c1'))?.steps[1].status === 'RUNNING', 2_000, 'step b to run');
+      await orchestrator.cancelSaga('c1');
+      expect((await call).code).to.equal('SAGA_ABORTED');
+      expect((await finished(store, 'c1')).status).to.equal('COMPENSATED');
     });
   });
 
@@ -119,27 +218,133 @@ describe('Orchestrator on the in-process transport', () => {
     it('compensates through the rollback topic when a node fails', async () => {
       const { orchestrator, store, journal } = await setup({ b: { failRuns: Infinity } });
       await orchestrator.startAsync('Async', 'a2', { n: 2 });
-      const saga = await finished(store, 'a2');
-      expect(saga.status).to.equal('COMPENSATED');
-      expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'undo:a:a']);
+      expect((await finished(store, 'a2')).status).to.equal('COMPENSATED');
+      expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'undo:b', 'undo:a']);
+    });
+
+    it('schedules retries durably (a timer in the store), not by sleeping in the consumer', async () => {
+      const { orchestrator, store, journal } = await setup({ b: { failRuns: 1, retryable: true } }, {
+        retry: { maxAttempts: 3, initialBackoffMs: 300, maxBackoffMs: 300, multiplier: 1, jitter: 0 },
+      });
+      await orchestrator.startAsync('Async', 'a3', { n: 2 });
+      const waiting = await waitFor(async () => {
+        const s = await store.get('a3');
+        return s?.steps[1].status === 'RETRYING' ? s : undefined;
+      }, 2_000, 'step b to wait for its retry');
+      expect(Date.parse(waiting.wakeAt!)).to.be.greaterThan(Date.now());
+      const saga = await finished(store, 'a3');
+      expect(saga.status).to.equal('COMPLETED');
+      expect(journal.runAt!.b[1] - journal.runAt!.b[0]).to.be.at.least(290);
+    });
+
+    it('ignores a repeated request id', async () => {
+      const { orchestrator, store, journal } = await setup();
+      await orchestrator.startAsync('Async', 'a4', { n: 2 });
+      await orchestrator.startAsync('Async', 'a4', { n: 2 });
+      await finished(store, 'a4');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c']);
     });
 
     it('skips a redelivered step message instead of running the step twice', async () => {
       const { orchestrator, store, transport, journal } = await setup();
-      await orchestrator.startAsync('Async', 'a3', { n: 2 });
-      await finished(store, 'a3');
-      await transport.publish(encodeMessage('t.b', { kind: 'step', requestId: 'a3', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 2 }, results: {} }));
+      await orchestrator.startAsync('Async', 'a5', { n: 2 });
+      await finished(store, 'a5');
+      await transport.publish(encodeMessage('t.b', { kind: 'step', requestId: 'a5', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 2 }, results: {} }));
       await transport.close();
       expect(journal.calls.filter((c) => c === 'run:b')).to.have.length(1);
+    });
+
+    it('compensates a saga past its deadline instead of running its next step', async () => {
+      const { orchestrator, store, journal } = await setup({ a: { runMs: 150 } }, { asyncDeadlineMs: 100 });
+      await orchestrator.startAsync('Async', 'a6', { n: 2 });
+      const saga = await finished(store, 'a6');
+      expect(saga.status).to.equal('COMPENSATED');
+      expect(journal.calls).to.not.include('run:c');
+    });
+  });
+
+  describe('throttled facade', () => {
+    it('blocks until the saga, run through the topics, completes', async () => {
+      const { orchestrator, store } = await setup();
+      expect(await orchestrator.runThrottled('Throttled', 'th1', { n: 1 })).to.deep.equal(['a', 'b', 'c']);
+      expect((await store.get('th1'))!.mode).to.equal('throttled');
+    });
+
+    it('answers the abort when a node fails', async () => {
+      const { orchestrator } = await setup({ c: { failRuns: Infinity } });
+      const err = await rejectionOf(orchestrator.runThrottled('Throttled', 'th2', { n: 1 }));
+      expect(err).to.be.instanceOf(SagaAbortedError);
+      expect(err.failedStep).to.equal('c');
+    });
+
+    it('runs at most maxConcurrent at once, queues maxQueue, and refuses the rest with RESOURCE_EXHAUSTED', async () => {
+      const { orchestrator } = await setup({ a: { runMs: 100 } }, { throttle: { maxConcurrent: 2, maxQueue: 1 } });
+      const calls = [1, 2, 3, 4].map((i) => orchestrator.runThrottled('Throttled', `q${i}`, { n: i }).then(() => 'ok', (e) => e.code));
+      expect(await Promise.all(calls)).to.deep.equal(['ok', 'ok', 'ok', 'RESOURCE_EXHAUSTED']);
+    });
+
+    it('compensates on the caller deadline and answers DEADLINE_EXCEEDED', async () => {
+      const { orchestrator, store } = await setup({ b: { runMs: 400 } });
+      const err = await rejectionOf(orchestrator.runThrottled('Throttled', 'th3', { n: 1 }, { signal: AbortSignal.timeout(100), deadline: new Date(Date.now() + 100) }));
+      expect(err.code).to.equal('DEADLINE_EXCEEDED');
+      expect((await finished(store, 'th3')).status).to.equal('COMPENSATED');
+    });
+  });
+
+  describe('recovery', () => {
+    async function orphan(store: MemorySagaStore, mode: 'sync' | 'async', requestId: string, succeeded: string[], running?: string) {
+      const saga = Saga.start({ requestId, facade: mode === 'sync' ? 'Sync' : 'Async', version: 1, mode, input: { n: 1 }, steps: ['a', 'b', 'c'], podId: 'dead-pod', deadline: new Date(Date.now() + 60_000) });
+      for (const s of succeeded) {
+        saga.stepStarted(s);
+        saga.stepSucceeded(s, { step: s, n: 1 });
+      }
+      if (running) saga.stepStarted(running);
+      await store.create(saga.snapshot());
+    }
+
+    it('resumes an async saga whose instance died, from its last recorded step', async () => {
+      const store = new MemorySagaStore(100);
+      await orphan(store, 'async', 'o1', ['a'], 'b');
+      const { journal } = await setup({}, {}, store);
+      const saga = await finished(store, 'o1');
+      expect(saga.status).to.equal('COMPLETED');
+      expect(journal.calls).to.deep.equal(['run:b', 'run:c']);
+      expect(saga.owner).to.equal('test');
+    });
+
+    it('compensates a sync saga whose caller died with its instance, including the step caught mid-flight', async () => {
+      const store = new MemorySagaStore(100);
+      await orphan(store, 'sync', 'o2', ['a'], 'b');
+      const { journal } = await setup({}, {}, store);
+      const saga = await finished(store, 'o2');
+      expect(saga.status).to.equal('COMPENSATED');
+      expect(journal.calls).to.deep.equal(['undo:b', 'undo:a']);
+      expect(journal.undoOutputs!.b).to.equal(undefined);
+    });
+
+    it('leaves alone sagas whose owner keeps renewing its lease', async () => {
+      const store = new MemorySagaStore(100);
+      await orphan(store, 'async', 'o3', [], 'a');
+      const renew = setInterval(() => store.renewLeases('dead-pod'), 20);
+      try {
+        await setup({}, {}, store);
+        await new Promise((r) => setTimeout(r, 300));
+        expect((await store.get('o3'))!.owner).to.equal('dead-pod');
+      } finally {
+        clearInterval(renew);
+      }
     });
   });
 
   describe('bad messages', () => {
+    const step = (extra: object) => JSON.stringify({ kind: 'step', requestId: 'x', facade: 'Async', version: 1, node: 'a', attempt: 1, input: {}, results: {}, ...extra });
     const cases: [string, string, string, RegExp][] = [
       ['garbage', 't.a', '{not json', /not JSON/],
-      ['an unknown facade', 't.a', JSON.stringify({ kind: 'step', requestId: 'x', facade: 'Nope', version: 1, node: 'a', attempt: 1, input: {}, results: {} }), /unknown facade Nope/],
-      ['an unknown node', 't.a', JSON.stringify({ kind: 'step', requestId: 'x', facade: 'Async', version: 1, node: 'zz', attempt: 1, input: {}, results: {} }), /has no node zz/],
-      ['a node on the wrong topic', 't.b', JSON.stringify({ kind: 'step', requestId: 'x', facade: 'Async', version: 1, node: 'a', attempt: 1, input: {}, results: {} }), /not bound to topic t.b/],
+      ['an unknown facade', 't.a', step({ facade: 'Nope' }), /unknown facade Nope/],
+      ['an unknown node', 't.a', step({ node: 'zz' }), /has no node zz/],
+      ['a node on the wrong topic', 't.b', step({}), /not bound to topic t.b/],
+      ['an unknown saga', 't.a', step({ requestId: 'ghost' }), /unknown saga ghost/],
       ['a rollback naming an unknown node', 'rb.async', JSON.stringify({ kind: 'rollback', requestId: 'x', facade: 'Async', version: 1, failedNode: 'b', error: { code: 'X', message: 'm' }, completed: [{ node: 'q', output: 1 }], input: {} }), /has no node q/],
     ];
     for (const [what, topic, value, reason] of cases) {
@@ -155,19 +360,18 @@ describe('Orchestrator on the in-process transport', () => {
       });
     }
 
-    it('retries a handler that fails for another reason, then dead-letters the message', async () => {
+    it('retries a handler that fails for a non-retryable reason, then dead-letters the message', async () => {
       const { transport, store } = await setup();
-      store.get = async (): Promise<SagaSnapshot | undefined> => { throw new Error('store down'); };
+      store.get = async (): Promise<SagaSnapshot | undefined> => { throw new Error('bug'); };
       await transport.publish(encodeMessage('t.a', { kind: 'step', requestId: 'x', facade: 'Async', version: 1, node: 'a', attempt: 1, input: { n: 1 }, results: {} }));
       const dead = await waitFor(() => transport.undelivered('dlq')[0], 2_000, 'dead letter');
-      expect(dead.headers['x-dead-letter-reason']).to.equal('handler failed after 2 attempts: store down');
+      expect(dead.headers['x-dead-letter-reason']).to.equal('handler failed after 2 attempts: bug');
     });
   });
 
   it('refuses new sagas once stopped', async () => {
     const { orchestrator } = await setup();
     orchestrator.stop();
-    const err = await rejectionOf(orchestrator.runSync('Sync', 's1', { n: 1 }));
-    expect(err.code).to.equal('UNAVAILABLE');
+    expect((await rejectionOf(orchestrator.runSync('Sync', 's1', { n: 1 }))).code).to.equal('UNAVAILABLE');
   });
 });

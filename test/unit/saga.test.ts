@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { IllegalTransitionError } from '../../src/engine/errors';
 import { Saga, SAGA_TRANSITIONS, TERMINAL_STATUSES } from '../../src/engine/saga';
 
-const start = () => Saga.start({ requestId: 'r1', facade: 'F', version: 1, input: { a: 1 }, steps: ['a', 'b'], podId: 'p1' });
+const start = () => Saga.start({ requestId: 'r1', facade: 'F', version: 1, mode: 'sync', input: { a: 1 }, steps: ['a', 'b'], podId: 'p1' });
 
 describe('Saga state machine', () => {
   it('starts RUNNING with PENDING steps and a SAGA_STARTED event', () => {
@@ -52,12 +52,31 @@ describe('Saga state machine', () => {
     saga.compensationAttemptFailed('a', 'e1', false);
     saga.compensationStarted('a');
     saga.compensationAttemptFailed('a', 'e2', true);
-    saga.fail('gave up');
+    saga.compensationFailed('gave up');
     const step = saga.snapshot().steps[0];
     expect(step.status).to.equal('COMPENSATION_FAILED');
     expect(step.compensationAttempts).to.equal(2);
     expect(step.error).to.equal('e2');
     expect(saga.snapshot().error).to.equal('gave up');
+    saga.retryCompensation();
+    expect(saga.status).to.equal('COMPENSATING');
+    expect(saga.step('a').compensationAttempts).to.equal(0);
+    expect(saga.compensationStarted('a')).to.equal(1);
+  });
+
+  it('refuses illegal saga transitions and writes nothing', () => {
+    const saga = start();
+    const before = saga.snapshot();
+    expect(() => saga.compensated()).to.throw(IllegalTransitionError, /RUNNING -> COMPENSATED/);
+    expect(() => saga.retryCompensation()).to.throw(IllegalTransitionError, /RUNNING -> COMPENSATING/);
+    expect(saga.snapshot()).to.deep.equal(before);
+  });
+
+  it('lets a failed or interrupted step be compensated (it may have acted)', () => {
+    const saga = start();
+    saga.stepStarted('a');
+    saga.startCompensating('a', 'crash');
+    expect(saga.compensationStarted('a')).to.equal(1);
   });
 
   it('snapshots are copies: changing one does not change the saga', () => {

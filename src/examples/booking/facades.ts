@@ -7,6 +7,7 @@ import { createOrderNode, createPaymentNode, type OrderCreated, type PaymentMade
 
 export const SYNC_BOOKING = 'SyncBooking';
 export const ASYNC_BOOKING = 'AsyncBooking';
+export const THROTTLED_BOOKING = 'ThrottledBooking';
 
 export interface BookingResult { orderId: string; paymentId: string }
 
@@ -37,5 +38,17 @@ export function registerBookingFacades(registry: FacadeRegistry, clients: Bookin
     parseInput: parseBookingInput,
     result,
   };
-  registry.register(sync).register(async);
+  const throttled: FacadeDefinition<BookingInput, BookingResult> = {
+    name: THROTTLED_BOOKING,
+    version: 1,
+    mode: 'throttled',
+    steps: [
+      createOrderNode(clients, TOPICS.bookingThrottledCreateOrder.name),
+      createPaymentNode(clients, TOPICS.bookingThrottledCreatePayment.name),
+    ],
+    rollbackTopic: TOPICS.bookingThrottledRollback.name,
+    parseInput: parseBookingInput,
+    result,
+  };
+  registry.register(sync).register(async).register(throttled);
 }

@@ -1,7 +1,16 @@
+import type { StepError } from '../../engine/errors';
 import type { StepDefinition } from '../../engine/facade';
 import { callUpstream } from '../../grpc/call';
 import type { BookingClients, Order, Payment } from './clients';
 import type { BookingInput } from './input';
+
+async function ignoreNotFound(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (err) {
+    if ((err as StepError).code !== 'NOT_FOUND') throw err;
+  }
+}
 
 export interface OrderCreated { orderId: string }
 export interface PaymentMade { paymentId: string }
@@ -14,13 +23,14 @@ export function createOrderNode(clients: BookingClients, topic?: string): StepDe
     async run(ctx) {
       const order = await callUpstream<object, Order>(clients.order, 'CreateOrder', {
         request_id: ctx.requestId, idempotency_key: ctx.idempotencyKey, product_id: ctx.input.productId, count: ctx.input.count,
-      }, { requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal });
+      }, { requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal, deadline: ctx.deadline });
       return { orderId: order.id };
     },
+    // By request id: works whether or not the order's id was recorded; NOT_FOUND means it never acted.
     async compensate(ctx) {
-      await callUpstream<object, Order>(clients.order, 'CancelOrder', { id: ctx.output.orderId }, {
-        requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal,
-      });
+      await ignoreNotFound(callUpstream<object, Order>(clients.order, 'CancelOrder', { request_id: ctx.requestId }, {
+        requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal, deadline: ctx.deadline,
+      }));
     },
   };
 }
@@ -35,13 +45,13 @@ export function createPaymentNode(clients: BookingClients, topic?: string): Step
       const payment = await callUpstream<object, Payment>(clients.payment, 'CreatePayment', {
         request_id: ctx.requestId, idempotency_key: ctx.idempotencyKey, order_id: orderId,
         fault_inject: ctx.input.faultInject, delay_ms: ctx.input.delayMs,
-      }, { requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal });
+      }, { requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal, deadline: ctx.deadline });
       return { paymentId: payment.id };
     },
     async compensate(ctx) {
-      await callUpstream<object, Payment>(clients.payment, 'RefundPayment', { id: ctx.output.paymentId }, {
-        requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal,
-      });
+      await ignoreNotFound(callUpstream<object, Payment>(clients.payment, 'RefundPayment', { request_id: ctx.requestId }, {
+        requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal, deadline: ctx.deadline,
+      }));
     },
   };
 }

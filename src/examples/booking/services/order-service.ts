@@ -10,10 +10,14 @@ export class OrderBook {
   private readonly byId = new Map<string, Order>();
   private readonly byKey = new Map<string, Order>();
   private readonly byRequestId = new Map<string, Order>();
+  /** Requests cancelled before their order existed: a late create must not bring the order back. */
+  private readonly tombstones = new Set<string>();
 
-  create(req: { request_id: string; idempotency_key: string; product_id: string; count: string }): Order {
+  /** Undefined when the request was cancelled before its order existed. */
+  create(req: { request_id: string; idempotency_key: string; product_id: string; count: string }): Order | undefined {
     const existing = this.byKey.get(req.idempotency_key);
     if (existing) return existing;
+    if (this.tombstones.has(req.request_id)) return undefined;
     const order: Order = { id: String(this.nextId++), request_id: req.request_id, product_id: req.product_id, count: req.count, status: 'CREATED' };
     this.byId.set(order.id, order);
     this.byKey.set(req.idempotency_key, order);
@@ -21,14 +25,19 @@ export class OrderBook {
     return order;
   }
 
-  cancel(id: string): Order | undefined {
-    const order = this.byId.get(id);
+  cancel(by: { id?: string; request_id?: string }): Order | undefined {
+    const order = this.find(by);
     if (order) order.status = 'CANCELLED';
+    else if (by.request_id) this.tombstones.add(by.request_id);
     return order;
   }
 
   find(by: { id?: string; request_id?: string }): Order | undefined {
-    return by.id !== undefined ? this.byId.get(by.id) : this.byRequestId.get(by.request_id ?? '');
+    return by.id !== undefined && by.id !== '0' ? this.byId.get(by.id) : this.byRequestId.get(by.request_id ?? '');
+  }
+
+  all(): Order[] {
+    return [...this.byId.values()];
   }
 }
 
@@ -39,12 +48,13 @@ export function orderServiceImpl(book: OrderBook, log: Logger): grpc.UntypedServ
       if (!req.idempotency_key) return cb({ code: grpc.status.INVALID_ARGUMENT, details: 'idempotency_key: required' });
       if (!(Number(req.product_id) > 0)) return cb({ code: grpc.status.INVALID_ARGUMENT, details: 'product_id: must be > 0' });
       const order = book.create(req);
+      if (!order) return cb({ code: grpc.status.FAILED_PRECONDITION, details: `request ${req.request_id} was cancelled before its order was created` });
       log.info('order created', { requestId: req.request_id, orderId: order.id });
       cb(null, order);
     },
-    CancelOrder(call: grpc.ServerUnaryCall<{ id: string }, Order>, cb: Callback<Order>) {
-      const order = book.cancel(call.request.id);
-      if (!order) return cb({ code: grpc.status.NOT_FOUND, details: `order ${call.request.id} not found` });
+    CancelOrder(call: grpc.ServerUnaryCall<{ id: string; request_id: string }, Order>, cb: Callback<Order>) {
+      const order = book.cancel(call.request);
+      if (!order) return cb({ code: grpc.status.NOT_FOUND, details: `order ${call.request.id !== '0' ? call.request.id : `for request ${call.request.request_id}`} not found` });
       log.info('order cancelled', { requestId: order.request_id, orderId: order.id });
       cb(null, order);
     },

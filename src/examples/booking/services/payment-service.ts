@@ -16,6 +16,8 @@ export class PaymentLedger {
   private readonly byRequestId = new Map<string, Payment>();
   /** One creation per key, even while a slow one is still waiting out its delay. */
   private readonly byKey = new Map<string, Promise<Payment>>();
+  /** Requests refunded before their payment existed (e.g. a timed-out create still waiting): it must never be made. */
+  private readonly tombstones = new Set<string>();
 
   create(req: CreatePaymentRequest, signal: AbortSignal): Promise<Payment> {
     const existing = this.byKey.get(req.idempotency_key);
@@ -24,6 +26,7 @@ export class PaymentLedger {
       const delay = Number(req.delay_ms);
       if (delay > 0) await sleep(delay, undefined, { signal });
       if (req.fault_inject) throw new Declined('payment declined: fault injected');
+      if (this.tombstones.has(req.request_id)) throw new Declined(`request ${req.request_id} was refunded before its payment was made`);
       const payment: Payment = { id: String(this.nextId++), request_id: req.request_id, order_id: req.order_id, status: 'PAID' };
       this.byId.set(payment.id, payment);
       this.byRequestId.set(req.request_id, payment);
@@ -35,14 +38,19 @@ export class PaymentLedger {
     return created;
   }
 
-  refund(id: string): Payment | undefined {
-    const payment = this.byId.get(id);
+  refund(by: { id?: string; request_id?: string }): Payment | undefined {
+    const payment = this.find(by);
     if (payment) payment.status = 'REFUNDED';
+    else if (by.request_id) this.tombstones.add(by.request_id);
     return payment;
   }
 
   find(by: { id?: string; request_id?: string }): Payment | undefined {
-    return by.id !== undefined ? this.byId.get(by.id) : this.byRequestId.get(by.request_id ?? '');
+    return by.id !== undefined && by.id !== '0' ? this.byId.get(by.id) : this.byRequestId.get(by.request_id ?? '');
+  }
+
+  all(): Payment[] {
+    return [...this.byId.values()];
   }
 }
 
@@ -64,9 +72,9 @@ export function paymentServiceImpl(ledger: PaymentLedger, log: Logger): grpc.Unt
         },
       );
     },
-    RefundPayment(call: grpc.ServerUnaryCall<{ id: string }, Payment>, cb: Callback<Payment>) {
-      const payment = ledger.refund(call.request.id);
-      if (!payment) return cb({ code: grpc.status.NOT_FOUND, details: `payment ${call.request.id} not found` });
+    RefundPayment(call: grpc.ServerUnaryCall<{ id: string; request_id: string }, Payment>, cb: Callback<Payment>) {
+      const payment = ledger.refund(call.request);
+      if (!payment) return cb({ code: grpc.status.NOT_FOUND, details: `payment ${call.request.id !== '0' ? call.request.id : `for request ${call.request.request_id}`} not found` });
       log.info('payment refunded', { requestId: payment.request_id, paymentId: payment.id });
       cb(null, payment);
     },

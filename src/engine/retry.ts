@@ -1,0 +1,32 @@
+import { errorCode, OrchestratorError } from './errors';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first one included. */
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  multiplier: number;
+  /** 0..1: the backoff is spread by up to this fraction either way, so retries do not march in step. */
+  jitter: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 };
+
+/** Wait before attempt `attempt + 1`, after `attempt` failed ones (attempt >= 1). */
+export function backoffMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * policy.multiplier ** (attempt - 1));
+  const spread = base * policy.jitter * (2 * random() - 1);
+  return Math.max(0, Math.round(base + spread));
+}
+
+/**
+ * Whether a step failure is worth another attempt: errors that say so (upstream UNAVAILABLE,
+ * DEADLINE_EXCEEDED, a step timeout). A refusal (INVALID_ARGUMENT, FAILED_PRECONDITION, …) or an
+ * error the node marks non-retryable goes straight to compensation. Unknown errors are not retried.
+ */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof OrchestratorError || (err as { retryable?: unknown } | null)?.retryable !== undefined) {
+    return (err as { retryable?: unknown }).retryable === true;
+  }
+  return ['UNAVAILABLE', 'DEADLINE_EXCEEDED'].includes(errorCode(err));
+}

@@ -1,0 +1,73 @@
+/**
+ * The Postgres schema, as an append-only list: migrate() applies, in id order, the migrations not
+ * yet recorded in schema_migrations. Never edit or remove a migration that has been released;
+ * change the schema by appending a new one.
+ */
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: 'sagas, steps and events',
+    sql: `
+      -- request_id compares byte-wise (COLLATE "C") whatever the database's locale, so that the
+      -- order of list() and its page tokens does not depend on where the database runs.
+      CREATE TABLE sagas (
+        request_id       text COLLATE "C" PRIMARY KEY,
+        facade           text        NOT NULL,
+        version          integer     NOT NULL,
+        mode             text        NOT NULL,
+        status           text        NOT NULL,
+        input            jsonb,
+        output           jsonb,
+        error            text,
+        deadline         timestamptz,
+        owner            text,
+        lease_expires_at timestamptz NOT NULL,
+        wake_at          timestamptz,
+        revision         integer     NOT NULL,
+        created_at       timestamptz NOT NULL,
+        updated_at       timestamptz NOT NULL
+      );
+
+      CREATE TABLE saga_steps (
+        request_id            text COLLATE "C" NOT NULL REFERENCES sagas (request_id) ON DELETE CASCADE,
+        position              integer NOT NULL,
+        name                  text    NOT NULL,
+        status                text    NOT NULL,
+        attempts              integer NOT NULL,
+        compensation_attempts integer NOT NULL,
+        output                jsonb,
+        error                 text,
+        started_at            timestamptz,
+        ended_at              timestamptz,
+        PRIMARY KEY (request_id, name)
+      );
+
+      -- Append-only: rows are inserted, never updated.
+      CREATE TABLE saga_events (
+        request_id text COLLATE "C" NOT NULL REFERENCES sagas (request_id) ON DELETE CASCADE,
+        seq        integer     NOT NULL,
+        at         timestamptz NOT NULL,
+        type       text        NOT NULL,
+        step       text,
+        detail     text,
+        pod_id     text,
+        PRIMARY KEY (request_id, seq)
+      );
+
+      -- list(): newest first, keyset paging on (created_at, request_id); and the same by facade, by status.
+      CREATE INDEX sagas_list_idx ON sagas (created_at DESC, request_id DESC);
+      CREATE INDEX sagas_facade_list_idx ON sagas (facade, created_at DESC, request_id DESC);
+      CREATE INDEX sagas_status_list_idx ON sagas (status, created_at DESC, request_id DESC);
+      -- claim(): unfinished sagas whose lease has expired ...
+      CREATE INDEX sagas_claim_idx ON sagas (lease_expires_at) WHERE status IN ('RUNNING', 'COMPENSATING');
+      -- ... or whose durable timer is due.
+      CREATE INDEX sagas_wake_at_idx ON sagas (wake_at) WHERE wake_at IS NOT NULL;
+    `,
+  },
+];

@@ -1,0 +1,362 @@
+import { Pool, type QueryConfig, type QueryResultRow } from 'pg';
+import { ConcurrencyError, ensureError, StoreUnavailableError, ValidationError } from '../../engine/errors';
+import type { Logger } from '../../engine/logger';
+import type { SagaEvent, SagaMode, SagaSnapshot, SagaStatus, StepState, StepStatus } from '../../engine/saga';
+import type { SagaFilter, SagaPage, SagaStore } from '../../engine/store';
+import { decodePageToken, encodePageToken } from '../page-token';
+import { migrate } from './migrate';
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database */
+  dsn: string;
+  poolSize: number;
+  /** How long a lease lasts; stamped by Postgres' clock (now() + leaseTtlMs). */
+  leaseTtlMs: number;
+  /** How long to wait for a connection (new or from the pool) before failing with StoreUnavailableError. */
+  connectTimeoutMs?: number;
+}
+
+/** A row of sagas, with its steps (and events) aggregated as JSON tuples: one round trip per read. */
+interface SagaRow extends QueryResultRow {
+  request_id: string;
+  facade: string;
+  version: number;
+  mode: SagaMode;
+  status: SagaStatus;
+  revision: number;
+  owner: string | null;
+  deadline: Date | null;
+  wake_at: Date | null;
+  /** jsonb as text, so that SQL NULL (absent) and JSON null stay apart. */
+  input: string | null;
+  output: string | null;
+  error: string | null;
+  created_at: Date;
+  updated_at: Date;
+  steps: StepTuple[] | null;
+  history?: EventTuple[] | null;
+}
+
+/** Timestamps inside json are ISO 8601 strings with an offset; output is jsonb as text. */
+type StepTuple = [name: string, status: StepStatus, attempts: number, compensationAttempts: number, output: string | null, error: string | null, startedAt: string | null, endedAt: string | null];
+type EventTuple = [seq: number, at: string, type: string, step: string | null, detail: string | null, podId: string | null];
+
+const ACTIVE = `('RUNNING', 'COMPENSATING')`;
+const LEASE = (param: string): string => `now() + ${param}::double precision * interval '1 millisecond'`;
+
+const SAGA_COLUMNS = `
+  s.request_id, s.facade, s.version, s.mode, s.status, s.revision, s.owner, s.deadline, s.wake_at,
+  s.input::text AS input, s.output::text AS output, s.error, s.created_at, s.updated_at`;
+const STEPS_OF_S = `
+  (SELECT json_agg(json_build_array(t.name, t.status, t.attempts, t.compensation_attempts, t.output::text, t.error, t.started_at, t.ended_at)
+                   ORDER BY t.position)
+     FROM saga_steps t WHERE t.request_id = s.request_id) AS steps`;
+const HISTORY_OF_S = `
+  (SELECT json_agg(json_build_array(e.seq, e.at, e.type, e.step, e.detail, e.pod_id) ORDER BY e.seq)
+     FROM saga_events e WHERE e.request_id = s.request_id) AS history`;
+
+/** Steps and events travel as one jsonb parameter each, unpacked with jsonb_to_recordset. */
+const stepsFrom = (param: string): string => `jsonb_to_recordset(${param}::jsonb) AS x(
+  position integer, name text, status text, attempts integer, compensation_attempts integer,
+  output text, error text, started_at timestamptz, ended_at timestamptz)`;
+const eventsFrom = (param: string): string => `jsonb_to_recordset(${param}::jsonb) AS e(
+  seq integer, at timestamptz, type text, step text, detail text, pod_id text)`;
+
+const INSERT_STEPS = `
+  INSERT INTO saga_steps AS t (request_id, position, name, status, attempts, compensation_attempts, output, error, started_at, ended_at)
+  SELECT $1::text, x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.output::jsonb, x.error, x.started_at, x.ended_at`;
+const INSERT_EVENTS = `
+  INSERT INTO saga_events (request_id, seq, at, type, step, detail, pod_id)
+  SELECT $1::text, e.seq, e.at, e.type, e.step, e.detail, e.pod_id`;
+
+/**
+ * create: one statement. The saga row is inserted unless the request id exists; the steps and
+ * events are inserted only alongside it (they select from the saga CTE).
+ */
+const CREATE_SQL = `
+WITH saga AS (
+  INSERT INTO sagas (request_id, facade, version, mode, status, input, output, error, deadline, owner,
+                     lease_expires_at, wake_at, revision, created_at, updated_at)
+  VALUES ($1::text, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::timestamptz, $10,
+          ${LEASE('$11')}, $12::timestamptz, 1, $13::timestamptz, $14::timestamptz)
+  ON CONFLICT (request_id) DO NOTHING
+  RETURNING request_id
+), steps AS (
+  ${INSERT_STEPS}
+    FROM saga, ${stepsFrom('$15')}
+), events AS (
+  ${INSERT_EVENTS}
+    FROM saga, ${eventsFrom('$16')}
+)
+SELECT count(*)::int AS created FROM saga`;
+
+/**
+ * save: one statement. The fenced UPDATE returns a row only when the stored revision is the
+ * expected one; the step upsert and the event append select from it, so they write nothing
+ * otherwise. Unchanged steps are not rewritten; only events past the stored seq are inserted.
+ */
+const SAVE_SQL = `
+WITH saga AS (
+  UPDATE sagas
+     SET status = $3, output = $4::jsonb, error = $5, owner = $6, wake_at = $7::timestamptz, updated_at = $8::timestamptz,
+         revision = revision + 1, lease_expires_at = ${LEASE('$9')}
+   WHERE request_id = $1::text AND revision = $2
+  RETURNING revision
+), steps AS (
+  ${INSERT_STEPS}
+    FROM saga, ${stepsFrom('$10')}
+  ON CONFLICT (request_id, name) DO UPDATE
+     SET position = excluded.position, status = excluded.status, attempts = excluded.attempts,
+         compensation_attempts = excluded.compensation_attempts, output = excluded.output, error = excluded.error,
+         started_at = excluded.started_at, ended_at = excluded.ended_at
+   WHERE (t.position, t.status, t.attempts, t.compensation_attempts, t.output, t.error, t.started_at, t.ended_at)
+         IS DISTINCT FROM
+         (excluded.position, excluded.status, excluded.attempts, excluded.compensation_attempts, excluded.output, excluded.error,
+          excluded.started_at, excluded.ended_at)
+), events AS (
+  ${INSERT_EVENTS}
+    FROM saga, ${eventsFrom('$11')}
+   WHERE e.seq > (SELECT coalesce(max(seq), 0) FROM saga_events WHERE request_id = $1::text)
+  ON CONFLICT (request_id, seq) DO NOTHING
+)
+SELECT revision FROM saga`;
+
+const GET_SQL = `SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM sagas s WHERE s.request_id = $1::text`;
+
+const RENEW_SQL = `UPDATE sagas SET lease_expires_at = ${LEASE('$2')} WHERE owner = $1 AND status IN ${ACTIVE}`;
+
+/** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
+const CLAIM_SQL = `
+WITH due AS (
+  SELECT request_id FROM sagas
+   WHERE status IN ${ACTIVE}
+     AND (lease_expires_at < now() OR (wake_at <= now() AND owner = $1))
+   LIMIT $2
+   FOR UPDATE SKIP LOCKED
+), s AS (
+  UPDATE sagas u
+     SET owner = $1, wake_at = NULL, lease_expires_at = ${LEASE('$3')}, revision = u.revision + 1
+    FROM due
+   WHERE u.request_id = due.request_id
+  RETURNING u.*
+)
+SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
+
+/** Socket-level failures: the database is unreachable, not wrong. */
+const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const CONNECTION_MESSAGES = [
+  'Connection terminated', // "... unexpectedly", "... due to connection timeout"
+  'timeout exceeded when trying to connect', // pg-pool: no connection within connectionTimeoutMillis
+  'is not queryable', // a client whose connection already failed
+];
+
+/**
+ * True when `err` means Postgres cannot be reached (or is shutting down / starting up): SQLSTATE
+ * class 08 (connection exception) and 57P0x (admin/crash shutdown, cannot connect now), socket
+ * errors and the pg driver's own connection failures.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_ERRNOS.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0\d$/.test(code))) return true;
+  if (CONNECTION_MESSAGES.some((m) => err.message.includes(m))) return true;
+  if (err instanceof AggregateError && err.errors.some(isConnectionError)) return true;
+  return err.cause !== undefined && err.cause !== err && isConnectionError(err.cause);
+}
+
+/**
+ * SagaStore on Postgres: one round trip per operation (a single SQL statement each), fenced writes
+ * on sagas.revision, leases stamped by the database's clock. Behaves as MemorySagaStore does.
+ */
+export class PostgresSagaStore implements SagaStore {
+  private ending: Promise<void> | undefined;
+
+  private constructor(private readonly pool: Pool, private readonly leaseTtlMs: number) {}
+
+  /** Connects, brings the schema up to date (see migrate()), and returns the store. */
+  static async create(opts: PostgresStoreOptions, log: Logger): Promise<PostgresSagaStore> {
+    const pool = new Pool({
+      connectionString: opts.dsn,
+      max: opts.poolSize,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+      keepAlive: true,
+      application_name: 'saga-orchestrator',
+    });
+    // An idle connection that breaks (Postgres restarted, network cut) is reported here and
+    // dropped by the pool, which opens new ones on demand. Unhandled, it would crash the process.
+    pool.on('error', (err) => {
+      log.warn('idle postgres connection failed; the pool will replace it', { error: err.message, code: (err as { code?: unknown }).code });
+    });
+    try {
+      await migrate(pool, log);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw translate(err, 'migrating the schema');
+    }
+    log.info('postgres saga store ready', { poolSize: opts.poolSize, leaseTtlMs: opts.leaseTtlMs });
+    return new PostgresSagaStore(pool, opts.leaseTtlMs);
+  }
+
+  async create(saga: SagaSnapshot): Promise<{ created: boolean; saga: SagaSnapshot }> {
+    const { rows } = await this.query<{ created: number }>({
+      name: 'saga_create',
+      text: CREATE_SQL,
+      values: [
+        saga.requestId, saga.facade, saga.version, saga.mode, saga.status, jsonParam(saga.input), jsonParam(saga.output),
+        saga.error ?? null, saga.deadline ?? null, saga.owner ?? null, this.leaseTtlMs, saga.wakeAt ?? null,
+        saga.createdAt, saga.updatedAt, stepsParam(saga.steps), eventsParam(saga.history),
+      ],
+    }, 'create');
+    if (rows[0].created === 1) return { created: true, saga: { ...structuredClone(saga), revision: 1 } };
+    const stored = await this.get(saga.requestId);
+    if (!stored) throw new Error(`saga ${saga.requestId} exists but could not be read back`);
+    return { created: false, saga: stored };
+  }
+
+  async get(requestId: string): Promise<SagaSnapshot | undefined> {
+    const { rows } = await this.query<SagaRow>({ name: 'saga_get', text: GET_SQL, values: [requestId] }, 'get');
+    return rows[0] && toSnapshot(rows[0]);
+  }
+
+  async save(saga: SagaSnapshot): Promise<number> {
+    const { rows } = await this.query<{ revision: number }>({
+      name: 'saga_save',
+      text: SAVE_SQL,
+      values: [
+        saga.requestId, saga.revision, saga.status, jsonParam(saga.output), saga.error ?? null, saga.owner ?? null,
+        saga.wakeAt ?? null, saga.updatedAt, this.leaseTtlMs, stepsParam(saga.steps), eventsParam(saga.history),
+      ],
+    }, 'save');
+    if (rows.length === 0) throw new ConcurrencyError(saga.requestId, saga.revision);
+    return rows[0].revision;
+  }
+
+  async list(filter: SagaFilter): Promise<SagaPage> {
+    const values: unknown[] = [];
+    const param = (value: unknown): string => `$${values.push(value)}`;
+    const where: string[] = [];
+    if (filter.facade) where.push(`s.facade = ${param(filter.facade)}`);
+    if (filter.status) where.push(`s.status = ${param(filter.status)}`);
+    if (filter.createdFrom) where.push(`s.created_at >= ${param(timestamp(filter.createdFrom, 'created_from'))}::timestamptz`);
+    if (filter.createdTo) where.push(`s.created_at < ${param(timestamp(filter.createdTo, 'created_to'))}::timestamptz`);
+    if (filter.pageToken) {
+      const after = decodePageToken(filter.pageToken);
+      const at = timestamp(after.createdAt, 'page_token');
+      where.push(`(s.created_at, s.request_id) < (${param(at)}::timestamptz, ${param(after.requestId)}::text COLLATE "C")`);
+    }
+    const text = `
+      SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}
+        FROM sagas s
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY s.created_at DESC, s.request_id DESC
+       LIMIT ${param(filter.pageSize + 1)}`;
+    const { rows } = await this.query<SagaRow>({ text, values }, 'list');
+    const sagas = rows.slice(0, filter.pageSize).map(toSnapshot);
+    const last = sagas[sagas.length - 1];
+    return { sagas, nextPageToken: rows.length > filter.pageSize ? encodePageToken(last.createdAt, last.requestId) : undefined };
+  }
+
+  async renewLeases(podId: string): Promise<number> {
+    const result = await this.query({ name: 'saga_renew_leases', text: RENEW_SQL, values: [podId, this.leaseTtlMs] }, 'renewLeases');
+    return result.rowCount ?? 0;
+  }
+
+  async claim(podId: string, limit: number): Promise<SagaSnapshot[]> {
+    const { rows } = await this.query<SagaRow>({ name: 'saga_claim', text: CLAIM_SQL, values: [podId, limit, this.leaseTtlMs] }, 'claim');
+    return rows.map(toSnapshot);
+  }
+
+  /** Ends the pool (waits for checked-out connections to be released). Safe to call twice. */
+  async close(): Promise<void> {
+    this.ending ??= this.pool.end();
+    await this.ending;
+  }
+
+  private async query<R extends QueryResultRow>(config: QueryConfig, what: string) {
+    try {
+      return await this.pool.query<R>(config);
+    } catch (err) {
+      throw translate(err, what);
+    }
+  }
+}
+
+/** Connection failures become StoreUnavailableError (retryable); anything else is left as it is. */
+function translate(err: unknown, what: string): Error {
+  if (isConnectionError(err)) return new StoreUnavailableError(`${what}: ${ensureError(err).message}`, { cause: err });
+  return ensureError(err);
+}
+
+/** A jsonb parameter: JSON text, or SQL NULL for undefined (JSON null stays JSON null). */
+function jsonParam(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function stepsParam(steps: readonly StepState[]): string {
+  return JSON.stringify(steps.map((s, position) => ({
+    position,
+    name: s.name,
+    status: s.status,
+    attempts: s.attempts,
+    compensation_attempts: s.compensationAttempts,
+    // jsonb_to_recordset turns a JSON null into SQL NULL: the output travels as JSON text.
+    output: jsonParam(s.output),
+    error: s.error,
+    started_at: s.startedAt,
+    ended_at: s.endedAt,
+  })));
+}
+
+function eventsParam(events: readonly SagaEvent[]): string {
+  return JSON.stringify(events.map((e) => ({ seq: e.seq, at: e.at, type: e.type, step: e.step, detail: e.detail, pod_id: e.podId })));
+}
+
+function timestamp(value: string, field: string): string {
+  if (Number.isNaN(Date.parse(value))) throw new ValidationError(field, `not an ISO 8601 timestamp: ${value}`);
+  return value;
+}
+
+/** The engine writes millisecond ISO strings (toISOString()); Postgres keeps microseconds, so they come back equal. */
+function iso(value: Date | string): string {
+  return (value instanceof Date ? value : new Date(value)).toISOString();
+}
+
+/** Columns that are NULL become absent keys (undefined), never null: snapshots stay plain JSON. */
+function toSnapshot(row: SagaRow): SagaSnapshot {
+  const saga = {
+    requestId: row.request_id,
+    facade: row.facade,
+    version: row.version,
+    mode: row.mode,
+    status: row.status,
+    revision: row.revision,
+  } as SagaSnapshot;
+  if (row.owner !== null) saga.owner = row.owner;
+  if (row.deadline !== null) saga.deadline = iso(row.deadline);
+  if (row.wake_at !== null) saga.wakeAt = iso(row.wake_at);
+  if (row.input !== null) saga.input = JSON.parse(row.input);
+  if (row.output !== null) saga.output = JSON.parse(row.output);
+  if (row.error !== null) saga.error = row.error;
+  saga.steps = (row.steps ?? []).map(toStep);
+  saga.history = (row.history ?? []).map(toEvent);
+  saga.createdAt = iso(row.created_at);
+  saga.updatedAt = iso(row.updated_at);
+  return saga;
+}
+
+function toStep([name, status, attempts, compensationAttempts, output, error, startedAt, endedAt]: StepTuple): StepState {
+  const step: StepState = { name, status, attempts, compensationAttempts };
+  if (output !== null) step.output = JSON.parse(output);
+  if (error !== null) step.error = error;
+  if (startedAt !== null) step.startedAt = iso(startedAt);
+  if (endedAt !== null) step.endedAt = iso(endedAt);
+  return step;
+}
+
+function toEvent([seq, at, type, step, detail, podId]: EventTuple): SagaEvent {
+  const event: SagaEvent = { seq, at: iso(at), type };
+  if (step !== null) event.step = step;
+  if (detail !== null) event.detail = detail;
+  if (podId !== null) event.podId = podId;
+  return event;
+}

@@ -1,0 +1,508 @@
+import { expect } from 'chai';
+import { Pool } from 'pg';
+import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../src/engine/errors';
+import { silentLogger, type Logger } from '../../src/engine/logger';
+import { Saga, type SagaSnapshot, type SagaStatus } from '../../src/engine/saga';
+import type { SagaFilter, SagaStore } from '../../src/engine/store';
+import { MemorySagaStore } from '../../src/store/memory-store';
+import { migrate } from '../../src/store/postgres/migrate';
+import { MIGRATIONS } from '../../src/store/postgres/migrations';
+import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
+import { freshDatabase, ThrowawayPostgres } from '../helpers/postgres';
+import { rejectionOf, waitFor } from '../helpers/wait';
+
+/** Short leases, so that tests can wait them out. */
+const LEASE_MS = 300;
+/** How many sagas the paging test lists. */
+const BULK = 3000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** As a snapshot travels as JSON: no keys holding undefined. Stores must return exactly this. */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+function started(requestId: string, opts: { facade?: string; podId?: string; steps?: string[]; deadline?: Date; input?: unknown } = {}): Saga {
+  return Saga.start({
+    requestId,
+    facade: opts.facade ?? 'booking.CreateBooking',
+    version: 3,
+    mode: 'sync',
+    input: 'input' in opts ? opts.input : { customer: 'c-1', items: [{ sku: 'sku-1', qty: 2, price: 9.99 }], note: null, tags: [] },
+    steps: opts.steps ?? ['reserve', 'charge'],
+    podId: opts.podId ?? 'pod-a',
+    deadline: opts.deadline,
+  });
+}
+
+const snap = (saga: Saga): SagaSnapshot => plain(saga.snapshot());
+
+/** A snapshot with the given status (and fields) as stored, without going through the transitions. */
+function withStatus(requestId: string, status: SagaStatus, extra: Partial<SagaSnapshot> = {}): SagaSnapshot {
+  return { ...snap(started(requestId, { podId: extra.owner })), status, ...extra };
+}
+
+async function createAll(store: SagaStore, sagas: SagaSnapshot[]): Promise<void> {
+  for (let i = 0; i < sagas.length; i += 200) {
+    const results = await Promise.all(sagas.slice(i, i + 200).map((s) => store.create(s)));
+    expect(results.every((r) => r.created)).to.equal(true);
+  }
+}
+
+const ids = (sagas: readonly SagaSnapshot[]): string[] => sagas.map((s) => s.requestId).sort();
+
+/** Newest first: createdAt desc, then requestId desc. */
+function newestFirst(a: SagaSnapshot, b: SagaSnapshot): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? 1 : -1;
+  return a.requestId < b.requestId ? 1 : a.requestId > b.requestId ? -1 : 0;
+}
+
+/**
+ * The SagaStore contract. Every store must pass it as it is: makeStore returns a new, empty store
+ * each time, with leases of leaseTtlMs (LEASE_MS unless a test needs leases that outlive it).
+ */
+function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaStore>): void {
+  describe(`SagaStore contract: ${name}`, function () {
+    this.timeout(60_000);
+    let store: SagaStore;
+    beforeEach(async () => { store = await makeStore(LEASE_MS); });
+    afterEach(async () => { await store.close(); });
+
+    describe('create and get', () => {
+      it('round-trips snapshots deep-equal, at revision 1', async () => {
+        const fresh = started('rt-fresh', { input: 'just a string' });
+
+        const midway = started('rt-midway', { deadline: new Date(Date.now() + 60_000), steps: ['reserve', 'charge', 'notify'] });
+        midway.stepStarted('reserve');
+        midway.stepSucceeded('reserve', { orderId: 'o-1', lines: [1, 2.5, null, 'ünïcødé ✓'], nested: { empty: {}, no: false } });
+        midway.stepStarted('charge');
+        midway.stepRetrying('charge', 'payment: UNAVAILABLE', new Date(Date.now() + 5_000));
+        midway.wakeAt(new Date(Date.now() + 5_000));
+
+        const done = started('rt-done', { input: null });
+        done.stepStarted('reserve');
+        done.stepSucceeded('reserve', null); // a JSON null output is an output, kept as null
+        done.stepStarted('charge');
+        done.stepSucceeded('charge', [0, -1, 1e21]);
+        done.complete({ bookingId: 'b-1', total: 19.98 });
+
+        const failed = started('rt-failed', { input: [1, 'two', { three: 3 }] });
+        failed.stepStarted('reserve');
+        failed.stepFailed('reserve', 'order: FAILED_PRECONDITION: out of stock');
+        failed.startCompensating('reserve', 'out of stock');
+        failed.compensationStarted('reserve');
+        failed.compensationAttemptFailed('reserve', 'order: UNAVAILABLE', true);
+        failed.compensationFailed('reserve could not be compensated');
+
+        for (const saga of [fresh, midway, done, failed]) {
+          const snapshot = snap(saga);
+          const result = await store.create(snapshot);
+          expect(result.created, saga.requestId).to.equal(true);
+          expect(plain(result.saga), saga.requestId).to.deep.equal({ ...snapshot, revision: 1 });
+          expect(await store.get(saga.requestId), saga.requestId).to.deep.equal({ ...snapshot, revision: 1 });
+        }
+        expect(await store.get('no-such-saga')).to.equal(undefined);
+      });
+
+      it('with an existing request id, inserts nothing and returns the stored saga (created=false)', async () => {
+        const first = snap(started('dup-1'));
+        await store.create(first);
+        const other = started('dup-1', { facade: 'other.Facade', steps: ['x', 'y', 'z'], input: { different: true }, podId: 'pod-b' });
+        other.stepStarted('x');
+        const result = await store.create(snap(other));
+        expect(result.created).to.equal(false);
+        expect(result.saga).to.deep.equal({ ...first, revision: 1 });
+        expect(await store.get('dup-1')).to.deep.equal({ ...first, revision: 1 });
+      });
+
+      it('creates a request id once when two creates race', async () => {
+        const results = await Promise.all([store.create(snap(started('race-1'))), store.create(snap(started('race-1', { podId: 'pod-b' })))]);
+        expect(results.map((r) => r.created).sort()).to.deep.equal([false, true]);
+        const winner = results.find((r) => r.created)?.saga;
+        expect(await store.get('race-1')).to.deep.equal(plain(winner));
+        expect(results.find((r) => !r.created)?.saga).to.deep.equal(plain(winner));
+      });
+    });
+
+    describe('save', () => {
+      it('writes state and steps, appends history and bumps the revision', async () => {
+        const saga = Saga.fromSnapshot((await store.create(snap(started('save-1')))).saga, 'pod-a');
+
+        saga.stepStarted('reserve');
+        expect(await store.save(snap(saga))).to.equal(2);
+        saga.saved(2);
+        expect(await store.get('save-1')).to.deep.equal(snap(saga));
+
+        saga.stepSucceeded('reserve', { orderId: 'o-7' });
+        saga.stepStarted('charge');
+        saga.stepRetrying('charge', 'payment: UNAVAILABLE', new Date(Date.now() + 1_000));
+        saga.wakeAt(new Date(Date.now() + 1_000));
+        expect(await store.save(snap(saga))).to.equal(3);
+        saga.saved(3);
+        const third = await store.get('save-1');
+        expect(third).to.deep.equal(snap(saga));
+        expect(third?.history.map((e) => [e.seq, e.type])).to.deep.equal([
+          [1, 'SAGA_STARTED'], [2, 'STEP_STARTED'], [3, 'STEP_SUCCEEDED'], [4, 'STEP_STARTED'], [5, 'STEP_ATTEMPT_FAILED'],
+        ]);
+
+        // Another instance takes over and runs it to the end: wakeAt cleared, error set, owner changed.
+        const next = Saga.fromSnapshot(snap(saga), 'pod-b');
+        next.own('pod-b');
+        next.wakeAt(undefined);
+        next.stepStarted('charge');
+        next.stepFailed('charge', 'payment: card declined');
+        next.startCompensating('charge', 'card declined');
+        next.compensationStarted('reserve');
+        next.compensationSucceeded('reserve');
+        next.compensated();
+        expect(await store.save(snap(next))).to.equal(4);
+        next.saved(4);
+        const last = await store.get('save-1');
+        expect(last).to.deep.equal(snap(next));
+        expect(last?.wakeAt).to.equal(undefined);
+        expect(last?.history).to.have.length(11);
+        expect(last?.history.slice(0, 5)).to.deep.equal(third?.history);
+      });
+
+      it('with a stale revision, throws ConcurrencyError and writes nothing', async () => {
+        const created = (await store.create(snap(started('stale-1')))).saga;
+        const winner = Saga.fromSnapshot(created, 'pod-a');
+        const loser = Saga.fromSnapshot(created, 'pod-b');
+        winner.stepStarted('reserve');
+        winner.saved(await store.save(snap(winner)));
+
+        loser.own('pod-b');
+        loser.stepStarted('reserve');
+        loser.stepSucceeded('reserve', { from: 'the loser' });
+        loser.stepStarted('charge');
+        const err = await rejectionOf(store.save(snap(loser)));
+        expect(err).to.be.instanceOf(ConcurrencyError);
+        expect(err).to.include({ code: 'CONFLICT', retryable: true });
+        expect(await store.get('stale-1')).to.deep.equal(snap(winner));
+
+        // Ahead of the store, or unknown: the same.
+        expect(await rejectionOf(store.save({ ...snap(winner), revision: 9 }))).to.be.instanceOf(ConcurrencyError);
+        expect(await rejectionOf(store.save({ ...snap(winner), requestId: 'never-created' }))).to.be.instanceOf(ConcurrencyError);
+        expect(await store.get('stale-1')).to.deep.equal(snap(winner));
+        expect(await store.get('never-created')).to.equal(undefined);
+      });
+
+      it('lets exactly one of two racing saves of the same revision win', async () => {
+        const created = (await store.create(snap(started('race-save')))).saga;
+        const a = Saga.fromSnapshot(created, 'pod-a');
+        const b = Saga.fromSnapshot(created, 'pod-b');
+        a.stepStarted('reserve');
+        b.own('pod-b');
+        b.stepStarted('reserve');
+        b.stepFailed('reserve', 'b was here');
+        const results = await Promise.allSettled([store.save(snap(a)), store.save(snap(b))]);
+        const won = results.findIndex((r) => r.status === 'fulfilled');
+        const lost = results.find((r) => r.status === 'rejected');
+        expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(1);
+        expect((lost as PromiseRejectedResult).reason).to.be.instanceOf(ConcurrencyError);
+        const winner = won === 0 ? a : b;
+        winner.saved(2);
+        expect(await store.get('race-save')).to.deep.equal(snap(winner));
+      });
+    });
+
+    describe('list', () => {
+      it(`pages through ${BULK} sagas newest first, with steps and no history, filtered by facade, status and time range`, async () => {
+        const base = Date.UTC(2024, 0, 1);
+        const at = (k: number): string => new Date(base + k * 1_000).toISOString();
+        const facades = ['booking.Create', 'booking.Cancel', 'billing.Refund'];
+        const statuses: SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATED', 'FAILED', 'COMPENSATING'];
+        const all: SagaSnapshot[] = [];
+        for (let i = 0; i < BULK; i++) {
+          // Three sagas share each createdAt (ties are broken by request id, desc), and request ids
+          // do not follow creation order.
+          const requestId = `list-${String((i * 7919) % 10007).padStart(5, '0')}`;
+          const saga = snap(started(requestId, { facade: facades[Math.floor(i / 2) % 3] }));
+          all.push({ ...saga, status: statuses[i % 5], createdAt: at(Math.floor(i / 3)), updatedAt: at(Math.floor(i / 3) + 1) });
+        }
+        await createAll(store, all);
+
+        const stored = new Map(all.map((s) => [s.requestId, { ...s, revision: 1, history: [] }]));
+        const pages = async (filter: Omit<SagaFilter, 'pageToken'>): Promise<string[]> => {
+          const seen: string[] = [];
+          let pageToken: string | undefined;
+          let n = 0;
+          do {
+            const page = await store.list({ ...filter, pageToken });
+            expect(page.sagas.length).to.be.at.most(filter.pageSize);
+            if (page.nextPageToken) expect(page.sagas.length).to.equal(filter.pageSize);
+            for (const s of page.sagas) expect(plain(s)).to.deep.equal(stored.get(s.requestId));
+            seen.push(...page.sagas.map((s) => s.requestId));
+            pageToken = page.nextPageToken;
+            expect(++n).to.be.below(1_000);
+          } while (pageToken);
+          return seen;
+        };
+        const expected = (keep: (s: SagaSnapshot) => boolean): string[] => all.filter(keep).sort(newestFirst).map((s) => s.requestId);
+
+        const from = at(200);
+        const to = at(700);
+        const cases: [Omit<SagaFilter, 'pageToken'>, (s: SagaSnapshot) => boolean][] = [
+          [{ pageSize: 250 }, () => true],
+          [{ pageSize: 97, facade: 'booking.Cancel' }, (s) => s.facade === 'booking.Cancel'],
+          [{ pageSize: 100, status: 'COMPLETED' }, (s) => s.status === 'COMPLETED'],
+          [{ pageSize: 64, createdFrom: from, createdTo: to }, (s) => s.createdAt >= from && s.createdAt < to],
+          [{ pageSize: 7, facade: 'booking.Create', status: 'RUNNING', createdFrom: from }, (s) => s.facade === 'booking.Create' && s.status === 'RUNNING' && s.createdAt >= from],
+          [{ pageSize: 5, createdTo: at(2) }, (s) => s.createdAt < at(2)],
+          [{ pageSize: 10, facade: 'no.Such' }, () => false],
+        ];
+        for (const [filter, keep] of cases) {
+          const want = expected(keep);
+          expect(await pages(filter), JSON.stringify(filter)).to.deep.equal(want);
+        }
+        // The boundaries: createdFrom is inclusive, createdTo exclusive.
+        expect(expected((s) => s.createdAt === from)).to.have.length(3);
+        expect(await pages({ pageSize: 2, createdFrom: from, createdTo: at(201) })).to.deep.equal(expected((s) => s.createdAt === from));
+      });
+
+      it('gives no token with the last page, even a full one, and an empty page for no match', async () => {
+        await createAll(store, Array.from({ length: 6 }, (_, i) => snap(started(`six-${i}`))));
+        const first = await store.list({ pageSize: 3 });
+        expect(first.sagas).to.have.length(3);
+        expect(first.nextPageToken).to.be.a('string');
+        const second = await store.list({ pageSize: 3, pageToken: first.nextPageToken });
+        expect(second.sagas).to.have.length(3);
+        expect(second.nextPageToken).to.equal(undefined);
+        expect(ids([...first.sagas, ...second.sagas])).to.deep.equal(['six-0', 'six-1', 'six-2', 'six-3', 'six-4', 'six-5']);
+        expect(plain(await store.list({ pageSize: 3, status: 'FAILED' }))).to.deep.equal({ sagas: [] });
+      });
+
+      it('rejects a bad page token with a ValidationError naming page_token', async () => {
+        await store.create(snap(started('tok-1')));
+        for (const pageToken of ['not a token!', Buffer.from('{"a":1}').toString('base64url'), Buffer.from('[1,2]').toString('base64url'), 'e30']) {
+          const err = await rejectionOf(store.list({ pageSize: 10, pageToken }));
+          expect(err, pageToken).to.be.instanceOf(ValidationError);
+          expect(err).to.include({ field: 'page_token', code: 'INVALID_ARGUMENT' });
+        }
+      });
+    });
+
+    describe('leases', () => {
+      it('claims a saga whose lease expired, once, with its history', async () => {
+        const t0 = Date.now();
+        const stored = (await store.create(snap(started('lease-1', { podId: 'pod-a' })))).saga;
+        expect(await store.claim('pod-b', 10)).to.deep.equal([]);
+
+        const claimed = await waitFor(async () => {
+          const got = await store.claim('pod-b', 10);
+          return got.length > 0 && got;
+        }, 5_000, 'the lease to expire');
+        expect(Date.now() - t0).to.be.at.least(LEASE_MS);
+        expect(claimed.map(plain)).to.deep.equal([{ ...plain(stored), owner: 'pod-b', revision: 2 }]);
+        expect(claimed[0].history).to.have.length(1);
+
+        // The claim renewed the lease: nobody else gets it, and the old owner is fenced off.
+        expect(await store.claim('pod-c', 10)).to.deep.equal([]);
+        expect(await store.claim('pod-b', 10)).to.deep.equal([]);
+        expect(plain(await store.get('lease-1'))).to.deep.equal(plain(claimed[0]));
+        expect(await rejectionOf(store.save(stored))).to.be.instanceOf(ConcurrencyError);
+      });
+
+      it('does not claim sagas whose owner renews their leases', async () => {
+        await createAll(store, [
+          withStatus('renew-1', 'RUNNING', { owner: 'pod-a' }),
+          withStatus('renew-2', 'RUNNING', { owner: 'pod-a' }),
+          withStatus('renew-3', 'COMPENSATING', { owner: 'pod-a' }),
+          withStatus('renew-done', 'COMPLETED', { owner: 'pod-a' }),
+          withStatus('renew-other', 'RUNNING', { owner: 'pod-x' }),
+        ]);
+        const taken: string[] = [];
+        const until = Date.now() + 3 * LEASE_MS;
+        while (Date.now() < until) {
+          expect(await store.renewLeases('pod-a')).to.equal(3);
+          taken.push(...ids(await store.claim('pod-b', 10)));
+          await sleep(LEASE_MS / 5);
+        }
+        expect(taken).to.include('renew-other'); // not renewed by its owner
+        expect(taken.filter((id) => id.startsWith('renew-') && id !== 'renew-other')).to.deep.equal([]);
+
+        // pod-a stops renewing: pod-b takes its unfinished sagas over.
+        const mine = new Set<string>();
+        await waitFor(async () => {
+          for (const id of ids(await store.claim('pod-b', 10))) if (id !== 'renew-other') mine.add(id);
+          return mine.has('renew-1') && mine.has('renew-2') && mine.has('renew-3');
+        }, 5_000, 'pod-b to take over');
+        expect([...mine].sort()).to.deep.equal(['renew-1', 'renew-2', 'renew-3']);
+        expect(await store.renewLeases('pod-a')).to.equal(0);
+        expect(await store.renewLeases('pod-b')).to.equal(4);
+      });
+
+      it('claims a saga with a due wakeAt for its owner only, and before its lease expires', async () => {
+        await store.close();
+        store = await makeStore(60_000); // no lease expires during the test
+        const past = new Date(Date.now() - 1_000).toISOString();
+        const future = new Date(Date.now() + 60_000).toISOString();
+        // wakeAt set on create, and set by save.
+        await store.create(withStatus('wake-due', 'RUNNING', { owner: 'pod-a', wakeAt: past }));
+        const later = Saga.fromSnapshot((await store.create(snap(started('wake-saved', { podId: 'pod-a' })))).saga, 'pod-a');
+        later.wakeAt(new Date(past));
+        later.saved(await store.save(snap(later)));
+        await store.create(withStatus('wake-future', 'RUNNING', { owner: 'pod-a', wakeAt: future }));
+
+        expect(await store.claim('pod-b', 10)).to.deep.equal([]);
+        const claimed = await store.claim('pod-a', 10);
+        expect(ids(claimed)).to.deep.equal(['wake-due', 'wake-saved']);
+        for (const saga of claimed) {
+          expect(saga.owner).to.equal('pod-a');
+          expect(saga.wakeAt).to.equal(undefined);
+          expect(saga.revision).to.equal(saga.requestId === 'wake-due' ? 2 : 3);
+          expect(plain(await store.get(saga.requestId))).to.deep.equal(plain(saga));
+        }
+        // The timer is cleared: not claimed again.
+        expect(await store.claim('pod-a', 10)).to.deep.equal([]);
+        expect((await store.get('wake-future'))?.wakeAt).to.equal(future);
+      });
+
+      it('never claims terminal or compensation-failed sagas', async () => {
+        const past = new Date(Date.now() - 1_000).toISOString();
+        const statuses: SagaStatus[] = ['RUNNING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'FAILED', 'COMPENSATION_FAILED'];
+        await createAll(store, statuses.map((status) => withStatus(`status-${status}`, status, { owner: 'pod-a', wakeAt: past })));
+        await sleep(LEASE_MS + 100); // every lease has expired
+        const claimed = [...(await store.claim('pod-a', 100)), ...(await store.claim('pod-b', 100))];
+        expect(ids(claimed)).to.deep.equal(['status-COMPENSATING', 'status-RUNNING']);
+        expect(await store.renewLeases('pod-a')).to.equal(2);
+      });
+
+      it('gives concurrent claimers disjoint sets, and respects the limit', async () => {
+        const sagas = Array.from({ length: 40 }, (_, i) => withStatus(`many-${String(i).padStart(2, '0')}`, 'RUNNING', { owner: 'pod-dead' }));
+        await createAll(store, sagas);
+        await sleep(LEASE_MS + 100);
+        expect(await store.claim('pod-0', 3)).to.have.length(3);
+        const claims = await Promise.all(['pod-1', 'pod-2', 'pod-3', 'pod-4'].map((pod) => store.claim(pod, 10)));
+        const claimedIds = claims.flatMap((c) => c.map((s) => s.requestId));
+        expect(new Set(claimedIds).size, 'no saga claimed twice').to.equal(claimedIds.length);
+        expect(claimedIds).to.have.length(37);
+        claims.forEach((c, i) => c.forEach((s) => expect(s.owner).to.equal(`pod-${i + 1}`)));
+        expect(await store.claim('pod-5', 100)).to.deep.equal([]);
+      });
+    });
+
+    it('close() can be called twice', async () => {
+      await store.close();
+      await store.close();
+    });
+  });
+}
+
+contract('MemorySagaStore', async (leaseTtlMs) => new MemorySagaStore(leaseTtlMs));
+
+describe('PostgresSagaStore', function () {
+  this.timeout(60_000);
+  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+  let admin: Pool | undefined;
+  before(async () => {
+    db = await freshDatabase();
+    admin = new Pool({ connectionString: db.dsn, max: 2 });
+  });
+  after(async () => {
+    await admin?.end();
+    await db?.drop();
+  });
+
+  const open = (dsn: string, leaseTtlMs = LEASE_MS): Promise<PostgresSagaStore> =>
+    PostgresSagaStore.create({ dsn, poolSize: 10, leaseTtlMs, connectTimeoutMs: 5_000 }, silentLogger);
+
+  contract('PostgresSagaStore', async (leaseTtlMs) => {
+    const store = await open(db!.dsn, leaseTtlMs);
+    await admin!.query('TRUNCATE saga_events, saga_steps, sagas');
+    return store;
+  });
+
+  it('records its migrations in schema_migrations; migrating again applies nothing', async () => {
+    const store = await open(db!.dsn);
+    try {
+      const ledger = async (): Promise<unknown[]> => (await admin!.query('SELECT id, name FROM schema_migrations ORDER BY id')).rows;
+      const want = MIGRATIONS.map((m) => ({ id: m.id, name: m.name }));
+      expect(await ledger()).to.deep.equal(want);
+      expect(await migrate(admin!, silentLogger)).to.deep.equal([]);
+      expect(await ledger()).to.deep.equal(want);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('starts on a fresh database from several processes at once', async () => {
+    const fresh = await freshDatabase();
+    const stores: PostgresSagaStore[] = [];
+    try {
+      stores.push(...await Promise.all([open(fresh.dsn), open(fresh.dsn), open(fresh.dsn)]));
+      const pool = new Pool({ connectionString: fresh.dsn, max: 1 });
+      try {
+        const { rows } = await pool.query('SELECT id FROM schema_migrations ORDER BY id');
+        expect(rows.map((r: { id: number }) => r.id)).to.deep.equal(MIGRATIONS.map((m) => m.id));
+      } finally {
+        await pool.end();
+      }
+      const saga = snap(started('fresh-1'));
+      await stores[0].create(saga);
+      expect(await stores[2].get('fresh-1')).to.deep.equal({ ...saga, revision: 1 });
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      await fresh.drop();
+    }
+  });
+
+  it('rejects malformed createdFrom/createdTo with a ValidationError', async () => {
+    const store = await open(db!.dsn);
+    try {
+      expect(await rejectionOf(store.list({ pageSize: 5, createdFrom: 'yesterday' }))).to.include({ field: 'created_from', code: 'INVALID_ARGUMENT' });
+      expect(await rejectionOf(store.list({ pageSize: 5, createdTo: '2024-13-45' }))).to.include({ field: 'created_to', code: 'INVALID_ARGUMENT' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  describe('when Postgres goes away', function () {
+    this.timeout(120_000);
+    const server = new ThrowawayPostgres();
+    const warnings: string[] = [];
+    const log: Logger = { ...silentLogger, warn: (message) => { warnings.push(message); }, child: () => log };
+    let store: PostgresSagaStore | undefined;
+    before(async () => { await server.start(); });
+    after(async () => {
+      await store?.close();
+      await server.destroy();
+    });
+
+    it('fails fast with StoreUnavailableError, and works again once it is back, with the same store', async () => {
+      store = await PostgresSagaStore.create({ dsn: server.dsn, poolSize: 4, leaseTtlMs: 10_000, connectTimeoutMs: 1_000 }, log);
+      const saga = Saga.fromSnapshot((await store.create(snap(started('outage-1')))).saga, 'pod-a');
+      saga.stepStarted('reserve');
+      saga.saved(await store.save(snap(saga)));
+
+      await server.stop();
+      const s = store;
+      const calls: [string, () => Promise<unknown>][] = [
+        ['get', () => s.get('outage-1')],
+        ['save', () => s.save(snap(saga))],
+        ['create', () => s.create(snap(started('outage-2')))],
+        ['list', () => s.list({ pageSize: 10 })],
+        ['claim', () => s.claim('pod-a', 10)],
+        ['renewLeases', () => s.renewLeases('pod-a')],
+      ];
+      for (const [what, call] of calls) {
+        const t0 = Date.now();
+        const err = await rejectionOf(call());
+        expect(err, what).to.be.instanceOf(StoreUnavailableError);
+        expect(err, what).to.include({ code: 'UNAVAILABLE', retryable: true });
+        expect(Date.now() - t0, what).to.be.below(3_000);
+      }
+      // The pooled connections the shutdown broke were reported, not thrown.
+      expect(warnings).to.include('idle postgres connection failed; the pool will replace it');
+      // Nor does a store start without it.
+      expect(await rejectionOf(PostgresSagaStore.create({ dsn: server.dsn, poolSize: 1, leaseTtlMs: 1_000, connectTimeoutMs: 1_000 }, log)))
+        .to.be.instanceOf(StoreUnavailableError);
+
+      await server.start();
+      expect(await waitFor(() => s.get('outage-1'), 15_000, 'the store to recover')).to.deep.equal(snap(saga));
+      expect(await s.save(snap(saga))).to.equal(3);
+      expect((await s.list({ pageSize: 10 })).sagas.map((x) => x.requestId)).to.deep.equal(['outage-1']);
+    });
+  });
+});
