@@ -107,6 +107,8 @@ export function call<Res = Record<string, unknown>>(
 export interface StackOptions {
   transport: 'memory' | 'kafka';
   kafka?: { topicPrefix: string; groupId: string; brokers: string[] };
+  /** A Postgres DSN: the saga store; the in-memory store when absent. */
+  postgres?: string;
   /** Extra app.yaml keys, merged at the top level. */
   extraYaml?: string;
 }
@@ -142,21 +144,36 @@ export class Stack {
       `  driver: ${opts.transport}`,
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
       `upstreams: { order: 127.0.0.1:${this.ports.order}, payment: 127.0.0.1:${this.ports.payment} }`,
+      ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: 1000 } }`] : []),
       'saga: { stepTimeoutMs: 10000, compensation: { maxAttempts: 3, initialBackoffMs: 50 }, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }',
       opts.extraYaml ?? '',
     ].join('\n'));
-    this.orchestrator = this.spawn(['dist/src/main.js'], { OCH_PATH: this.dir });
     this.address = `127.0.0.1:${this.ports.orchestrator}`;
     await Promise.all([
       waitServing(`127.0.0.1:${this.ports.order}`, order),
       waitServing(`127.0.0.1:${this.ports.payment}`, payment),
-      waitServing(this.address, this.orchestrator, 60_000),
+      this.startOrchestrator(),
     ]);
     const creds = grpc.credentials.createInsecure();
     this.booking = new (clientOf(protos, 'pb.BookingService'))(this.address, creds);
     this.sagas = new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(this.address, creds);
     this.orders = new (clientOf(protos, 'order.v1.OrderService'))(`127.0.0.1:${this.ports.order}`, creds);
     this.payments = new (clientOf(protos, 'payment.v1.PaymentService'))(`127.0.0.1:${this.ports.payment}`, creds);
+  }
+
+  /** (Re)starts the orchestrator process on the stack's port; the previous one must have exited. */
+  async startOrchestrator(podId = 'e2e'): Promise<Proc> {
+    this.orchestrator = this.spawn(['dist/src/main.js'], { OCH_PATH: this.dir, POD_ID: podId });
+    await waitServing(this.address, this.orchestrator, 60_000);
+    return this.orchestrator;
+  }
+
+  /** A further orchestrator instance on its own port, same config (same consumer group and store). */
+  async startInstance(podId: string): Promise<{ proc: Proc; address: string }> {
+    const port = await freePort();
+    const proc = this.spawn(['dist/src/main.js'], { OCH_PATH: this.dir, POD_ID: podId, OCH_GRPC_PORT: String(port) });
+    await waitServing(`127.0.0.1:${port}`, proc, 60_000);
+    return { proc, address: `127.0.0.1:${port}` };
   }
 
   spawn(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
@@ -175,6 +192,17 @@ export class Stack {
       const saga = await this.saga(requestId);
       return saga.status === status ? saga : undefined;
     }, timeoutMs, `saga ${requestId} to reach ${status}`);
+  }
+
+  /** Orders and payments per request id, as the upstream services see them. */
+  async ledger(): Promise<Map<string, { orders: string[]; payments: string[] }>> {
+    const orders = (await call<{ orders: { request_id: string; status: string }[] }>(this.orders, 'ListOrders', {})).response.orders;
+    const payments = (await call<{ payments: { request_id: string; status: string }[] }>(this.payments, 'ListPayments', {})).response.payments;
+    const byId = new Map<string, { orders: string[]; payments: string[] }>();
+    const entry = (id: string) => byId.get(id) ?? byId.set(id, { orders: [], payments: [] }).get(id)!;
+    for (const o of orders) entry(o.request_id).orders.push(o.status);
+    for (const p of payments) entry(p.request_id).payments.push(p.status);
+    return byId;
   }
 
   async stop(): Promise<void> {

@@ -58,6 +58,9 @@ export function orderServiceImpl(book: OrderBook, log: Logger): grpc.UntypedServ
       log.info('order cancelled', { requestId: order.request_id, orderId: order.id });
       cb(null, order);
     },
+    ListOrders(_call: grpc.ServerUnaryCall<object, { orders: Order[] }>, cb: Callback<{ orders: Order[] }>) {
+      cb(null, { orders: book.all() });
+    },
     GetOrder(call: grpc.ServerUnaryCall<{ by?: 'id' | 'request_id'; id?: string; request_id?: string }, Order>, cb: Callback<Order>) {
       const { by, id, request_id } = call.request;
       const order = book.find(by === 'id' ? { id } : { request_id });

@@ -78,6 +78,9 @@ export function paymentServiceImpl(ledger: PaymentLedger, log: Logger): grpc.Unt
       log.info('payment refunded', { requestId: payment.request_id, paymentId: payment.id });
       cb(null, payment);
     },
+    ListPayments(_call: grpc.ServerUnaryCall<object, { payments: Payment[] }>, cb: Callback<{ payments: Payment[] }>) {
+      cb(null, { payments: ledger.all() });
+    },
     GetPayment(call: grpc.ServerUnaryCall<{ by?: 'id' | 'request_id'; id?: string; request_id?: string }, Payment>, cb: Callback<Payment>) {
       const { by, id, request_id } = call.request;
       const payment = ledger.find(by === 'id' ? { id } : { request_id });
