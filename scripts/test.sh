@@ -27,6 +27,12 @@ if ! npx tsc -p tsconfig.json; then
   failed=$((failed + 1)); finish; exit 1
 fi
 
+# Postgres: the machine's own on 127.0.0.1:5432 (tests create and drop their own databases).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "Postgres is not answering on 127.0.0.1:5432: trying to start the local cluster"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || echo "FAILED: could not start Postgres"
+fi
+
 started_kafka=0
 if ! scripts/kafka.sh status >/dev/null 2>&1; then
   if scripts/kafka.sh up; then started_kafka=1; else echo "FAILED: could not start Kafka"; fi
