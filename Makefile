@@ -37,6 +37,10 @@ lint: install
 typecheck: install
 	npx tsc -p tsconfig.json --noEmit
 
+# Load benchmark (Kafka + Postgres on 127.0.0.1:5432), e.g. make bench BENCH_ARGS="--duration 10 --facades sync".
+bench: build kafka-up
+	node dist/bench/run.js $(BENCH_ARGS)
+
 kafka-up:
 	scripts/kafka.sh up
 

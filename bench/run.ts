@@ -1,0 +1,106 @@
+/**
+ * Load benchmark: starts order + payment + the orchestrator (Kafka transport, Postgres store), then
+ * drives each facade in turn and prints completed / failures / sagas/s / latency / peak RSS.
+ * `make bench BENCH_ARGS="--duration 10"`; options in ./options.ts.
+ */
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type * as grpc from '@grpc/grpc-js';
+import { bookingClients, orchestratorClient } from './clients';
+import { runAsync, runSync, runThrottled, type LoadResult } from './load';
+import { parseOptions, type BenchOptions, type Facade } from './options';
+import { formatSummary } from './profile';
+import { cpuSeconds, hostCpuTicks, RssSampler, rssMb } from './procfs';
+import { BenchStack } from './stack';
+import { resultLine, summaryTable, type FacadeResult } from './stats';
+
+interface Clients { booking: grpc.Client[]; sagas: grpc.Client }
+
+function runFacade(facade: Facade, opts: BenchOptions, clients: Clients, tag: string): Promise<LoadResult> {
+  switch (facade) {
+    case 'sync': return runSync(clients.booking, `${tag}-s`, opts.concurrency, opts.duration);
+    case 'async': return runAsync(clients.booking, clients.sagas, `${tag}-a`, opts.concurrency, opts.duration, opts.asyncTimeout);
+    case 'throttled': return runThrottled(clients.booking, `${tag}-t`, opts.rate, opts.throttledDuration, opts.throttledDeadline);
+  }
+}
+
+function describe(facade: Facade, opts: BenchOptions): string {
+  return facade === 'throttled'
+    ? `open loop ${opts.rate}/s for ${opts.throttledDuration} s, deadline ${opts.throttledDeadline} s`
+    : `closed loop, ${opts.concurrency} workers for ${opts.duration} s`;
+}
+
+/**
+ * Starts measuring; the returned function gives the average CPU use since then: the orchestrator's
+ * and this process's in % of one core, the host's in % of all its cores.
+ */
+async function cpuMeter(pid: number): Promise<() => Promise<FacadeResult['cpu']>> {
+  const t0 = performance.now();
+  const och0 = (await cpuSeconds(pid)) ?? 0;
+  const self0 = process.cpuUsage();
+  const host0 = await hostCpuTicks();
+  return async () => {
+    const wall = (performance.now() - t0) / 1000;
+    const self = process.cpuUsage(self0);
+    const host = await hostCpuTicks();
+    return {
+      orchestrator: (100 * (((await cpuSeconds(pid)) ?? och0) - och0)) / wall,
+      bench: (100 * (self.user + self.system)) / 1e6 / wall,
+      host: (100 * (host.busy - host0.busy)) / (host.total - host0.total),
+    };
+  };
+}
+
+function newestProfile(dir: string): string | undefined {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  return files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const cpuProfDir = opts.cpuProfDir ? path.resolve(opts.cpuProfDir) : undefined;
+  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+  console.log(`bench: facades ${opts.facades.join(',')}, concurrency ${opts.concurrency}, duration ${opts.duration} s, ` +
+    `rate ${opts.rate}/s for ${opts.throttledDuration} s, ${opts.clients} channels${cpuProfDir ? `, cpu profile in ${cpuProfDir}` : ''}`);
+
+  const stack = new BenchStack();
+  const results: FacadeResult[] = [];
+  let clients: Clients | undefined;
+  let sampler: RssSampler | undefined;
+  const interrupt = () => { console.log('interrupted; stopping'); stack.stop().finally(() => process.exit(130)); };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  try {
+    await stack.start({ orchestratorNodeArgs: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [] });
+    console.log(`stack up: orchestrator ${stack.address} (pid ${stack.orchestrator.pid}, RSS ${(await rssMb(stack.orchestrator.pid))?.toFixed(0)} MB), topics ${stack.topicPrefix}*`);
+    clients = { booking: bookingClients(stack.address, opts.clients), sagas: orchestratorClient(stack.address) };
+    sampler = new RssSampler(stack.orchestrator.pid);
+    sampler.start();
+    for (const facade of opts.facades) {
+      console.log(`[${facade}] ${describe(facade, opts)} ...`);
+      await sampler.takePeak();
+      const cpu = await cpuMeter(stack.orchestrator.pid);
+      const load = await runFacade(facade, opts, clients, stack.runId);
+      const result: FacadeResult = {
+        facade, ...load, sagasPerSec: load.seconds > 0 ? load.completed / load.seconds : 0, peakRssMb: await sampler.takePeak(), cpu: await cpu(),
+      };
+      results.push(result);
+      console.log(resultLine(result));
+    }
+  } finally {
+    sampler?.stop();
+    for (const c of [...(clients?.booking ?? []), clients?.sagas]) c?.close();
+    await stack.stop();
+  }
+  console.log(`\nsummary (Kafka transport, Postgres store; sagas/s = completed / first start..last completion; ${cpus().length} CPUs, cpu% of one core)`);
+  console.log(summaryTable(results));
+  const profile = cpuProfDir ? newestProfile(cpuProfDir) : undefined;
+  if (profile) console.log(`\n${formatSummary(profile)}`);
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});

@@ -1,0 +1,210 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { Kafka, logLevel } from 'kafkajs';
+import { Client } from 'pg';
+import { ALL_TOPICS } from '../topics/topics';
+
+/** Repository root (this file runs from dist/bench/). */
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+const POSTGRES_ADMIN_DSN = process.env.POSTGRES_ADMIN_DSN ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const KAFKA_BROKERS = (process.env.OCH_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A spawned node process; keeps the tail of its output for error messages. */
+export class Proc {
+  readonly exited: Promise<number | null>;
+  outputLines = 0;
+  /** Log lines by `<level> <message>` (the processes log JSON lines). */
+  readonly logCounts = new Map<string, number>();
+  private readonly tail: string[] = [];
+  private readonly child: ChildProcess;
+
+  constructor(readonly name: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []) {
+    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (chunk: Buffer) => {
+      const lines = chunk.toString().split('\n').filter(Boolean);
+      this.outputLines += lines.length;
+      for (const line of lines) this.count(line);
+      this.tail.push(...lines);
+      this.tail.splice(0, Math.max(0, this.tail.length - 30));
+    };
+    this.child.stdout!.on('data', onData);
+    this.child.stderr!.on('data', onData);
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** The most frequent log messages, e.g. `warn call failed x4000`. */
+  topMessages(n = 8): string[] {
+    return [...this.logCounts.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([m, c]) => `${m} x${c}`);
+  }
+
+  private count(line: string): void {
+    let key = 'text';
+    try {
+      const entry = JSON.parse(line) as { level?: string; message?: string };
+      key = `${entry.level ?? '?'} ${entry.message ?? '?'}`;
+    } catch {
+      // not a JSON log line
+    }
+    this.logCounts.set(key, (this.logCounts.get(key) ?? 0) + 1);
+  }
+
+  lastLines(): string {
+    return this.tail.join('\n');
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves with the exit code. */
+  async stop(graceMs = 30_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+const healthProto = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String })) as unknown as {
+  grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+};
+
+function healthStatus(address: string): Promise<string> {
+  const client = new healthProto.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+  return new Promise<string>((resolve, reject) => {
+    client.Check({ service: '' }, { deadline: Date.now() + 1_000 }, (err: grpc.ServiceError | null, res?: { status: string }) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res!.status);
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls grpc.health.v1.Health/Check until SERVING; fails if the process exits first or on timeout. */
+export async function waitServing(address: string, proc: Proc, timeoutMs = 60_000): Promise<void> {
+  let exitCode: number | null | undefined;
+  proc.exited.then((code) => { exitCode = code; });
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (exitCode !== undefined) throw new Error(`${proc.name} exited with ${exitCode} before serving:\n${proc.lastLines()}`);
+    if ((await healthStatus(address).catch(() => '')) === 'SERVING') return;
+    if (Date.now() > end) throw new Error(`${proc.name} not SERVING on ${address} after ${timeoutMs} ms:\n${proc.lastLines()}`);
+    await sleep(100);
+  }
+}
+
+async function postgresAdmin(sql: string): Promise<void> {
+  const client = new Client({ connectionString: POSTGRES_ADMIN_DSN });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A new, empty database on the shared server, for one benchmark run. */
+export async function createDatabase(): Promise<{ name: string; dsn: string; drop: () => Promise<void> }> {
+  const name = `saga_bench_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  await postgresAdmin(`CREATE DATABASE ${name}`);
+  const url = new URL(POSTGRES_ADMIN_DSN);
+  url.pathname = `/${name}`;
+  return { name, dsn: url.toString(), drop: () => postgresAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/** Deletes the topics the orchestrator created under `prefix` (those that exist). */
+export async function deleteTopics(prefix: string): Promise<number> {
+  const admin = new Kafka({ clientId: 'bench-cleanup', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const topics = ALL_TOPICS.map((t) => `${prefix}${t.name}`).filter((t) => existing.has(t));
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
+    return topics.length;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface StackOptions {
+  /** Extra node arguments for the orchestrator (e.g. --cpu-prof). */
+  orchestratorNodeArgs?: string[];
+}
+
+/**
+ * order + payment demo services and the orchestrator (Kafka transport, Postgres store on a fresh
+ * database, unique topic prefix and consumer group), on free ports. Config: the repository's
+ * app.yaml with environment overrides.
+ */
+export class BenchStack {
+  readonly runId = `bench-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
+  readonly topicPrefix = `${this.runId}.`;
+  address = '';
+  orchestrator!: Proc;
+  private procs: Proc[] = [];
+  private database: Awaited<ReturnType<typeof createDatabase>> | undefined;
+
+  async start(opts: StackOptions = {}): Promise<void> {
+    this.database = await createDatabase();
+    const [orderPort, paymentPort, port] = [await freePort(), await freePort(), await freePort()];
+    const service = (kind: string, p: number) =>
+      this.spawn(kind, ['dist/src/examples/booking/services/main.js', kind, `127.0.0.1:${p}`], { OCH_LOG_LEVEL: 'warn' });
+    const order = service('order', orderPort);
+    const payment = service('payment', paymentPort);
+    await Promise.all([waitServing(`127.0.0.1:${orderPort}`, order), waitServing(`127.0.0.1:${paymentPort}`, payment)]);
+    this.address = `127.0.0.1:${port}`;
+    this.orchestrator = this.spawn('orchestrator', ['dist/src/main.js'], {
+      OCH_PATH: ROOT,
+      POD_ID: 'bench',
+      OCH_TRANSPORT: 'kafka',
+      OCH_STORE: 'postgres',
+      OCH_POSTGRES_DSN: this.database.dsn,
+      OCH_KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+      OCH_TOPIC_PREFIX: this.topicPrefix,
+      OCH_KAFKA_GROUP_ID: this.runId,
+      OCH_GRPC_PORT: String(port),
+      OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
+      OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
+      OCH_LOG_LEVEL: 'warn',
+    }, opts.orchestratorNodeArgs);
+    await waitServing(this.address, this.orchestrator, 90_000);
+  }
+
+  /** Stops the orchestrator first (it drains), then the upstreams; drops the database and the topics. */
+  async stop(): Promise<void> {
+    const codes: string[] = [];
+    if (this.orchestrator) codes.push(`orchestrator=${await this.orchestrator.stop()}`);
+    for (const p of this.procs.filter((q) => q !== this.orchestrator)) codes.push(`${p.name}=${await p.stop()}`);
+    console.log(`stopped: exit codes ${codes.join(' ')}; log lines (warn and above) ${this.procs.map((p) => `${p.name}=${p.outputLines}`).join(' ')}`);
+    for (const p of this.procs.filter((q) => q.outputLines > 0)) console.log(`  ${p.name}: ${p.topMessages().join('; ')}`);
+    await this.database?.drop().then(() => console.log(`dropped database ${this.database!.name}`), (err) => console.error(`drop database: ${err}`));
+    await deleteTopics(this.topicPrefix).then((n) => console.log(`deleted ${n} topics ${this.topicPrefix}*`), (err) => console.error(`delete topics: ${err}`));
+  }
+
+  private spawn(name: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Proc {
+    const proc = new Proc(name, args, env, nodeArgs);
+    this.procs.push(proc);
+    return proc;
+  }
+}
