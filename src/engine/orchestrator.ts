@@ -127,7 +127,7 @@ export class Orchestrator {
   /** Runs a sync facade to the end. A repeated request id gets the first run's result. */
   runSync(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
     return this.once(requestId, async () => {
-      const begun = await this.begin(facade, 'sync', requestId, rawInput, call.deadline ?? this.callDeadline());
+      const begun = await this.begin(facade, 'sync', requestId, rawInput, call.deadline ?? this.callDeadline(), true);
       if (!begun.created) return this.awaitOutcome(requestId, call.signal);
       return this.runInProcess(begun.saga, begun.def, call.signal);
     });
@@ -207,12 +207,14 @@ export class Orchestrator {
 
   // ---- starting and finishing --------------------------------------------------------------
 
-  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date) {
+  /** Records the new saga; `startFirstStep` writes the first step as started in the same write (sync facades run it at once). */
+  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date, startFirstStep = false) {
     if (this.state !== 'RUNNING') throw new OrchestratorError('UNAVAILABLE', 'orchestrator is not running (starting or shutting down)', true);
     const def = this.registry.get(facade);
     if (def.mode !== mode) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} is ${def.mode}, not ${mode}`);
     const input = def.parseInput(rawInput);
     const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.steps.map((s) => s.name), podId: this.podId, deadline });
+    if (startFirstStep) saga.stepStarted(def.steps[0].name);
     const { created, saga: stored } = await this.store.create(saga.snapshot());
     if (!created) {
       if (stored.facade !== facade) throw new AlreadyExistsError(`request id ${requestId} (used by facade ${stored.facade})`);
@@ -283,8 +285,10 @@ export class Orchestrator {
     try {
       for (const step of def.steps) {
         for (;;) {
-          const attempt = saga.stepStarted(step.name);
-          await this.save(saga); // write ahead: on record as started before it can act
+          // Write ahead: on record as started before it can act (the first step was, by begin()).
+          const prestarted = saga.step(step.name).status === 'RUNNING';
+          const attempt = prestarted ? saga.step(step.name).attempts : saga.stepStarted(step.name);
+          if (!prestarted) await this.save(saga);
           const result = await this.attempt(saga, def, step, signal);
           if (result.ok) {
             saga.stepSucceeded(step.name, result.output);

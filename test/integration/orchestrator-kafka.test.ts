@@ -30,8 +30,10 @@ describe('Orchestrator over Kafka', function () {
   async function instance(names: { topicPrefix: string; groupId: string }, store: MemorySagaStore, podId: string, steps: (topic: (i: number) => string) => Steps) {
     const transport = await KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: podId, partitionsConsumedConcurrently: 8, connectTimeoutMs: 20_000, ...names }, ALL_TOPICS, silentLogger);
     const asyncTopics = [TOPICS.bookingAsyncCreateOrder.name, TOPICS.bookingAsyncCreatePayment.name];
+    const throttledTopics = [TOPICS.bookingThrottledCreateOrder.name, TOPICS.bookingThrottledCreatePayment.name];
     const registry = new FacadeRegistry()
       .register(fakeFacade('Async', 'async', steps((i) => asyncTopics[i]), TOPICS.bookingAsyncRollback.name))
+      .register(fakeFacade('Throttled', 'throttled', steps((i) => throttledTopics[i]), TOPICS.bookingThrottledRollback.name))
       .register(fakeFacade('Sync', 'sync', steps(() => ''), TOPICS.bookingSyncRollback.name));
     const orchestrator = new Orchestrator({
       registry, store, transport, logger: silentLogger, podId, outcomeTopic: TOPICS.sagaOutcomes.name,
@@ -102,5 +104,18 @@ describe('Orchestrator over Kafka', function () {
     expect(sagas.every((s) => s.status === 'COMPLETED')).to.equal(true);
     const pods = new Set(sagas.flatMap((s) => s.history.filter((e) => e.type === 'STEP_SUCCEEDED').map((e) => e.podId)));
     expect([...pods].sort()).to.deep.equal(['p1', 'p2']);
+  });
+
+  it('a throttled call is answered by the instance holding it when the other instance ran the last step', async () => {
+    const names = uniqueKafkaNames();
+    const store = new MemorySagaStore();
+    const journal: Journal = { calls: [] };
+    const first = await instance(names, store, 'p1', twoSteps(journal));
+    await instance(names, store, 'p2', twoSteps(journal));
+    const ids = Array.from({ length: 30 }, (_, i) => `th-${i}`);
+    const results = await Promise.all(ids.map((id) => first.runThrottled('Throttled', id, { n: 1 })));
+    expect(results.every((r) => JSON.stringify(r) === '["a","b"]')).to.equal(true);
+    const lastStepPods = await Promise.all(ids.map(async (id) => (await store.get(id))!.history.findLast((e) => e.type === 'STEP_SUCCEEDED')!.podId));
+    expect(lastStepPods).to.include('p2');
   });
 });
