@@ -40,6 +40,7 @@ export const configSchema = z
             groupId: z.string().min(1).default('orchestrator'),
             topicPrefix: z.string().default(''),
             partitionsConsumedConcurrently: z.number().int().min(1).default(8),
+            messagesInFlight: z.number().int().min(1).default(32),
             connectTimeoutMs: ms.default(30_000),
           })
           .strict()

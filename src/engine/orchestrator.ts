@@ -236,7 +236,9 @@ export class Orchestrator {
         wake.cancel();
         return outcomeOf(saga.snapshot());
       }
-      await Promise.race([wake.promise, sleep(this.options.outcomePollMs, undefined, { signal })]).finally(() => wake.cancel());
+      await Promise.race([wake.promise, sleep(this.options.outcomePollMs, undefined, { signal })])
+        .catch(() => signal?.throwIfAborted()) // the signal's reason, not a bare AbortError
+        .finally(() => wake.cancel());
     }
   }
 

@@ -42,13 +42,14 @@ export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, 
     md.set(REQUEST_ID_HEADER, requestId);
     call.sendMetadata(md);
     const callLog = log.child({ requestId, method });
+    // One signal, whose reason says what happened: the engine maps it like any other error.
     const controller = new AbortController();
     call.on('cancelled', () => controller.abort(new OrchestratorError('CANCELLED', 'the caller cancelled the call or its deadline passed')));
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
-    const signal = Number.isFinite(ms) ? AbortSignal.any([controller.signal, AbortSignal.timeout(Math.max(0, ms))]) : controller.signal;
     const at = Number.isFinite(ms) ? new Date(Date.now() + ms) : undefined;
-    fn(call.request, { requestId, signal, deadline: at, log: callLog }).then(
+    const timer = at && setTimeout(() => controller.abort(new OrchestratorError('DEADLINE_EXCEEDED', 'the call deadline passed')), Math.max(0, ms));
+    fn(call.request, { requestId, signal: controller.signal, deadline: at, log: callLog }).finally(() => clearTimeout(timer)).then(
       (response) => callback(null, response),
       (err) => {
         const status = toGrpcError(err, requestId);

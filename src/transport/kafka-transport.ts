@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type IHeaders, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type IHeaders, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import { OrchestratorError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
 import type { Message, MessageHandler, Transport } from '../engine/transport';
@@ -15,6 +15,8 @@ export interface KafkaTransportConfig {
   topicPrefix: string;
   /** Partitions handled at once by one instance. */
   partitionsConsumedConcurrently: number;
+  /** Messages (of different request ids) handled at once within one partition's batch; default 32. */
+  messagesInFlight?: number;
   /** How long start-up and subscribe wait for the broker before giving up. */
   connectTimeoutMs: number;
 }
@@ -81,24 +83,51 @@ export class KafkaTransport implements Transport {
     const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
     await consumer.run({
       partitionsConsumedConcurrently: this.config.partitionsConsumedConcurrently,
-      eachMessage: async ({ topic, message }) => {
-        const inbound: Message = {
-          topic: topic.slice(this.config.topicPrefix.length),
-          key: message.key?.toString() ?? '',
-          value: message.value?.toString() ?? '',
-          headers: headersToStrings(message.headers),
-        };
-        await deliverOrDeadLetter(inbound, handler, {
-          attempts: 3,
-          backoffMs: 200,
-          closing: () => this.closing !== undefined,
-          deadLetterTopic: this.spec(inbound.topic).deadLetter,
-          publish: (m) => this.publish(m),
-          log: this.log,
+      // A batch is handled concurrently across request ids and in order within one (one saga's
+      // messages never overtake each other); the offset advances only over messages fully handled.
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        const topic = batch.topic.slice(this.config.topicPrefix.length);
+        const done = new Set<string>();
+        const byKey = new Map<string, KafkaMessage[]>();
+        for (const m of batch.messages) {
+          const key = m.key?.toString() ?? '';
+          const same = byKey.get(key);
+          if (same) same.push(m);
+          else byKey.set(key, [m]);
+        }
+        await mapLimit([...byKey.values()], this.config.messagesInFlight ?? 32, async (messages) => {
+          for (const message of messages) {
+            if (!isRunning() || isStale()) return;
+            await this.deliver(topic, message, handler);
+            done.add(message.offset);
+            await heartbeat();
+          }
         });
+        for (const m of batch.messages) {
+          if (!done.has(m.offset)) break;
+          resolveOffset(m.offset);
+        }
       },
     });
     await withTimeout(joined, this.config.connectTimeoutMs, `consumer group ${groupId} did not join`);
+  }
+
+  private async deliver(topic: string, message: KafkaMessage, handler: MessageHandler): Promise<void> {
+    const inbound: Message = {
+      topic,
+      key: message.key?.toString() ?? '',
+      value: message.value?.toString() ?? '',
+      headers: headersToStrings(message.headers),
+    };
+    await deliverOrDeadLetter(inbound, handler, {
+      attempts: 3,
+      backoffMs: 200,
+      closing: () => this.closing !== undefined,
+      deadLetterTopic: this.spec(inbound.topic).deadLetter,
+      publish: (m) => this.publish(m),
+      log: this.log,
+    });
   }
 
   async close(): Promise<void> {
@@ -161,6 +190,15 @@ function kafkaLog(log: Logger, { level, log: entry }: LogEntry): void {
   if (level === logLevel.ERROR) log.error(line, meta);
   else if (level === logLevel.WARN) log.warn(line, meta);
   else log.debug(line, meta);
+}
+
+/** Runs fn over items, at most `limit` at a time. */
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
