@@ -1,6 +1,6 @@
-import type { FacadeDefinition } from '../../engine/facade';
+import type { FacadeDefinition, FacadeMode } from '../../engine/facade';
 import type { FacadeRegistry } from '../../engine/registry';
-import { TOPICS } from '../../../topics/topics';
+import { TOPICS, type TopicSpec } from '../../../topics/topics';
 import type { BookingClients } from './clients';
 import { parseBookingInput, type BookingInput } from './input';
 import { createOrderNode, createPaymentNode, type OrderCreated, type PaymentMade } from './nodes';
@@ -17,38 +17,18 @@ function result(results: Readonly<Record<string, unknown>>): BookingResult {
 
 /** createOrder then createPayment; a failed payment cancels the order. */
 export function registerBookingFacades(registry: FacadeRegistry, clients: BookingClients): void {
-  const sync: FacadeDefinition<BookingInput, BookingResult> = {
-    name: SYNC_BOOKING,
+  // One booking flow, three ways to run it; only the mode and the topics differ.
+  const booking = (name: string, mode: FacadeMode, topics: { order?: TopicSpec; payment?: TopicSpec; rollback: TopicSpec }): FacadeDefinition<BookingInput, BookingResult> => ({
+    name,
     version: 1,
-    mode: 'sync',
-    steps: [createOrderNode(clients), createPaymentNode(clients)],
-    rollbackTopic: TOPICS.bookingSyncRollback.name,
+    mode,
+    steps: [createOrderNode(clients, topics.order?.name), createPaymentNode(clients, topics.payment?.name)],
+    rollbackTopic: topics.rollback.name,
     parseInput: parseBookingInput,
     result,
-  };
-  const async: FacadeDefinition<BookingInput, BookingResult> = {
-    name: ASYNC_BOOKING,
-    version: 1,
-    mode: 'async',
-    steps: [
-      createOrderNode(clients, TOPICS.bookingAsyncCreateOrder.name),
-      createPaymentNode(clients, TOPICS.bookingAsyncCreatePayment.name),
-    ],
-    rollbackTopic: TOPICS.bookingAsyncRollback.name,
-    parseInput: parseBookingInput,
-    result,
-  };
-  const throttled: FacadeDefinition<BookingInput, BookingResult> = {
-    name: THROTTLED_BOOKING,
-    version: 1,
-    mode: 'throttled',
-    steps: [
-      createOrderNode(clients, TOPICS.bookingThrottledCreateOrder.name),
-      createPaymentNode(clients, TOPICS.bookingThrottledCreatePayment.name),
-    ],
-    rollbackTopic: TOPICS.bookingThrottledRollback.name,
-    parseInput: parseBookingInput,
-    result,
-  };
-  registry.register(sync).register(async).register(throttled);
+  });
+  registry
+    .register(booking(SYNC_BOOKING, 'sync', { rollback: TOPICS.bookingSyncRollback }))
+    .register(booking(ASYNC_BOOKING, 'async', { order: TOPICS.bookingAsyncCreateOrder, payment: TOPICS.bookingAsyncCreatePayment, rollback: TOPICS.bookingAsyncRollback }))
+    .register(booking(THROTTLED_BOOKING, 'throttled', { order: TOPICS.bookingThrottledCreateOrder, payment: TOPICS.bookingThrottledCreatePayment, rollback: TOPICS.bookingThrottledRollback }));
 }
