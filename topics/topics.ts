@@ -31,6 +31,3 @@ export const TOPICS = {
 
 export const ALL_TOPICS: readonly TopicSpec[] = Object.values(TOPICS);
 
-export function topicSpec(name: string): TopicSpec | undefined {
-  return ALL_TOPICS.find((t) => t.name === name);
-}

@@ -592,7 +592,7 @@ function currentStep(saga: Saga, def: FacadeDefinition): StepDefinition {
 }
 
 /** How a finished (or aborted) saga answers its caller. */
-export function outcomeOf(saga: SagaSnapshot): unknown {
+function outcomeOf(saga: SagaSnapshot): unknown {
   if (saga.status === 'COMPLETED') return saga.output;
   if (saga.status === 'FAILED') throw new OrchestratorError('INTERNAL', `saga ${saga.requestId} failed: ${saga.error ?? ''}`);
   const aborted = saga.history.findLast((e) => e.type === 'SAGA_COMPENSATING');

@@ -10,9 +10,6 @@ export class Throttle {
 
   constructor(readonly limit: number, readonly queue: number) {}
 
-  get inUse(): number { return this.active; }
-  get queued(): number { return this.waiting.length; }
-
   async acquire(signal?: AbortSignal): Promise<() => void> {
     if (this.active < this.limit) {
       this.active++;
