@@ -29,7 +29,9 @@ describe('orchestrator process lifecycle', function () {
   });
 
   it('answers UNAVAILABLE naming the node when an upstream is down; compensation waits for it, then RetryCompensation finishes', async () => {
-    const stack = await Stack.start({ transport: 'memory' });
+    // Compensation retries span more than the upstream channel's longest reconnect backoff (1 s), so
+    // that once the service is back, RetryCompensation reaches it.
+    const stack = await Stack.start({ transport: 'memory', compensation: '{ maxAttempts: 4, initialBackoffMs: 400, jitter: 0 }' });
     try {
       const payment = stack.procs[1];
       payment.kill('SIGTERM');

@@ -111,6 +111,8 @@ export interface StackOptions {
   postgres?: string;
   /** Extra app.yaml keys, merged at the top level. */
   extraYaml?: string;
+  /** saga.compensation, as a YAML flow mapping (default: 3 attempts, 50 ms apart). */
+  compensation?: string;
 }
 
 /** The order and payment services and the orchestrator, as separate processes on free ports. */
@@ -145,7 +147,7 @@ export class Stack {
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
       `upstreams: { order: 127.0.0.1:${this.ports.order}, payment: 127.0.0.1:${this.ports.payment} }`,
       ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: 1000 } }`] : []),
-      'saga: { stepTimeoutMs: 10000, compensation: { maxAttempts: 3, initialBackoffMs: 50 }, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }',
+      `saga: { stepTimeoutMs: 10000, compensation: ${opts.compensation ?? '{ maxAttempts: 3, initialBackoffMs: 50 }'}, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }`,
       opts.extraYaml ?? '',
     ].join('\n'));
     this.address = `127.0.0.1:${this.ports.orchestrator}`;

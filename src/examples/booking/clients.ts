@@ -10,11 +10,18 @@ export interface BookingClients {
   close(): void;
 }
 
+/**
+ * grpc-js backs off reconnecting up to 120 s by default: an upstream that comes back would stay
+ * unreachable to retries and compensations long after. Saga retries are seconds apart, so reconnect
+ * attempts are too.
+ */
+const UPSTREAM_CHANNEL: grpc.ChannelOptions = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000 };
+
 /** gRPC clients of the demo order and payment services. */
 export function createBookingClients(addresses: { order: string; payment: string }): BookingClients {
   const protos = loadProtos(['order.proto', 'payment.proto']);
   const credentials = grpc.credentials.createInsecure();
-  const order = new (clientOf(protos, 'order.v1.OrderService'))(addresses.order, credentials);
-  const payment = new (clientOf(protos, 'payment.v1.PaymentService'))(addresses.payment, credentials);
+  const order = new (clientOf(protos, 'order.v1.OrderService'))(addresses.order, credentials, UPSTREAM_CHANNEL);
+  const payment = new (clientOf(protos, 'payment.v1.PaymentService'))(addresses.payment, credentials, UPSTREAM_CHANNEL);
   return { order, payment, close: () => { order.close(); payment.close(); } };
 }
