@@ -1,5 +1,5 @@
 /** Process figures from /proc: resident memory and CPU time. */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** Resident set size of a process in MB, from VmRSS in /proc/<pid>/status; undefined once it is gone. */
 export async function rssMb(pid: number): Promise<number | undefined> {
@@ -62,4 +62,21 @@ export async function hostCpuTicks(): Promise<{ busy: number; total: number }> {
   const total = ticks.reduce((a, b) => a + b, 0);
   const idle = ticks[3] + (ticks[4] ?? 0); // idle + iowait
   return { busy: total - idle, total };
+}
+
+/** CPU seconds used by every process whose command name (/proc/<pid>/comm) is `comm`, e.g. postgres. */
+export async function cpuSecondsOfCommand(comm: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== comm) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // the process ended between readdir and readFile
+    }
+  }
+  return total;
 }

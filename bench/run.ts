@@ -12,7 +12,7 @@ import { bookingClients, orchestratorClient } from './clients';
 import { runAsync, runSync, runThrottled, type LoadResult } from './load';
 import { parseOptions, type BenchOptions, type Facade } from './options';
 import { formatSummary } from './profile';
-import { cpuSeconds, hostCpuTicks, RssSampler, rssMb } from './procfs';
+import { cpuSeconds, cpuSecondsOfCommand, hostCpuTicks, RssSampler, rssMb } from './procfs';
 import { BenchStack } from './stack';
 import { resultLine, summaryTable, type FacadeResult } from './stats';
 
@@ -36,18 +36,24 @@ function describe(facade: Facade, opts: BenchOptions): string {
  * Starts measuring; the returned function gives the average CPU use since then: the orchestrator's
  * and this process's in % of one core, the host's in % of all its cores.
  */
-async function cpuMeter(pid: number): Promise<() => Promise<FacadeResult['cpu']>> {
+async function cpuMeter(pid: number, upstreamPids: number[]): Promise<() => Promise<FacadeResult['cpu']>> {
+  const upstreams = async () => (await Promise.all(upstreamPids.map(cpuSeconds))).reduce<number>((a, b) => a + (b ?? 0), 0);
   const t0 = performance.now();
   const och0 = (await cpuSeconds(pid)) ?? 0;
+  const [up0, pg0, kafka0] = [await upstreams(), await cpuSecondsOfCommand('postgres'), await cpuSecondsOfCommand('java')];
   const self0 = process.cpuUsage();
   const host0 = await hostCpuTicks();
   return async () => {
     const wall = (performance.now() - t0) / 1000;
     const self = process.cpuUsage(self0);
     const host = await hostCpuTicks();
+    const pct = (seconds: number) => (100 * seconds) / wall;
     return {
-      orchestrator: (100 * (((await cpuSeconds(pid)) ?? och0) - och0)) / wall,
-      bench: (100 * (self.user + self.system)) / 1e6 / wall,
+      orchestrator: pct(((await cpuSeconds(pid)) ?? och0) - och0),
+      bench: pct((self.user + self.system) / 1e6),
+      upstreams: pct((await upstreams()) - up0),
+      postgres: pct((await cpuSecondsOfCommand('postgres')) - pg0),
+      kafka: pct((await cpuSecondsOfCommand('java')) - kafka0),
       host: (100 * (host.busy - host0.busy)) / (host.total - host0.total),
     };
   };
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
     for (const facade of opts.facades) {
       console.log(`[${facade}] ${describe(facade, opts)} ...`);
       await sampler.takePeak();
-      const cpu = await cpuMeter(stack.orchestrator.pid);
+      const cpu = await cpuMeter(stack.orchestrator.pid, stack.upstreamPids);
       const load = await runFacade(facade, opts, clients, stack.runId);
       const result: FacadeResult = {
         facade, ...load, sagasPerSec: load.seconds > 0 ? load.completed / load.seconds : 0, peakRssMb: await sampler.takePeak(), cpu: await cpu(),

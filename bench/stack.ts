@@ -163,6 +163,11 @@ export class BenchStack {
   address = '';
   orchestrator!: Proc;
   private procs: Proc[] = [];
+
+  /** The order and payment services. */
+  get upstreamPids(): number[] {
+    return this.procs.filter((p) => p !== this.orchestrator).map((p) => p.pid);
+  }
   private database: Awaited<ReturnType<typeof createDatabase>> | undefined;
 
   async start(opts: StackOptions = {}): Promise<void> {

@@ -6,6 +6,7 @@ import type { FacadeDefinition, FacadeMode, StepDefinition } from './facade';
 import type { Logger } from './logger';
 import { decodeMessage, encodeMessage, type SagaMessage } from './messages';
 import { Outcomes } from './outcomes';
+import { RecentSagas } from './recent';
 import type { FacadeRegistry } from './registry';
 import { backoffMs, DEFAULT_RETRY, isRetryable, type RetryPolicy } from './retry';
 import { Saga, type SagaSnapshot } from './saga';
@@ -81,6 +82,7 @@ export class Orchestrator {
   readonly options: EngineOptions;
   private readonly throttle: Throttle;
   private readonly outcomes = new Outcomes();
+  private readonly recent = new RecentSagas(10_000);
   /** Sync and throttled sagas whose caller this instance holds: concurrent duplicates share one run. */
   private readonly calls = new Map<string, Promise<unknown>>();
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
@@ -215,7 +217,7 @@ export class Orchestrator {
     const input = def.parseInput(rawInput);
     const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.steps.map((s) => s.name), podId: this.podId, deadline });
     if (startFirstStep) saga.stepStarted(def.steps[0].name);
-    const { created, saga: stored } = await this.store.create(saga.snapshot());
+    const { created, saga: stored } = await this.store.create(saga.view());
     if (!created) {
       if (stored.facade !== facade) throw new AlreadyExistsError(`request id ${requestId} (used by facade ${stored.facade})`);
       this.sagaLog(saga).info('duplicate request id: answering with the first run', { status: stored.status });
@@ -228,16 +230,21 @@ export class Orchestrator {
 
   /** Waits until the saga leaves RUNNING, and answers as its first caller was answered. */
   private async awaitOutcome(requestId: string, signal?: AbortSignal): Promise<unknown> {
+    // The saga as this instance ended it, when it did: no need to read it back.
+    let ended: SagaSnapshot | undefined;
     for (;;) {
       signal?.throwIfAborted();
       const wake = this.outcomes.next(requestId);
-      const saga = await this.load(requestId);
+      const saga = ended ?? (await this.load(requestId)).view();
       if (saga.status !== 'RUNNING') {
         wake.cancel();
-        return outcomeOf(saga.snapshot());
+        return outcomeOf(saga);
       }
-      await Promise.race([wake.promise, sleep(this.options.outcomePollMs, undefined, { signal })])
-        .catch(() => signal?.throwIfAborted()) // the signal's reason, not a bare AbortError
+      ended = await Promise.race([wake.promise, sleep(this.options.outcomePollMs, undefined, { signal })])
+        .catch(() => {
+          signal?.throwIfAborted(); // the signal's reason, not a bare AbortError
+          return undefined;
+        })
         .finally(() => wake.cancel());
     }
   }
@@ -316,10 +323,11 @@ export class Orchestrator {
 
   /** Async and throttled facades: one step, on whichever instance consumed its message. */
   private async handleStep(def: FacadeDefinition, step: StepDefinition, requestId: string): Promise<void> {
-    const saga = await this.find(requestId);
-    const log = this.sagaLog(saga, step.name);
     const index = def.steps.indexOf(step);
-    if (saga.status !== 'RUNNING' || def.steps.slice(0, index).some((s) => saga.step(s.name).status !== 'SUCCEEDED')) {
+    const applies = (s: Saga) => s.status === 'RUNNING' && def.steps.slice(0, index).every((p) => s.step(p.name).status === 'SUCCEEDED');
+    const saga = await this.findRecent(requestId, applies);
+    const log = this.sagaLog(saga, step.name);
+    if (!applies(saga)) {
       log.debug('step message not applicable: skipped', { sagaStatus: saga.status });
       return;
     }
@@ -407,7 +415,7 @@ export class Orchestrator {
 
   /** The rollback consumer: compensates every step that may have acted, in reverse order. */
   private async handleRollback(def: FacadeDefinition, requestId: string): Promise<void> {
-    const saga = await this.find(requestId);
+    const saga = await this.findRecent(requestId, (s) => s.status === 'COMPENSATING');
     if (saga.status !== 'COMPENSATING') {
       this.sagaLog(saga).debug('rollback message for a saga not compensating: skipped', { sagaStatus: saga.status });
       return;
@@ -523,7 +531,7 @@ export class Orchestrator {
   }
 
   private async publishRollbackOrRetryLater(saga: Saga, def: FacadeDefinition): Promise<void> {
-    const snapshot = saga.snapshot();
+    const snapshot = saga.view();
     const failed = snapshot.history.findLast((e) => e.type === 'SAGA_COMPENSATING');
     await this.publishOrRetryLater(saga, encodeMessage(def.rollbackTopic, {
       kind: 'rollback', requestId: saga.requestId, facade: def.name, version: def.version,
@@ -534,9 +542,12 @@ export class Orchestrator {
 
   /** A message that cannot be published now is not lost: the saga gets a timer, and recovery publishes it. */
   private async publishOrRetryLater(saga: Saga, message: Message): Promise<void> {
+    // Before publishing: the consumer may get the message before publish() returns.
+    this.recent.put(saga.snapshot());
     try {
       await this.transport.publish(message);
     } catch (err) {
+      this.recent.delete(saga.requestId);
       this.sagaLog(saga).warn('publish failed: recovery will publish it again', { topic: message.topic, error: ensureError(err).message });
       saga.wakeAt(new Date(Date.now() + this.options.recoveryIntervalMs));
       await this.save(saga);
@@ -546,7 +557,7 @@ export class Orchestrator {
   /** Wakes the instance holding a throttled call, wherever the saga moved on. */
   private async announce(saga: Saga): Promise<void> {
     if (saga.mode !== 'throttled') return;
-    this.outcomes.notify(saga.requestId);
+    if (this.outcomes.waiting(saga.requestId)) this.outcomes.notify(saga.requestId, saga.snapshot());
     const msg: SagaMessage = { kind: 'outcome', requestId: saga.requestId, facade: saga.facade, version: 1, status: saga.status, input: null };
     await this.transport.publish(encodeMessage(this.outcomeTopic, msg)).catch((err) =>
       this.sagaLog(saga).warn('outcome broadcast failed; the caller will poll', { error: ensureError(err).message }));
@@ -570,6 +581,20 @@ export class Orchestrator {
     return Saga.fromSnapshot(snapshot, this.podId);
   }
 
+  /**
+   * For messages: the copy this instance kept when it published, else the store's. A copy may be
+   * behind the store; a write from it is fenced, but a decision to do nothing is not: unless the
+   * copy passes `usable`, the store is asked.
+   */
+  private async findRecent(requestId: string, usable: (saga: Saga) => boolean): Promise<Saga> {
+    const recent = this.recent.take(requestId);
+    if (recent) {
+      const saga = Saga.fromSnapshot(recent, this.podId);
+      if (usable(saga)) return saga;
+    }
+    return this.find(requestId);
+  }
+
   /** Like load(), for messages: a message about a saga the store does not know can never be handled. */
   private async find(requestId: string): Promise<Saga> {
     const snapshot = await this.store.get(requestId);
@@ -578,7 +603,7 @@ export class Orchestrator {
   }
 
   private async save(saga: Saga): Promise<void> {
-    saga.saved(await this.store.save(saga.snapshot()));
+    saga.saved(await this.store.save(saga.view()));
   }
 
   private sagaLog(saga: Saga, node?: string): Logger {
@@ -592,7 +617,7 @@ function currentStep(saga: Saga, def: FacadeDefinition): StepDefinition {
 }
 
 /** How a finished (or aborted) saga answers its caller. */
-function outcomeOf(saga: SagaSnapshot): unknown {
+function outcomeOf(saga: Readonly<SagaSnapshot>): unknown {
   if (saga.status === 'COMPLETED') return saga.output;
   if (saga.status === 'FAILED') throw new OrchestratorError('INTERNAL', `saga ${saga.requestId} failed: ${saga.error ?? ''}`);
   const aborted = saga.history.findLast((e) => e.type === 'SAGA_COMPENSATING');

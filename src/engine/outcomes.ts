@@ -1,11 +1,18 @@
-/** Wake-ups for callers waiting on a saga that may be driven elsewhere (notify comes from the outcome broadcast). */
-export class Outcomes {
-  private readonly waiters = new Map<string, Set<() => void>>();
+import type { SagaSnapshot } from './saga';
 
-  /** A promise resolved by the next notify(requestId); cancel() when no longer waiting. */
-  next(requestId: string): { promise: Promise<void>; cancel: () => void } {
-    let wake!: () => void;
-    const promise = new Promise<void>((resolve) => { wake = resolve; });
+type Wake = (saga?: SagaSnapshot) => void;
+
+/**
+ * Wake-ups for callers waiting on a saga that may be driven elsewhere (notify comes from the
+ * outcome broadcast, or with the saga itself when this instance ended it).
+ */
+export class Outcomes {
+  private readonly waiters = new Map<string, Set<Wake>>();
+
+  /** A promise resolved by the next notify(requestId), with the saga when the notifier had it; cancel() when no longer waiting. */
+  next(requestId: string): { promise: Promise<SagaSnapshot | undefined>; cancel: () => void } {
+    let wake!: Wake;
+    const promise = new Promise<SagaSnapshot | undefined>((resolve) => { wake = resolve; });
     const set = this.waiters.get(requestId) ?? new Set();
     set.add(wake);
     this.waiters.set(requestId, set);
@@ -16,10 +23,14 @@ export class Outcomes {
     return { promise, cancel };
   }
 
-  notify(requestId: string): void {
+  waiting(requestId: string): boolean {
+    return this.waiters.has(requestId);
+  }
+
+  notify(requestId: string, saga?: SagaSnapshot): void {
     const set = this.waiters.get(requestId);
     if (!set) return;
     this.waiters.delete(requestId);
-    for (const wake of set) wake();
+    for (const wake of set) wake(saga);
   }
 }

@@ -165,6 +165,11 @@ export class Saga {
     return structuredClone(this.state);
   }
 
+  /** The live state, not a copy: for a store to write it at once. Whoever keeps it must copy it. */
+  view(): Readonly<SagaSnapshot> {
+    return this.state;
+  }
+
   complete(output: unknown): void {
     this.moveTo('COMPLETED');
     this.state.output = output;

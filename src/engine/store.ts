@@ -28,15 +28,17 @@ export interface SagaStore {
   /**
    * Inserts a new saga (revision 0 -> stored as 1). When the request id exists, inserts nothing and
    * returns the stored saga with created=false: the request id is the idempotency key.
+   * `saga` may be the engine's live state: a store reads it before returning and copies what it keeps.
    */
-  create(saga: SagaSnapshot): Promise<{ created: boolean; saga: SagaSnapshot }>;
+  create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }>;
   get(requestId: string): Promise<SagaSnapshot | undefined>;
   /**
    * Writes status, output, error, owner, wakeAt and steps, appends the history events not yet
    * stored (by seq), renews the lease, and returns the new revision (saga.revision + 1).
-   * Throws ConcurrencyError when the stored revision is not saga.revision.
+   * Throws ConcurrencyError when the stored revision is not saga.revision. As with create(), the
+   * store reads `saga` before returning and copies what it keeps.
    */
-  save(saga: SagaSnapshot): Promise<number>;
+  save(saga: Readonly<SagaSnapshot>): Promise<number>;
   list(filter: SagaFilter): Promise<SagaPage>;
   /** Extends the lease of every unfinished saga owned by podId; returns how many. */
   renewLeases(podId: string): Promise<number>;

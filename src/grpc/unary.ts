@@ -44,12 +44,19 @@ export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, 
     const callLog = log.child({ requestId, method });
     // One signal, whose reason says what happened: the engine maps it like any other error.
     const controller = new AbortController();
-    call.on('cancelled', () => controller.abort(new OrchestratorError('CANCELLED', 'the caller cancelled the call or its deadline passed')));
+    let answered = false;
+    // grpc-js also reports 'cancelled' when the stream closes after the answer: nothing to abort then.
+    call.on('cancelled', () => {
+      if (!answered) controller.abort(new OrchestratorError('CANCELLED', 'the caller cancelled the call or its deadline passed'));
+    });
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
     const at = Number.isFinite(ms) ? new Date(Date.now() + ms) : undefined;
     const timer = at && setTimeout(() => controller.abort(new OrchestratorError('DEADLINE_EXCEEDED', 'the call deadline passed')), Math.max(0, ms));
-    fn(call.request, { requestId, signal: controller.signal, deadline: at, log: callLog }).finally(() => clearTimeout(timer)).then(
+    fn(call.request, { requestId, signal: controller.signal, deadline: at, log: callLog }).finally(() => {
+      answered = true;
+      clearTimeout(timer);
+    }).then(
       (response) => callback(null, response),
       (err) => {
         const status = toGrpcError(err, requestId);

@@ -20,7 +20,7 @@ export class MemorySagaStore implements SagaStore {
 
   constructor(private readonly leaseTtlMs = 10_000) {}
 
-  async create(saga: SagaSnapshot): Promise<{ created: boolean; saga: SagaSnapshot }> {
+  async create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }> {
     const existing = this.rows.get(saga.requestId);
     if (existing) return { created: false, saga: structuredClone(existing.saga) };
     const stored = { ...structuredClone(saga), revision: 1 };
@@ -33,7 +33,7 @@ export class MemorySagaStore implements SagaStore {
     return row && structuredClone(row.saga);
   }
 
-  async save(saga: SagaSnapshot): Promise<number> {
+  async save(saga: Readonly<SagaSnapshot>): Promise<number> {
     const row = this.rows.get(saga.requestId);
     if (!row || row.saga.revision !== saga.revision) throw new ConcurrencyError(saga.requestId, saga.revision);
     row.saga = { ...structuredClone(saga), revision: saga.revision + 1 };

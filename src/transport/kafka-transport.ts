@@ -4,6 +4,7 @@ import { OrchestratorError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
 import type { Message, MessageHandler, Transport } from '../engine/transport';
 import type { TopicSpec } from '../../topics/topics';
+import { Batcher } from '../lib/batcher';
 import { deliverOrDeadLetter } from './dead-letter';
 
 export interface KafkaTransportConfig {
@@ -28,6 +29,7 @@ export interface KafkaTransportConfig {
 export class KafkaTransport implements Transport {
   private readonly consumers: Consumer[] = [];
   private closing?: Promise<void>;
+  private readonly sends = new Batcher<Message, void>((messages) => this.sendBatch(messages), { maxBatch: 500, maxInFlight: 2 });
 
   private constructor(
     private readonly kafka: Kafka,
@@ -58,28 +60,57 @@ export class KafkaTransport implements Transport {
     return new KafkaTransport(kafka, producer, config, topics, log);
   }
 
+  /** Resolves once the broker has the message (acks from all in-sync replicas). */
   async publish(message: Message): Promise<void> {
     if (this.closing) throw new OrchestratorError('UNAVAILABLE', 'transport is closed', true);
     this.spec(message.topic);
-    try {
-      await this.producer.send({
-        topic: this.config.topicPrefix + message.topic,
-        acks: -1,
-        messages: [{ key: message.key, value: message.value, headers: { ...message.headers } }],
-      });
-    } catch (err) {
-      throw new OrchestratorError('UNAVAILABLE', `Kafka publish to ${message.topic} failed: ${(err as Error).message}`, true, { cause: err });
-    }
+    await this.sends.submit(message);
   }
 
+  /** One produce request for every message published while the previous request was in flight. */
+  private async sendBatch(messages: Message[]): Promise<void[]> {
+    const byTopic = new Map<string, Message[]>();
+    for (const m of messages) {
+      const same = byTopic.get(m.topic);
+      if (same) same.push(m);
+      else byTopic.set(m.topic, [m]);
+    }
+    try {
+      await this.producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, ms]) => ({
+          topic: this.config.topicPrefix + topic,
+          messages: ms.map((m) => ({ key: m.key, value: m.value, headers: { ...m.headers } })),
+        })),
+      });
+    } catch (err) {
+      const topics = [...byTopic.keys()].join(', ');
+      throw new OrchestratorError('UNAVAILABLE', `Kafka publish to ${topics} failed: ${(err as Error).message}`, true, { cause: err });
+    }
+    return messages.map(() => undefined);
+  }
+
+  /**
+   * Shared subscriptions get a consumer, and a consumer group, per topic: kafkajs fetches again only
+   * once every batch of the previous fetch is handled, so one consumer for all topics would hold
+   * each step's messages behind the slowest batch of any other step.
+   */
   async subscribe(topics: readonly string[], handler: MessageHandler, opts: { broadcast?: boolean } = {}): Promise<void> {
     for (const topic of topics) this.spec(topic);
-    // Shared: one group for all instances. Broadcast: a group of its own, reading from now on.
-    const groupId = opts.broadcast ? `${this.config.groupId}.broadcast.${randomUUID()}` : this.config.groupId;
-    const consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, allowAutoTopicCreation: false });
+    if (opts.broadcast) {
+      // A group of its own, reading from now on: every instance sees every message.
+      await this.consume(`${this.config.groupId}.broadcast.${randomUUID()}`, topics, handler, false);
+      return;
+    }
+    await Promise.all(topics.map((topic) => this.consume(`${this.config.groupId}.${topic}`, [topic], handler, true)));
+  }
+
+  private async consume(groupId: string, topics: readonly string[], handler: MessageHandler, fromBeginning: boolean): Promise<void> {
+    // An idle fetch waits at most maxWaitTimeInMs on the broker, and stopping waits for that fetch.
+    const consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1_000, allowAutoTopicCreation: false });
     this.consumers.push(consumer);
     await consumer.connect();
-    await consumer.subscribe({ topics: topics.map((t) => this.config.topicPrefix + t), fromBeginning: !opts.broadcast });
+    await consumer.subscribe({ topics: topics.map((t) => this.config.topicPrefix + t), fromBeginning });
     const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
     await consumer.run({
       partitionsConsumedConcurrently: this.config.partitionsConsumedConcurrently,
@@ -133,7 +164,8 @@ export class KafkaTransport implements Transport {
   async close(): Promise<void> {
     this.closing ??= (async () => {
       // Consumers first: each finishes the message in hand, which may still publish.
-      for (const consumer of this.consumers) await consumer.disconnect().catch((err) => this.log.warn('consumer disconnect failed', { error: String(err) }));
+      await Promise.all(this.consumers.map((consumer) =>
+        consumer.disconnect().catch((err) => this.log.warn('consumer disconnect failed', { error: String(err) }))));
       await this.producer.disconnect().catch((err) => this.log.warn('producer disconnect failed', { error: String(err) }));
     })();
     return this.closing;

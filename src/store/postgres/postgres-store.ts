@@ -4,6 +4,7 @@ import type { Logger } from '../../engine/logger';
 import type { SagaEvent, SagaMode, SagaSnapshot, SagaStatus, StepState, StepStatus } from '../../engine/saga';
 import type { SagaFilter, SagaPage, SagaStore } from '../../engine/store';
 import { decodePageToken, encodePageToken } from '../page-token';
+import { Batcher, type FlushResult } from '../../lib/batcher';
 import { migrate } from './migrate';
 
 export interface PostgresStoreOptions {
@@ -14,6 +15,13 @@ export interface PostgresStoreOptions {
   leaseTtlMs: number;
   /** How long to wait for a connection (new or from the pool) before failing with StoreUnavailableError. */
   connectTimeoutMs?: number;
+  /** Most sagas one batched create, get or save carries (default 200). */
+  maxBatch?: number;
+  /**
+   * Most batched statements of one kind (create, get, save) running at once (default 2). Fewer,
+   * larger batches cost Postgres less than many small ones; a lone call never waits for a batch.
+   */
+  maxInFlight?: number;
 }
 
 /** A row of sagas, with its steps (and events) aggregated as JSON tuples: one round trip per read. */
@@ -55,56 +63,61 @@ const HISTORY_OF_S = `
   (SELECT json_agg(json_build_array(e.seq, e.at, e.type, e.step, e.detail, e.pod_id) ORDER BY e.seq)
      FROM saga_events e WHERE e.request_id = s.request_id) AS history`;
 
-/** Steps and events travel as one jsonb parameter each, unpacked with jsonb_to_recordset. */
-const stepsFrom = (param: string): string => `jsonb_to_recordset(${param}::jsonb) AS x(
-  position integer, name text, status text, attempts integer, compensation_attempts integer,
-  output text, error text, started_at timestamptz, ended_at timestamptz)`;
-const eventsFrom = (param: string): string => `jsonb_to_recordset(${param}::jsonb) AS e(
-  seq integer, at timestamptz, type text, step text, detail text, pod_id text)`;
+/** The columns of a step and of an event, as they travel inside a jsonb parameter. */
+const STEP_RECORD = `position integer, name text, status text, attempts integer, compensation_attempts integer,
+  output text, error text, started_at timestamptz, ended_at timestamptz`;
+const EVENT_RECORD = `seq integer, at timestamptz, type text, step text, detail text, pod_id text`;
 
 const INSERT_STEPS = `
   INSERT INTO saga_steps AS t (request_id, position, name, status, attempts, compensation_attempts, output, error, started_at, ended_at)
-  SELECT $1::text, x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.output::jsonb, x.error, x.started_at, x.ended_at`;
+  SELECT saga.request_id, x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.output::jsonb, x.error, x.started_at, x.ended_at
+    FROM saga JOIN i ON i.request_id = saga.request_id CROSS JOIN LATERAL jsonb_to_recordset(i.steps) AS x(${STEP_RECORD})`;
 const INSERT_EVENTS = `
   INSERT INTO saga_events (request_id, seq, at, type, step, detail, pod_id)
-  SELECT $1::text, e.seq, e.at, e.type, e.step, e.detail, e.pod_id`;
+  SELECT saga.request_id, e.seq, e.at, e.type, e.step, e.detail, e.pod_id
+    FROM saga JOIN i ON i.request_id = saga.request_id CROSS JOIN LATERAL jsonb_to_recordset(i.events) AS e(${EVENT_RECORD})`;
 
 /**
- * create: one statement. The saga row is inserted unless the request id exists; the steps and
- * events are inserted only alongside it (they select from the saga CTE).
+ * create, for a batch of sagas ($1, a jsonb array): one statement. A saga row is inserted unless
+ * its request id exists; steps and events are inserted only alongside it (they join the saga CTE).
  */
 const CREATE_SQL = `
-WITH saga AS (
+WITH i AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+    request_id text, facade text, version integer, mode text, status text, input text, output text, error text,
+    deadline timestamptz, owner text, wake_at timestamptz, created_at timestamptz, updated_at timestamptz, steps jsonb, events jsonb)
+), saga AS (
   INSERT INTO sagas (request_id, facade, version, mode, status, input, output, error, deadline, owner,
                      lease_expires_at, wake_at, revision, created_at, updated_at)
-  VALUES ($1::text, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::timestamptz, $10,
-          ${LEASE('$11')}, $12::timestamptz, 1, $13::timestamptz, $14::timestamptz)
+  SELECT i.request_id, i.facade, i.version, i.mode, i.status, i.input::jsonb, i.output::jsonb, i.error, i.deadline, i.owner,
+         ${LEASE('$2')}, i.wake_at, 1, i.created_at, i.updated_at
+    FROM i
   ON CONFLICT (request_id) DO NOTHING
   RETURNING request_id
-), steps AS (
-  ${INSERT_STEPS}
-    FROM saga, ${stepsFrom('$15')}
-), events AS (
-  ${INSERT_EVENTS}
-    FROM saga, ${eventsFrom('$16')}
+), steps AS (${INSERT_STEPS}
+), events AS (${INSERT_EVENTS}
 )
-SELECT count(*)::int AS created FROM saga`;
+SELECT request_id FROM saga`;
 
 /**
- * save: one statement. The fenced UPDATE returns a row only when the stored revision is the
- * expected one; the step upsert and the event append select from it, so they write nothing
- * otherwise. Unchanged steps are not rewritten; only events past the stored seq are inserted.
+ * save, for a batch of sagas ($1, a jsonb array, one entry per request id): one statement. The
+ * fenced UPDATE returns a row only for sagas whose stored revision is the expected one; the step
+ * upsert and the event append join it, so they write nothing for the others. Unchanged steps are
+ * not rewritten; only events past the stored seq are inserted.
  */
 const SAVE_SQL = `
-WITH saga AS (
-  UPDATE sagas
-     SET status = $3, output = $4::jsonb, error = $5, owner = $6, wake_at = $7::timestamptz, updated_at = $8::timestamptz,
-         revision = revision + 1, lease_expires_at = ${LEASE('$9')}
-   WHERE request_id = $1::text AND revision = $2
-  RETURNING revision
-), steps AS (
-  ${INSERT_STEPS}
-    FROM saga, ${stepsFrom('$10')}
+WITH i AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+    request_id text, revision integer, status text, output text, error text, owner text, wake_at timestamptz,
+    updated_at timestamptz, steps jsonb, events jsonb)
+), saga AS (
+  UPDATE sagas s
+     SET status = i.status, output = i.output::jsonb, error = i.error, owner = i.owner, wake_at = i.wake_at,
+         updated_at = i.updated_at, revision = s.revision + 1, lease_expires_at = ${LEASE('$2')}
+    FROM i
+   WHERE s.request_id = i.request_id AND s.revision = i.revision
+  RETURNING s.request_id, s.revision
+), steps AS (${INSERT_STEPS}
   ON CONFLICT (request_id, name) DO UPDATE
      SET position = excluded.position, status = excluded.status, attempts = excluded.attempts,
          compensation_attempts = excluded.compensation_attempts, output = excluded.output, error = excluded.error,
@@ -113,15 +126,13 @@ WITH saga AS (
          IS DISTINCT FROM
          (excluded.position, excluded.status, excluded.attempts, excluded.compensation_attempts, excluded.output, excluded.error,
           excluded.started_at, excluded.ended_at)
-), events AS (
-  ${INSERT_EVENTS}
-    FROM saga, ${eventsFrom('$11')}
-   WHERE e.seq > (SELECT coalesce(max(seq), 0) FROM saga_events WHERE request_id = $1::text)
+), events AS (${INSERT_EVENTS}
+   WHERE e.seq > (SELECT coalesce(max(v.seq), 0) FROM saga_events v WHERE v.request_id = saga.request_id)
   ON CONFLICT (request_id, seq) DO NOTHING
 )
-SELECT revision FROM saga`;
+SELECT request_id, revision FROM saga`;
 
-const GET_SQL = `SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM sagas s WHERE s.request_id = $1::text`;
+const GET_SQL = `SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM sagas s WHERE s.request_id = ANY($1::text[])`;
 
 const RENEW_SQL = `UPDATE sagas SET lease_expires_at = ${LEASE('$2')} WHERE owner = $1 AND status IN ${ACTIVE}`;
 
@@ -170,8 +181,17 @@ export function isConnectionError(err: unknown): boolean {
  */
 export class PostgresSagaStore implements SagaStore {
   private ending: Promise<void> | undefined;
+  // Concurrent creates, gets and saves share round trips (group commit): see Batcher.
+  private readonly creates: Batcher<Write, boolean>;
+  private readonly gets: Batcher<string, SagaSnapshot | undefined>;
+  private readonly saves: Batcher<Write, number>;
 
-  private constructor(private readonly pool: Pool, private readonly leaseTtlMs: number) {}
+  private constructor(private readonly pool: Pool, private readonly leaseTtlMs: number, batch: { maxBatch: number; maxInFlight: number }) {
+    const bySaga = { ...batch, key: (w: Write) => w.requestId };
+    this.creates = new Batcher((sagas) => isolated(sagas, (b) => this.flushCreates(b)), bySaga);
+    this.gets = new Batcher((ids) => isolated(ids, (b) => this.flushGets(b)), { ...batch, key: (id: string) => id });
+    this.saves = new Batcher((sagas) => isolated(sagas, (b) => this.flushSaves(b)), bySaga);
+  }
 
   /** Connects, brings the schema up to date (see migrate()), and returns the store. */
   static async create(opts: PostgresStoreOptions, log: Logger): Promise<PostgresSagaStore> {
@@ -194,41 +214,26 @@ export class PostgresSagaStore implements SagaStore {
       throw translate(err, 'migrating the schema');
     }
     log.info('postgres saga store ready', { poolSize: opts.poolSize, leaseTtlMs: opts.leaseTtlMs });
-    return new PostgresSagaStore(pool, opts.leaseTtlMs);
+    return new PostgresSagaStore(pool, opts.leaseTtlMs, {
+      maxBatch: opts.maxBatch ?? 200,
+      maxInFlight: opts.maxInFlight ?? 2,
+    });
   }
 
-  async create(saga: SagaSnapshot): Promise<{ created: boolean; saga: SagaSnapshot }> {
-    const { rows } = await this.query<{ created: number }>({
-      name: 'saga_create',
-      text: CREATE_SQL,
-      values: [
-        saga.requestId, saga.facade, saga.version, saga.mode, saga.status, jsonParam(saga.input), jsonParam(saga.output),
-        saga.error ?? null, saga.deadline ?? null, saga.owner ?? null, this.leaseTtlMs, saga.wakeAt ?? null,
-        saga.createdAt, saga.updatedAt, stepsParam(saga.steps), eventsParam(saga.history),
-      ],
-    }, 'create');
-    if (rows[0].created === 1) return { created: true, saga: { ...structuredClone(saga), revision: 1 } };
+  async create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }> {
+    // Serialised now: the caller may change `saga` once this returns, before the batch leaves.
+    if (await this.creates.submit({ requestId: saga.requestId, revision: 0, json: JSON.stringify(createRecord(saga)) })) return { created: true, saga: { ...structuredClone(saga), revision: 1 } };
     const stored = await this.get(saga.requestId);
     if (!stored) throw new Error(`saga ${saga.requestId} exists but could not be read back`);
     return { created: false, saga: stored };
   }
 
-  async get(requestId: string): Promise<SagaSnapshot | undefined> {
-    const { rows } = await this.query<SagaRow>({ name: 'saga_get', text: GET_SQL, values: [requestId] }, 'get');
-    return rows[0] && toSnapshot(rows[0]);
+  get(requestId: string): Promise<SagaSnapshot | undefined> {
+    return this.gets.submit(requestId);
   }
 
-  async save(saga: SagaSnapshot): Promise<number> {
-    const { rows } = await this.query<{ revision: number }>({
-      name: 'saga_save',
-      text: SAVE_SQL,
-      values: [
-        saga.requestId, saga.revision, saga.status, jsonParam(saga.output), saga.error ?? null, saga.owner ?? null,
-        saga.wakeAt ?? null, saga.updatedAt, this.leaseTtlMs, stepsParam(saga.steps), eventsParam(saga.history),
-      ],
-    }, 'save');
-    if (rows.length === 0) throw new ConcurrencyError(saga.requestId, saga.revision);
-    return rows[0].revision;
+  save(saga: Readonly<SagaSnapshot>): Promise<number> {
+    return this.saves.submit({ requestId: saga.requestId, revision: saga.revision, json: JSON.stringify(saveRecord(saga)) });
   }
 
   async list(filter: SagaFilter): Promise<SagaPage> {
@@ -266,6 +271,35 @@ export class PostgresSagaStore implements SagaStore {
     return rows.map(toSnapshot);
   }
 
+  private async flushCreates(sagas: Write[]): Promise<FlushResult<boolean>> {
+    const { rows } = await this.query<{ request_id: string }>({
+      name: 'saga_create',
+      text: CREATE_SQL,
+      values: [jsonArray(sagas), this.leaseTtlMs],
+    }, 'create');
+    const created = new Set(rows.map((r) => r.request_id));
+    return sagas.map((s) => created.has(s.requestId));
+  }
+
+  private async flushGets(ids: string[]): Promise<FlushResult<SagaSnapshot | undefined>> {
+    const { rows } = await this.query<SagaRow>({ name: 'saga_get', text: GET_SQL, values: [ids] }, 'get');
+    const byId = new Map(rows.map((r) => [r.request_id, r]));
+    return ids.map((id) => {
+      const row = byId.get(id);
+      return row && toSnapshot(row);
+    });
+  }
+
+  private async flushSaves(sagas: Write[]): Promise<FlushResult<number>> {
+    const { rows } = await this.query<{ request_id: string; revision: number }>({
+      name: 'saga_save',
+      text: SAVE_SQL,
+      values: [jsonArray(sagas), this.leaseTtlMs],
+    }, 'save');
+    const revisions = new Map(rows.map((r) => [r.request_id, r.revision]));
+    return sagas.map((s) => revisions.get(s.requestId) ?? new ConcurrencyError(s.requestId, s.revision));
+  }
+
   /** Ends the pool (waits for checked-out connections to be released). Safe to call twice. */
   async close(): Promise<void> {
     this.ending ??= this.pool.end();
@@ -292,8 +326,49 @@ function jsonParam(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
 
-function stepsParam(steps: readonly StepState[]): string {
-  return JSON.stringify(steps.map((s, position) => ({
+/**
+ * A batch whose statement fails for a reason other than the connection is retried saga by saga,
+ * so that one saga the database refuses fails alone.
+ */
+async function isolated<T, R>(items: T[], flush: (items: T[]) => Promise<FlushResult<R>>): Promise<FlushResult<R>> {
+  try {
+    return await flush(items);
+  } catch (err) {
+    if (items.length === 1 || err instanceof StoreUnavailableError) throw err;
+    return Promise.all(items.map((item) => flush([item]).then((r) => r[0], (e: unknown) => ensureError(e))));
+  }
+}
+
+/** A create or save waiting for its batch, already serialised. */
+interface Write {
+  requestId: string;
+  revision: number;
+  json: string;
+}
+
+function jsonArray(writes: Write[]): string {
+  return `[${writes.map((w) => w.json).join(',')}]`;
+}
+
+function createRecord(saga: Readonly<SagaSnapshot>) {
+  return {
+    request_id: saga.requestId, facade: saga.facade, version: saga.version, mode: saga.mode, status: saga.status,
+    input: jsonParam(saga.input), output: jsonParam(saga.output), error: saga.error, deadline: saga.deadline, owner: saga.owner,
+    wake_at: saga.wakeAt, created_at: saga.createdAt, updated_at: saga.updatedAt,
+    steps: saga.steps.map(stepRecord), events: saga.history.map(eventRecord),
+  };
+}
+
+function saveRecord(saga: Readonly<SagaSnapshot>) {
+  return {
+    request_id: saga.requestId, revision: saga.revision, status: saga.status, output: jsonParam(saga.output), error: saga.error,
+    owner: saga.owner, wake_at: saga.wakeAt, updated_at: saga.updatedAt,
+    steps: saga.steps.map(stepRecord), events: saga.history.map(eventRecord),
+  };
+}
+
+function stepRecord(s: StepState, position: number) {
+  return {
     position,
     name: s.name,
     status: s.status,
@@ -304,11 +379,11 @@ function stepsParam(steps: readonly StepState[]): string {
     error: s.error,
     started_at: s.startedAt,
     ended_at: s.endedAt,
-  })));
+  };
 }
 
-function eventsParam(events: readonly SagaEvent[]): string {
-  return JSON.stringify(events.map((e) => ({ seq: e.seq, at: e.at, type: e.type, step: e.step, detail: e.detail, pod_id: e.podId })));
+function eventRecord(e: SagaEvent) {
+  return { seq: e.seq, at: e.at, type: e.type, step: e.step, detail: e.detail, pod_id: e.podId };
 }
 
 function timestamp(value: string, field: string): string {

@@ -1,0 +1,31 @@
+import type { SagaSnapshot } from './saga';
+
+/**
+ * Copies of the sagas this instance just handed to the transport, so that the instance consuming
+ * the message (usually this one) need not read the saga back from the store. A copy may be behind
+ * the store (another instance moved the saga on): a write from it is refused by the store's
+ * revision fence, and a decision to do nothing must be checked against the store first.
+ */
+export class RecentSagas {
+  private readonly sagas = new Map<string, SagaSnapshot>();
+
+  constructor(private readonly capacity: number) {}
+
+  put(snapshot: SagaSnapshot): void {
+    this.sagas.delete(snapshot.requestId);
+    this.sagas.set(snapshot.requestId, snapshot);
+    // Oldest out first (a Map iterates in insertion order).
+    if (this.sagas.size > this.capacity) this.sagas.delete(this.sagas.keys().next().value!);
+  }
+
+  /** Removes and returns the copy: whoever takes it either writes (fenced) or reads the store. */
+  take(requestId: string): SagaSnapshot | undefined {
+    const snapshot = this.sagas.get(requestId);
+    this.sagas.delete(requestId);
+    return snapshot;
+  }
+
+  delete(requestId: string): void {
+    this.sagas.delete(requestId);
+  }
+}

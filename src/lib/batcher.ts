@@ -1,0 +1,76 @@
+export interface BatcherOptions<T> {
+  /** Most items one flush takes. */
+  maxBatch: number;
+  /** Most flushes running at once; further items queue and go in the next free flush. */
+  maxInFlight: number;
+  /** Items with the same key never share a flush (a later one waits for the next). */
+  key?: (item: T) => string;
+}
+
+/** One result per item, in order: a value, or the Error that item alone failed with. */
+export type FlushResult<R> = Array<R | Error>;
+
+interface Pending<T, R> {
+  item: T;
+  resolve: (value: R) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * Group commit: concurrent calls share one round trip. An idle batcher flushes a call at once, on
+ * its own, so a lone caller pays no latency for batching; under load, calls that arrive while
+ * `maxInFlight` flushes are running queue up and leave together in the next one.
+ */
+export class Batcher<T, R> {
+  private queue: Array<Pending<T, R>> = [];
+  private inFlight = 0;
+
+  constructor(private readonly flush: (items: T[]) => Promise<FlushResult<R>>, private readonly options: BatcherOptions<T>) {}
+
+  submit(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      const batch = this.take();
+      this.inFlight++;
+      this.flush(batch.map((p) => p.item))
+        .then(
+          (results) => batch.forEach((p, i) => {
+            const result = results[i];
+            if (result instanceof Error) p.reject(result);
+            else p.resolve(result);
+          }),
+          (err: Error) => batch.forEach((p) => p.reject(err)),
+        )
+        .finally(() => {
+          this.inFlight--;
+          this.pump();
+        });
+    }
+  }
+
+  /** Up to maxBatch items from the head of the queue, skipping (and keeping) repeats of a key already taken. */
+  private take(): Array<Pending<T, R>> {
+    const { maxBatch, key } = this.options;
+    if (!key) return this.queue.splice(0, maxBatch);
+    const taken: Array<Pending<T, R>> = [];
+    const rest: Array<Pending<T, R>> = [];
+    const keys = new Set<string>();
+    for (const p of this.queue) {
+      const k = key(p.item);
+      if (taken.length < maxBatch && !keys.has(k)) {
+        keys.add(k);
+        taken.push(p);
+      } else {
+        rest.push(p);
+      }
+    }
+    this.queue = rest;
+    return taken;
+  }
+}

@@ -1,0 +1,84 @@
+import { expect } from 'chai';
+import { ConcurrencyError } from '../../src/engine/errors';
+import { silentLogger } from '../../src/engine/logger';
+import { decodeMessage, encodeMessage } from '../../src/engine/messages';
+import { Orchestrator } from '../../src/engine/orchestrator';
+import { RecentSagas } from '../../src/engine/recent';
+import { FacadeRegistry } from '../../src/engine/registry';
+import { Saga, type SagaSnapshot } from '../../src/engine/saga';
+import type { Message, Transport } from '../../src/engine/transport';
+import { MemorySagaStore } from '../../src/store/memory-store';
+import { fakeFacade, fakeStep, type Journal } from '../helpers/fake-facade';
+
+/** Keeps what is published; delivers nothing (the test hands messages to the orchestrator itself). */
+class HeldTransport implements Transport {
+  readonly published: Message[] = [];
+  async publish(message: Message): Promise<void> { this.published.push(message); }
+  async subscribe(): Promise<void> {}
+  async close(): Promise<void> {}
+  last(node: string): Message {
+    const m = this.published.findLast((p) => { const d = decodeMessage(p); return d.kind === 'step' && d.node === node; });
+    if (!m) throw new Error(`no message for ${node}`);
+    return m;
+  }
+}
+
+describe('RecentSagas', () => {
+  it('hands a copy out once, and drops the oldest beyond its capacity', () => {
+    const recent = new RecentSagas(2);
+    const snap = (id: string) => ({ requestId: id }) as SagaSnapshot;
+    recent.put(snap('a'));
+    recent.put(snap('b'));
+    recent.put(snap('c'));
+    expect(recent.take('a')).to.equal(undefined);
+    expect(recent.take('b')?.requestId).to.equal('b');
+    expect(recent.take('b')).to.equal(undefined);
+  });
+});
+
+describe('Orchestrator: the copy kept at publish may be behind the store', () => {
+  let journal: Journal;
+  let store: MemorySagaStore;
+  let transport: HeldTransport;
+  let orchestrator: Orchestrator;
+
+  beforeEach(async () => {
+    journal = { calls: [] };
+    store = new MemorySagaStore();
+    transport = new HeldTransport();
+    const steps = ['a', 'b'].map((n) => fakeStep(n, journal, { topic: `t.${n}` }));
+    const registry = new FacadeRegistry().register(fakeFacade('Async', 'async', steps, 'rb'));
+    orchestrator = new Orchestrator({ registry, store, transport, logger: silentLogger, podId: 'one', outcomeTopic: 'outcomes' });
+    await orchestrator.start();
+  });
+  afterEach(() => orchestrator.stop());
+
+  /** Another instance's write: load, change, save (fenced). */
+  async function elsewhere(id: string, change: (saga: Saga) => void): Promise<void> {
+    const saga = Saga.fromSnapshot((await store.get(id))!, 'two');
+    change(saga);
+    saga.saved(await store.save(saga.view()));
+  }
+
+  it('does not skip a step because its copy says the previous one has not run: it asks the store', async () => {
+    await orchestrator.startAsync('Async', 'r1', { n: 1 });
+    // Another instance ran step a and published b; this instance's copy still has a pending.
+    await elsewhere('r1', (s) => s.stepStarted('a'));
+    await elsewhere('r1', (s) => s.stepSucceeded('a', { step: 'a', n: 1 }));
+    const b = encodeMessage('t.b', { kind: 'step', requestId: 'r1', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 1 }, results: {} });
+    await orchestrator.handle(b);
+    expect(journal.calls).to.deep.equal(['run:b']);
+    expect((await store.get('r1'))!.status).to.equal('COMPLETED');
+  });
+
+  it('runs nothing from a stale copy: the write-ahead is fenced, and the redelivery reads the store', async () => {
+    await orchestrator.startAsync('Async', 'r2', { n: 1 });
+    await elsewhere('r2', (s) => s.startCompensating('a', 'cancelled elsewhere'));
+    const message = transport.last('a');
+    const first = await orchestrator.handle(message).then(() => undefined, (err: unknown) => err);
+    expect(first).to.be.instanceOf(ConcurrencyError);
+    await orchestrator.handle(message);
+    expect(journal.calls).to.deep.equal([]);
+    expect((await store.get('r2'))!.status).to.equal('COMPENSATING');
+  });
+});
