@@ -19,6 +19,8 @@ export interface BenchOptions {
   asyncTimeout: number;
   /** Deadline of one throttled call, in seconds. */
   throttledDeadline: number;
+  /** The orchestrator's throttle.maxConcurrent (throttled sagas running at once); app.yaml's when absent. */
+  throttleConcurrency?: number;
   /** When set, the orchestrator runs with `--cpu-prof --cpu-prof-dir=<dir>`. */
   cpuProfDir?: string;
 }
@@ -36,6 +38,7 @@ const DEFAULTS: BenchOptions = {
 
 const USAGE = `usage: node dist/bench/run.js [--concurrency N] [--duration S] [--rate N] [--throttled-duration S]
        [--facades sync,async,throttled] [--clients N] [--async-timeout S] [--throttled-deadline S]
+       [--throttle-concurrency N]  (the orchestrator's throttle.maxConcurrent)
        [--cpu-prof DIR]        (or BENCH_CPU_PROF=DIR)`;
 
 function positive(flag: string, value: string | undefined): number {
@@ -65,6 +68,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
       case '--clients': options.clients = Math.floor(positive(flag, value())); break;
       case '--async-timeout': options.asyncTimeout = positive(flag, value()); break;
       case '--throttled-deadline': options.throttledDeadline = positive(flag, value()); break;
+      case '--throttle-concurrency': options.throttleConcurrency = Math.floor(positive(flag, value())); break;
       case '--cpu-prof': {
         const dir = value();
         if (!dir) throw new Error(`--cpu-prof needs a directory\n${USAGE}`);

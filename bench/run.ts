@@ -28,7 +28,7 @@ function runFacade(facade: Facade, opts: BenchOptions, clients: Clients, tag: st
 
 function describe(facade: Facade, opts: BenchOptions): string {
   return facade === 'throttled'
-    ? `open loop ${opts.rate}/s for ${opts.throttledDuration} s, deadline ${opts.throttledDeadline} s`
+    ? `open loop ${opts.rate}/s for ${opts.throttledDuration} s, deadline ${opts.throttledDeadline} s, throttle.maxConcurrent ${opts.throttleConcurrency ?? 'from app.yaml'}`
     : `closed loop, ${opts.concurrency} workers for ${opts.duration} s`;
 }
 
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    await stack.start({ orchestratorNodeArgs: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [] });
+    await stack.start({ orchestratorNodeArgs: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [], throttleConcurrency: opts.throttleConcurrency });
     console.log(`stack up: orchestrator ${stack.address} (pid ${stack.orchestrator.pid}, RSS ${(await rssMb(stack.orchestrator.pid))?.toFixed(0)} MB), topics ${stack.topicPrefix}*`);
     clients = { booking: bookingClients(stack.address, opts.clients), sagas: orchestratorClient(stack.address) };
     sampler = new RssSampler(stack.orchestrator.pid);

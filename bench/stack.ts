@@ -150,6 +150,8 @@ export async function deleteTopics(prefix: string): Promise<number> {
 export interface StackOptions {
   /** Extra node arguments for the orchestrator (e.g. --cpu-prof). */
   orchestratorNodeArgs?: string[];
+  /** throttle.maxConcurrent of the orchestrator. */
+  throttleConcurrency?: number;
 }
 
 /**
@@ -192,6 +194,7 @@ export class BenchStack {
       OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
       OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
       OCH_LOG_LEVEL: 'warn',
+      ...(opts.throttleConcurrency ? { OCH_THROTTLE_MAX_CONCURRENT: String(opts.throttleConcurrency) } : {}),
     }, opts.orchestratorNodeArgs);
     await waitServing(this.address, this.orchestrator, 90_000);
   }

@@ -117,6 +117,8 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_ORDER_ADDR: { path: 'upstreams.order', type: 'string' },
   OCH_PAYMENT_ADDR: { path: 'upstreams.payment', type: 'string' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
+  OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },
+  OCH_THROTTLE_MAX_QUEUE: { path: 'throttle.maxQueue', type: 'number' },
   OCH_STORE: { path: 'store.driver', type: 'string' },
   OCH_POSTGRES_DSN: { path: 'store.postgres.dsn', type: 'string' },
 };

@@ -558,6 +558,9 @@ export class Orchestrator {
   private async announce(saga: Saga): Promise<void> {
     if (saga.mode !== 'throttled') return;
     if (this.outcomes.waiting(saga.requestId)) this.outcomes.notify(saga.requestId, saga.snapshot());
+    // The caller is held here, and was just woken: no other instance needs telling (a duplicate
+    // call waiting elsewhere also polls the store).
+    if (this.calls.has(saga.requestId)) return;
     const msg: SagaMessage = { kind: 'outcome', requestId: saga.requestId, facade: saga.facade, version: 1, status: saga.status, input: null };
     await this.transport.publish(encodeMessage(this.outcomeTopic, msg)).catch((err) =>
       this.sagaLog(saga).warn('outcome broadcast failed; the caller will poll', { error: ensureError(err).message }));

@@ -22,7 +22,7 @@ export interface SagaPage {
  * Where sagas live. Every write is fenced: save() succeeds only if the stored revision is the one
  * the caller read, so two instances can never both drive a saga. Leases say which instance
  * drives an unfinished saga; the store stamps them with its own clock (now + leaseTtlMs) on
- * create, save, renew and claim.
+ * create, renew, claim, and a save that changes the status or the owner.
  */
 export interface SagaStore {
   /**
@@ -34,7 +34,8 @@ export interface SagaStore {
   get(requestId: string): Promise<SagaSnapshot | undefined>;
   /**
    * Writes status, output, error, owner, wakeAt and steps, appends the history events not yet
-   * stored (by seq), renews the lease, and returns the new revision (saga.revision + 1).
+   * stored (by seq), renews the lease if the status or the owner changed, and returns the new
+   * revision (saga.revision + 1).
    * Throws ConcurrencyError when the stored revision is not saga.revision. As with create(), the
    * store reads `saga` before returning and copies what it keeps.
    */

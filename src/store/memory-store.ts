@@ -36,8 +36,8 @@ export class MemorySagaStore implements SagaStore {
   async save(saga: Readonly<SagaSnapshot>): Promise<number> {
     const row = this.rows.get(saga.requestId);
     if (!row || row.saga.revision !== saga.revision) throw new ConcurrencyError(saga.requestId, saga.revision);
+    if (row.saga.status !== saga.status || row.saga.owner !== saga.owner) row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
     row.saga = { ...structuredClone(saga), revision: saga.revision + 1 };
-    row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
     return row.saga.revision;
   }
 

@@ -304,6 +304,24 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         expect(await rejectionOf(store.save(stored))).to.be.instanceOf(ConcurrencyError);
       });
 
+      it('renews the lease on a save that changes the owner or the status, not on one that changes only steps', async () => {
+        store = await makeStore(1_000); // the two leases end 500 ms apart
+        const quiet = started('lease-2', { podId: 'pod-a', steps: ['one'] });
+        const moved = started('lease-3', { podId: 'pod-a', steps: ['one'] });
+        for (const saga of [quiet, moved]) saga.saved((await store.create(snap(saga))).saga.revision);
+        await sleep(500);
+        quiet.stepStarted('one');
+        quiet.saved(await store.save(snap(quiet)));
+        moved.own('pod-b');
+        moved.saved(await store.save(snap(moved)));
+        // The first lease ran out; only the saga whose owner changed got a new one.
+        const claimed = await waitFor(async () => {
+          const got = await store.claim('pod-c', 10);
+          return got.length > 0 && got;
+        }, 5_000, 'the first lease to expire');
+        expect(claimed.map((c) => c.requestId)).to.deep.equal(['lease-2']);
+      });
+
       it('does not claim sagas whose owner renews their leases', async () => {
         await createAll(store, [
           withStatus('renew-1', 'RUNNING', { owner: 'pod-a' }),

@@ -103,7 +103,9 @@ SELECT request_id FROM saga`;
  * save, for a batch of sagas ($1, a jsonb array, one entry per request id): one statement. The
  * fenced UPDATE returns a row only for sagas whose stored revision is the expected one; the step
  * upsert and the event append join it, so they write nothing for the others. Unchanged steps are
- * not rewritten; only events past the stored seq are inserted.
+ * not rewritten; only events past the stored seq are inserted. The lease is renewed only when the
+ * status or the owner changes (the owner's heartbeat renews it otherwise): most saves then change
+ * no indexed column, and Postgres updates the row in place (HOT).
  */
 const SAVE_SQL = `
 WITH i AS (
@@ -113,7 +115,9 @@ WITH i AS (
 ), saga AS (
   UPDATE sagas s
      SET status = i.status, output = i.output::jsonb, error = i.error, owner = i.owner, wake_at = i.wake_at,
-         updated_at = i.updated_at, revision = s.revision + 1, lease_expires_at = ${LEASE('$2')}
+         updated_at = i.updated_at, revision = s.revision + 1,
+         lease_expires_at = CASE WHEN (s.status, s.owner) IS DISTINCT FROM (i.status, i.owner) THEN ${LEASE('$2')}
+                                 ELSE s.lease_expires_at END
     FROM i
    WHERE s.request_id = i.request_id AND s.revision = i.revision
   RETURNING s.request_id, s.revision
