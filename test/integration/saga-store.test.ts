@@ -305,6 +305,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
       });
 
       it('renews the lease on a save that changes the owner or the status, not on one that changes only steps', async () => {
+        await store.close();
         store = await makeStore(1_000); // the two leases end 500 ms apart
         const quiet = started('lease-2', { podId: 'pod-a', steps: ['one'] });
         const moved = started('lease-3', { podId: 'pod-a', steps: ['one'] });
@@ -323,6 +324,10 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
       });
 
       it('does not claim sagas whose owner renews their leases', async () => {
+        // Leases long enough that a slow machine renews them in time; the loop outlives several.
+        const leaseMs = 1_000;
+        await store.close();
+        store = await makeStore(leaseMs);
         await createAll(store, [
           withStatus('renew-1', 'RUNNING', { owner: 'pod-a' }),
           withStatus('renew-2', 'RUNNING', { owner: 'pod-a' }),
@@ -331,11 +336,11 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
           withStatus('renew-other', 'RUNNING', { owner: 'pod-x' }),
         ]);
         const taken: string[] = [];
-        const until = Date.now() + 3 * LEASE_MS;
+        const until = Date.now() + 3 * leaseMs;
         while (Date.now() < until) {
           expect(await store.renewLeases('pod-a')).to.equal(3);
           taken.push(...ids(await store.claim('pod-b', 10)));
-          await sleep(LEASE_MS / 5);
+          await sleep(leaseMs / 5);
         }
         expect(taken).to.include('renew-other'); // not renewed by its owner
         expect(taken.filter((id) => id.startsWith('renew-') && id !== 'renew-other')).to.deep.equal([]);
