@@ -5,7 +5,7 @@ import {
 import type { FacadeDefinition, FacadeMode, StepDefinition } from './facade';
 import type { Logger } from './logger';
 import { decodeMessage, encodeMessage, type SagaMessage } from './messages';
-import { Outcomes } from './outcomes';
+import { Outcomes, type Wake } from './outcomes';
 import { RecentSagas } from './recent';
 import type { FacadeRegistry } from './registry';
 import { backoffMs, DEFAULT_RETRY, isRetryable, type RetryPolicy } from './retry';
@@ -151,8 +151,16 @@ export class Orchestrator {
       const release = await this.throttle.acquire(call.signal);
       try {
         const begun = await this.begin(facade, 'throttled', requestId, rawInput, call.deadline ?? this.callDeadline());
-        if (begun.created) await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0]);
-        return await this.awaitOutcome(requestId, call.signal);
+        if (!begun.created) return await this.awaitOutcome(requestId, call.signal);
+        // Listening before the first step leaves, so that even a saga that ends at once wakes us.
+        const wake = this.outcomes.next(requestId);
+        try {
+          await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0]);
+        } catch (err) {
+          wake.cancel();
+          throw err;
+        }
+        return await this.awaitOutcome(requestId, call.signal, wake);
       } catch (err) {
         if (call.signal?.aborted) {
           await this.cancel(requestId, 'the caller deadline passed').catch(() => undefined);
@@ -229,23 +237,32 @@ export class Orchestrator {
   }
 
   /** Waits until the saga leaves RUNNING, and answers as its first caller was answered. */
-  private async awaitOutcome(requestId: string, signal?: AbortSignal): Promise<unknown> {
+  /**
+   * `started`: a wake-up registered before the saga's first step was published, by the caller that
+   * created it; the saga is then known to be RUNNING, and is not read back at first.
+   */
+  private async awaitOutcome(requestId: string, signal?: AbortSignal, started?: Wake): Promise<unknown> {
     // The saga as this instance ended it, when it did: no need to read it back.
     let ended: SagaSnapshot | undefined;
+    let known = started !== undefined;
     for (;;) {
-      signal?.throwIfAborted();
-      const wake = this.outcomes.next(requestId);
-      const saga = ended ?? (await this.load(requestId)).view();
-      if (saga.status !== 'RUNNING') {
+      const wake = started ?? this.outcomes.next(requestId);
+      started = undefined;
+      try {
+        signal?.throwIfAborted();
+        if (!known) {
+          const saga = ended ?? (await this.load(requestId)).view();
+          if (saga.status !== 'RUNNING') return outcomeOf(saga);
+        }
+        known = false;
+        ended = await Promise.race([wake.promise, sleep(this.options.outcomePollMs, undefined, { signal })])
+          .catch(() => {
+            signal?.throwIfAborted(); // the signal's reason, not a bare AbortError
+            return undefined;
+          });
+      } finally {
         wake.cancel();
-        return outcomeOf(saga);
       }
-      ended = await Promise.race([wake.promise, sleep(this.options.outcomePollMs, undefined, { signal })])
-        .catch(() => {
-          signal?.throwIfAborted(); // the signal's reason, not a bare AbortError
-          return undefined;
-        })
-        .finally(() => wake.cancel());
     }
   }
 

@@ -1,17 +1,23 @@
 import type { SagaSnapshot } from './saga';
 
-type Wake = (saga?: SagaSnapshot) => void;
+type WakeFn = (saga?: SagaSnapshot) => void;
+
+/** A registered wait for one saga's next outcome. */
+export interface Wake {
+  promise: Promise<SagaSnapshot | undefined>;
+  cancel: () => void;
+}
 
 /**
  * Wake-ups for callers waiting on a saga that may be driven elsewhere (notify comes from the
  * outcome broadcast, or with the saga itself when this instance ended it).
  */
 export class Outcomes {
-  private readonly waiters = new Map<string, Set<Wake>>();
+  private readonly waiters = new Map<string, Set<WakeFn>>();
 
   /** A promise resolved by the next notify(requestId), with the saga when the notifier had it; cancel() when no longer waiting. */
-  next(requestId: string): { promise: Promise<SagaSnapshot | undefined>; cancel: () => void } {
-    let wake!: Wake;
+  next(requestId: string): Wake {
+    let wake!: WakeFn;
     const promise = new Promise<SagaSnapshot | undefined>((resolve) => { wake = resolve; });
     const set = this.waiters.get(requestId) ?? new Set();
     set.add(wake);
