@@ -229,7 +229,7 @@ export class Orchestrator {
     if (!created) {
       if (stored.facade !== facade) throw new AlreadyExistsError(`request id ${requestId} (used by facade ${stored.facade})`);
       this.sagaLog(saga).info('duplicate request id: answering with the first run', { status: stored.status });
-      return { def, created, saga: Saga.fromSnapshot(stored, this.podId) };
+      return { def, created, saga: Saga.adopt(stored, this.podId) };
     }
     saga.saved(stored.revision);
     this.sagaLog(saga).info('saga started', { mode });
@@ -501,7 +501,7 @@ export class Orchestrator {
       }
       const claimed = await this.store.claim(this.podId, this.options.recoveryBatch);
       for (const snapshot of claimed) {
-        await this.recover(Saga.fromSnapshot(snapshot, this.podId)).catch((err) =>
+        await this.recover(Saga.adopt(snapshot, this.podId)).catch((err) =>
           this.log.error('recovery of a saga failed; it will be claimed again', { requestId: snapshot.requestId, error: ensureError(err).message }));
       }
     } catch (err) {
@@ -598,7 +598,7 @@ export class Orchestrator {
   private async load(requestId: string): Promise<Saga> {
     const snapshot = await this.store.get(requestId);
     if (!snapshot) throw new NotFoundError(`saga ${requestId}`);
-    return Saga.fromSnapshot(snapshot, this.podId);
+    return Saga.adopt(snapshot, this.podId);
   }
 
   /**
@@ -609,7 +609,7 @@ export class Orchestrator {
   private async findRecent(requestId: string, usable: (saga: Saga) => boolean): Promise<Saga> {
     const recent = this.recent.take(requestId);
     if (recent) {
-      const saga = Saga.fromSnapshot(recent, this.podId);
+      const saga = Saga.adopt(recent, this.podId);
       if (usable(saga)) return saga;
     }
     return this.find(requestId);
@@ -619,7 +619,7 @@ export class Orchestrator {
   private async find(requestId: string): Promise<Saga> {
     const snapshot = await this.store.get(requestId);
     if (!snapshot) throw new PoisonMessageError(`unknown saga ${requestId}`);
-    return Saga.fromSnapshot(snapshot, this.podId);
+    return Saga.adopt(snapshot, this.podId);
   }
 
   private async save(saga: Saga): Promise<void> {

@@ -124,6 +124,11 @@ export class Saga {
     return new Saga(structuredClone(snapshot), podId);
   }
 
+  /** Like fromSnapshot(), without the copy: for a snapshot nobody else holds (fresh from a store). */
+  static adopt(snapshot: SagaSnapshot, podId: string): Saga {
+    return new Saga(snapshot, podId);
+  }
+
   get requestId(): string { return this.state.requestId; }
   get facade(): string { return this.state.facade; }
   get status(): SagaStatus { return this.state.status; }
