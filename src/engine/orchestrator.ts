@@ -236,10 +236,10 @@ export class Orchestrator {
     return { def, created, saga };
   }
 
-  /** Waits until the saga leaves RUNNING, and answers as its first caller was answered. */
   /**
-   * `started`: a wake-up registered before the saga's first step was published, by the caller that
-   * created it; the saga is then known to be RUNNING, and is not read back at first.
+   * Waits until the saga leaves RUNNING, and answers as its first caller was answered. `started`: a
+   * wake-up the creating caller registered before the first step was published; the saga is then
+   * known to be RUNNING and is not read back at first.
    */
   private async awaitOutcome(requestId: string, signal?: AbortSignal, started?: Wake): Promise<unknown> {
     // The saga as this instance ended it, when it did: no need to read it back.

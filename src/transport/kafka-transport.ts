@@ -69,12 +69,7 @@ export class KafkaTransport implements Transport {
 
   /** One produce request for every message published while the previous request was in flight. */
   private async sendBatch(messages: Message[]): Promise<void[]> {
-    const byTopic = new Map<string, Message[]>();
-    for (const m of messages) {
-      const same = byTopic.get(m.topic);
-      if (same) same.push(m);
-      else byTopic.set(m.topic, [m]);
-    }
+    const byTopic = groupBy(messages, (m) => m.topic);
     try {
       await this.producer.sendBatch({
         acks: -1,
@@ -120,13 +115,7 @@ export class KafkaTransport implements Transport {
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const topic = batch.topic.slice(this.config.topicPrefix.length);
         const done = new Set<string>();
-        const byKey = new Map<string, KafkaMessage[]>();
-        for (const m of batch.messages) {
-          const key = m.key?.toString() ?? '';
-          const same = byKey.get(key);
-          if (same) same.push(m);
-          else byKey.set(key, [m]);
-        }
+        const byKey = groupBy(batch.messages, (m) => m.key?.toString() ?? '');
         await mapLimit([...byKey.values()], this.config.messagesInFlight ?? 32, async (messages) => {
           for (const message of messages) {
             if (!isRunning() || isStale()) return;
@@ -222,6 +211,18 @@ function kafkaLog(log: Logger, { level, log: entry }: LogEntry): void {
   if (level === logLevel.ERROR) log.error(line, meta);
   else if (level === logLevel.WARN) log.warn(line, meta);
   else log.debug(line, meta);
+}
+
+/** Items by key, each group in the items' order. */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const same = groups.get(k);
+    if (same) same.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 /** Runs fn over items, at most `limit` at a time. */
