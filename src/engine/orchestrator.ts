@@ -395,10 +395,20 @@ export class Orchestrator {
   /** One attempt of a step, bounded by its timeout, the saga deadline and the caller. */
   private async attempt(saga: Saga, def: FacadeDefinition, step: StepDefinition, callerSignal?: AbortSignal): Promise<Attempt> {
     const timeoutMs = step.timeoutMs ?? this.options.stepTimeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
     const deadline = saga.deadline;
-    const deadlineSignal = deadline ? AbortSignal.timeout(Math.max(0, deadline.getTime() - Date.now())) : undefined;
-    const signal = AbortSignal.any([timeout, ...(deadlineSignal ? [deadlineSignal] : []), ...(callerSignal ? [callerSignal] : [])]);
+    const untilDeadline = deadline ? Math.max(0, deadline.getTime() - Date.now()) : Infinity;
+    // One controller and one timer for whichever comes first: the step's timeout, the saga's deadline or the caller.
+    let cut: 'timeout' | 'deadline' | 'caller' | undefined;
+    const controller = new AbortController();
+    const abort = (why: typeof cut, reason?: unknown) => {
+      cut ??= why;
+      controller.abort(reason);
+    };
+    const timer = setTimeout(() => abort(untilDeadline < timeoutMs ? 'deadline' : 'timeout'), Math.min(timeoutMs, untilDeadline));
+    const onCaller = () => abort('caller', callerSignal!.reason);
+    if (callerSignal?.aborted) onCaller();
+    else callerSignal?.addEventListener('abort', onCaller, { once: true });
+    const { signal } = controller;
     const st = saga.step(step.name);
     const log = this.sagaLog(saga, step.name);
     try {
@@ -410,11 +420,14 @@ export class Orchestrator {
       return { ok: true, output: output ?? null };
     } catch (err) {
       let error = ensureError(err);
-      if (deadlineSignal?.aborted) error = new StepError('DEADLINE_EXCEEDED', `saga deadline passed during ${step.name}`, false);
-      else if (callerSignal?.aborted) error = new StepError('CANCELLED', 'the caller went away', false);
-      else if (timeout.aborted) error = new StepError('DEADLINE_EXCEEDED', `${step.name} timed out after ${timeoutMs} ms`, true);
+      if (cut === 'deadline') error = new StepError('DEADLINE_EXCEEDED', `saga deadline passed during ${step.name}`, false);
+      else if (cut === 'caller') error = new StepError('CANCELLED', 'the caller went away', false);
+      else if (cut === 'timeout') error = new StepError('DEADLINE_EXCEEDED', `${step.name} timed out after ${timeoutMs} ms`, true);
       log.warn('step attempt failed', { attempt: st.attempts, error: error.message, code: errorCode(error), retryable: isRetryable(error) });
       return { ok: false, error };
+    } finally {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', onCaller);
     }
   }
 
@@ -623,7 +636,7 @@ export class Orchestrator {
   }
 
   private async save(saga: Saga): Promise<void> {
-    saga.saved(await this.store.save(saga.view()));
+    saga.saved(await this.store.save(saga.view(), saga.changes()));
   }
 
   private sagaLog(saga: Saga, node?: string): Logger {

@@ -1,4 +1,5 @@
 import { IllegalTransitionError } from './errors';
+import type { SagaChanges } from './store';
 
 /** A saga's status only moves forward, along SAGA_TRANSITIONS. */
 export type SagaStatus = 'RUNNING' | 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED' | 'COMPENSATION_FAILED' | 'FAILED';
@@ -92,7 +93,13 @@ export interface SagaSnapshot {
  * illegal ones and records each in an append-only history. It does no I/O.
  */
 export class Saga {
-  private constructor(private readonly state: SagaSnapshot, private readonly podId: string) {}
+  /** History events [0, storedEvents) and steps outside changedSteps are as the store has them at this revision. */
+  private storedEvents: number;
+  private readonly changedSteps = new Set<string>();
+
+  private constructor(private readonly state: SagaSnapshot, private readonly podId: string) {
+    this.storedEvents = state.history.length;
+  }
 
   static start(args: {
     requestId: string; facade: string; version: number; mode: SagaMode; input: unknown; steps: readonly string[]; podId: string; deadline?: Date;
@@ -140,9 +147,16 @@ export class Saga {
   get pastDeadline(): boolean { return this.state.deadline !== undefined && Date.parse(this.state.deadline) <= Date.now(); }
   get steps(): readonly Readonly<StepState>[] { return this.state.steps; }
 
-  /** After a successful write: the store's new revision. */
+  /** After a successful write: the store's new revision; the store now has everything. */
   saved(revision: number): void {
     this.state.revision = revision;
+    this.storedEvents = this.state.history.length;
+    this.changedSteps.clear();
+  }
+
+  /** What changed since the saga was read or last written, so that a store may write only that. */
+  changes(): SagaChanges {
+    return { storedEvents: this.storedEvents, steps: this.changedSteps };
   }
 
   /** This instance drives the saga from now on (the store renews the lease on save). */
@@ -198,7 +212,11 @@ export class Saga {
   retryCompensation(): void {
     if (this.state.status !== 'COMPENSATION_FAILED') throw new IllegalTransitionError(`saga ${this.requestId} (retry compensation)`, this.state.status, 'COMPENSATING');
     this.moveTo('COMPENSATING', undefined, 'compensation retried on request');
-    for (const step of this.state.steps) if (step.status === 'COMPENSATION_FAILED') step.compensationAttempts = 0;
+    for (const step of this.state.steps) {
+      if (step.status !== 'COMPENSATION_FAILED') continue;
+      step.compensationAttempts = 0;
+      this.changedSteps.add(step.name);
+    }
   }
 
   fail(error: string): void {
@@ -267,6 +285,7 @@ export class Saga {
       throw new IllegalTransitionError(`saga ${this.requestId} step ${name}`, step.status, to);
     }
     step.status = to;
+    this.changedSteps.add(name);
     return step;
   }
 

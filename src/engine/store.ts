@@ -18,6 +18,14 @@ export interface SagaPage {
   nextPageToken?: string;
 }
 
+/** What changed in a saga since it was read or last written at its revision. */
+export interface SagaChanges {
+  /** History events [0, storedEvents) are stored already. */
+  storedEvents: number;
+  /** Names of the steps whose state changed. */
+  steps: ReadonlySet<string>;
+}
+
 /**
  * Where sagas live. Every write is fenced: save() succeeds only if the stored revision is the one
  * the caller read, so two instances can never both drive a saga. Leases say which instance
@@ -37,9 +45,10 @@ export interface SagaStore {
    * stored (by seq), renews the lease if the status or the owner changed, and returns the new
    * revision (saga.revision + 1).
    * Throws ConcurrencyError when the stored revision is not saga.revision. As with create(), the
-   * store reads `saga` before returning and copies what it keeps.
+   * store reads `saga` before returning and copies what it keeps. `changes`, when given, lets the
+   * store write only the steps and events that changed (the revision fence makes that safe).
    */
-  save(saga: Readonly<SagaSnapshot>): Promise<number>;
+  save(saga: Readonly<SagaSnapshot>, changes?: SagaChanges): Promise<number>;
   list(filter: SagaFilter): Promise<SagaPage>;
   /** Extends the lease of every unfinished saga owned by podId; returns how many. */
   renewLeases(podId: string): Promise<number>;

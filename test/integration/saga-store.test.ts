@@ -126,6 +126,31 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
     });
 
     describe('save', () => {
+      it('given only the changes (as the engine saves), still stores the whole saga', async () => {
+        const saga = Saga.fromSnapshot((await store.create(snap(started('delta-1')))).saga, 'pod-a');
+        saga.stepStarted('reserve');
+        expect(saga.changes()).to.deep.include({ storedEvents: 1 });
+        expect([...saga.changes().steps]).to.deep.equal(['reserve']);
+        saga.saved(await store.save(saga.view(), saga.changes()));
+        expect(saga.changes().steps.size).to.equal(0);
+
+        saga.stepSucceeded('reserve', { orderId: 'o-1' });
+        saga.stepStarted('charge');
+        saga.saved(await store.save(saga.view(), saga.changes()));
+        saga.stepSucceeded('charge', { paymentId: 'p-1' });
+        saga.complete({ ok: true });
+        expect(saga.changes().storedEvents).to.equal(4);
+        expect([...saga.changes().steps]).to.deep.equal(['charge']);
+        saga.saved(await store.save(saga.view(), saga.changes()));
+
+        const stored = await store.get('delta-1');
+        expect(plain(stored)).to.deep.equal(snap(saga));
+        expect(stored?.steps.map((s) => [s.name, s.status, s.output])).to.deep.equal([
+          ['reserve', 'SUCCEEDED', { orderId: 'o-1' }], ['charge', 'SUCCEEDED', { paymentId: 'p-1' }],
+        ]);
+        expect(stored?.history.map((e) => e.seq)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+      });
+
       it('writes state and steps, appends history and bumps the revision', async () => {
         const saga = Saga.fromSnapshot((await store.create(snap(started('save-1')))).saga, 'pod-a');
 

@@ -2,7 +2,7 @@ import { Pool, type QueryConfig, type QueryResultRow } from 'pg';
 import { ConcurrencyError, ensureError, StoreUnavailableError, ValidationError } from '../../engine/errors';
 import type { Logger } from '../../engine/logger';
 import type { SagaEvent, SagaMode, SagaSnapshot, SagaStatus, StepState, StepStatus } from '../../engine/saga';
-import type { SagaFilter, SagaPage, SagaStore } from '../../engine/store';
+import type { SagaChanges, SagaFilter, SagaPage, SagaStore } from '../../engine/store';
 import { decodePageToken, encodePageToken } from '../page-token';
 import { Batcher, type FlushResult } from '../../lib/batcher';
 import { migrate } from './migrate';
@@ -102,10 +102,11 @@ SELECT request_id FROM saga`;
 /**
  * save, for a batch of sagas ($1, a jsonb array, one entry per request id): one statement. The
  * fenced UPDATE returns a row only for sagas whose stored revision is the expected one; the step
- * upsert and the event append join it, so they write nothing for the others. Unchanged steps are
- * not rewritten; only events past the stored seq are inserted. The lease is renewed only when the
- * status or the owner changes (the owner's heartbeat renews it otherwise): most saves then change
- * no indexed column, and Postgres updates the row in place (HOT).
+ * upsert and the event append join it, so they write nothing for the others. The engine sends only
+ * the steps and events that changed; unchanged steps are not rewritten and stored events are kept
+ * in any case. The lease is renewed only when the status or the owner changes (the owner's
+ * heartbeat renews it otherwise): most saves then change no indexed column, and Postgres updates
+ * the row in place (HOT).
  */
 const SAVE_SQL = `
 WITH i AS (
@@ -131,7 +132,6 @@ WITH i AS (
          (excluded.position, excluded.status, excluded.attempts, excluded.compensation_attempts, excluded.output, excluded.error,
           excluded.started_at, excluded.ended_at)
 ), events AS (${INSERT_EVENTS}
-   WHERE e.seq > (SELECT coalesce(max(v.seq), 0) FROM saga_events v WHERE v.request_id = saga.request_id)
   ON CONFLICT (request_id, seq) DO NOTHING
 )
 SELECT request_id, revision FROM saga`;
@@ -236,8 +236,8 @@ export class PostgresSagaStore implements SagaStore {
     return this.gets.submit(requestId);
   }
 
-  save(saga: Readonly<SagaSnapshot>): Promise<number> {
-    return this.saves.submit({ requestId: saga.requestId, revision: saga.revision, json: JSON.stringify(saveRecord(saga)) });
+  save(saga: Readonly<SagaSnapshot>, changes?: SagaChanges): Promise<number> {
+    return this.saves.submit({ requestId: saga.requestId, revision: saga.revision, json: JSON.stringify(saveRecord(saga, changes)) });
   }
 
   async list(filter: SagaFilter): Promise<SagaPage> {
@@ -363,11 +363,14 @@ function createRecord(saga: Readonly<SagaSnapshot>) {
   };
 }
 
-function saveRecord(saga: Readonly<SagaSnapshot>) {
+/** Only what changed, when the engine says what did: fewer bytes to send and for Postgres to parse. */
+function saveRecord(saga: Readonly<SagaSnapshot>, changes?: SagaChanges) {
+  const steps = saga.steps.map(stepRecord);
   return {
     request_id: saga.requestId, revision: saga.revision, status: saga.status, output: jsonParam(saga.output), error: saga.error,
     owner: saga.owner, wake_at: saga.wakeAt, updated_at: saga.updatedAt,
-    steps: saga.steps.map(stepRecord), events: saga.history.map(eventRecord),
+    steps: changes ? steps.filter((s) => changes.steps.has(s.name)) : steps,
+    events: saga.history.slice(changes?.storedEvents ?? 0).map(eventRecord),
   };
 }
 
