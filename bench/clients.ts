@@ -31,6 +31,9 @@ export function bookingClients(address: string, count: number): grpc.Client[] {
   return Array.from({ length: count }, (_, i) => new Booking(address, grpc.credentials.createInsecure(), {
     'grpc.use_local_subchannel_pool': 1,
     'grpc.primary_user_agent': `saga-bench/${i}`,
+    // As a lean production client would be: no channelz statistics, no transparent-retry buffering.
+    'grpc.enable_channelz': 0,
+    'grpc.enable_retries': 0,
   }));
 }
 

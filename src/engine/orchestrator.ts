@@ -129,7 +129,7 @@ export class Orchestrator {
   /** Runs a sync facade to the end. A repeated request id gets the first run's result. */
   runSync(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
     return this.once(requestId, async () => {
-      const begun = await this.begin(facade, 'sync', requestId, rawInput, call.deadline ?? this.callDeadline(), true);
+      const begun = await this.begin(facade, 'sync', requestId, rawInput, call.deadline ?? this.callDeadline());
       if (!begun.created) return this.awaitOutcome(requestId, call.signal);
       return this.runInProcess(begun.saga, begun.def, call.signal);
     });
@@ -138,7 +138,7 @@ export class Orchestrator {
   /** Starts an async facade: records the saga and publishes its first step. A repeated request id starts nothing. */
   async startAsync(facade: string, requestId: string, rawInput: unknown): Promise<string> {
     const begun = await this.begin(facade, 'async', requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs));
-    if (begun.created) await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0]);
+    if (begun.created) await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0], 'prerecorded');
     return requestId;
   }
 
@@ -155,7 +155,7 @@ export class Orchestrator {
         // Listening before the first step leaves, so that even a saga that ends at once wakes us.
         const wake = this.outcomes.next(requestId);
         try {
-          await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0]);
+          await this.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0], 'prerecorded');
         } catch (err) {
           wake.cancel();
           throw err;
@@ -206,7 +206,7 @@ export class Orchestrator {
       const step = def.steps.find((s) => s.name === msg.node);
       if (!step) throw new PoisonMessageError(`facade ${def.name} has no node ${msg.node}`);
       if (step.topic !== message.topic) throw new PoisonMessageError(`node ${msg.node} is not bound to topic ${message.topic}`);
-      await this.handleStep(def, step, msg.requestId);
+      await this.handleStep(def, step, msg.requestId, msg.attempt);
     } else {
       if (def.rollbackTopic !== message.topic) throw new PoisonMessageError(`facade ${def.name} does not roll back on topic ${message.topic}`);
       const unknown = [msg.failedNode, ...msg.completed.map((c) => c.node)].find((n) => !def.steps.some((s) => s.name === n));
@@ -217,14 +217,17 @@ export class Orchestrator {
 
   // ---- starting and finishing --------------------------------------------------------------
 
-  /** Records the new saga; `startFirstStep` writes the first step as started in the same write (sync facades run it at once). */
-  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date, startFirstStep = false) {
+  /**
+   * Records the new saga, with its first step as started in the same write (write ahead: sync
+   * facades run it at once, the others publish it; see handleStep).
+   */
+  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date) {
     if (this.state !== 'RUNNING') throw new OrchestratorError('UNAVAILABLE', 'orchestrator is not running (starting or shutting down)', true);
     const def = this.registry.get(facade);
     if (def.mode !== mode) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} is ${def.mode}, not ${mode}`);
     const input = def.parseInput(rawInput);
     const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.steps.map((s) => s.name), podId: this.podId, deadline });
-    if (startFirstStep) saga.stepStarted(def.steps[0].name);
+    saga.stepStarted(def.steps[0].name);
     const { created, saga: stored } = await this.store.create(saga.view());
     if (!created) {
       if (stored.facade !== facade) throw new AlreadyExistsError(`request id ${requestId} (used by facade ${stored.facade})`);
@@ -338,8 +341,13 @@ export class Orchestrator {
     }
   }
 
-  /** Async and throttled facades: one step, on whichever instance consumed its message. */
-  private async handleStep(def: FacadeDefinition, step: StepDefinition, requestId: string): Promise<void> {
+  /**
+   * Async and throttled facades: one step, on whichever instance consumed its message. Whoever
+   * publishes a step's first message records the attempt as started in the write before it (write
+   * ahead), so the consumer of that attempt runs it without a write of its own. A message for an
+   * attempt not on record (recovery republishing a step) records a new attempt first.
+   */
+  private async handleStep(def: FacadeDefinition, step: StepDefinition, requestId: string, messageAttempt: number): Promise<void> {
     const index = def.steps.indexOf(step);
     const applies = (s: Saga) => s.status === 'RUNNING' && def.steps.slice(0, index).every((p) => s.step(p.name).status === 'SUCCEEDED');
     const saga = await this.findRecent(requestId, applies);
@@ -357,11 +365,17 @@ export class Orchestrator {
       await this.abort(saga, def, step.name, new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
       return;
     }
-    // The lease follows an async saga's work; a throttled saga stays with the instance holding its caller.
-    if (saga.mode === 'async') saga.own(this.podId);
-    const attempt = saga.stepStarted(step.name);
-    saga.wakeAt(undefined);
-    await this.save(saga);
+    const st = saga.step(step.name);
+    const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt;
+    const attempt = onRecord ? st.attempts : saga.stepStarted(step.name);
+    // The lease follows an async saga's work, taken by a write before the step runs; a throttled
+    // saga stays with the instance holding its caller.
+    const takeOver = saga.mode === 'async' && saga.owner !== this.podId;
+    if (takeOver) saga.own(this.podId);
+    if (!onRecord || takeOver) {
+      saga.wakeAt(undefined);
+      await this.save(saga);
+    }
     const result = await this.attempt(saga, def, step);
     if (result.ok) {
       saga.stepSucceeded(step.name, result.output);
@@ -381,15 +395,21 @@ export class Orchestrator {
     await this.save(saga);
   }
 
-  /** After step `index` succeeded: publish the next step, or complete the saga. */
+  /**
+   * After step `index` succeeded: complete the saga, or record the next step as started with this
+   * step's outcome (one write) and publish it. A redelivered message finds the next step already
+   * on record and publishes nothing: whoever recorded it published it, or left a timer for recovery.
+   */
   private async advance(saga: Saga, def: FacadeDefinition, index: number): Promise<void> {
     const next = def.steps[index + 1];
     if (!next) {
       await this.finish(saga, def);
       return;
     }
+    if (saga.step(next.name).status !== 'PENDING') return;
+    saga.stepStarted(next.name);
     await this.save(saga);
-    if (saga.step(next.name).status === 'PENDING') await this.publishStepOrRetryLater(saga, def, next);
+    await this.publishStepOrRetryLater(saga, def, next, 'prerecorded');
   }
 
   /** One attempt of a step, bounded by its timeout, the saga deadline and the caller. */
@@ -553,10 +573,12 @@ export class Orchestrator {
 
   // ---- plumbing ------------------------------------------------------------------------------
 
-  private async publishStepOrRetryLater(saga: Saga, def: FacadeDefinition, step: StepDefinition): Promise<void> {
+  /** `prerecorded`: the attempt the message asks for is the one on record, else the next one. */
+  private async publishStepOrRetryLater(saga: Saga, def: FacadeDefinition, step: StepDefinition, attempt: 'prerecorded' | 'next' = 'next'): Promise<void> {
+    const { attempts } = saga.step(step.name);
     await this.publishOrRetryLater(saga, encodeMessage(step.topic!, {
       kind: 'step', requestId: saga.requestId, facade: def.name, version: def.version, node: step.name,
-      attempt: saga.step(step.name).attempts + 1, input: saga.input, results: saga.results(),
+      attempt: attempt === 'prerecorded' ? attempts : attempts + 1, input: saga.input, results: saga.results(),
     }));
   }
 

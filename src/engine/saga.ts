@@ -141,6 +141,7 @@ export class Saga {
   get status(): SagaStatus { return this.state.status; }
   get input(): unknown { return this.state.input; }
   get mode(): SagaMode { return this.state.mode; }
+  get owner(): string | undefined { return this.state.owner; }
   get revision(): number { return this.state.revision; }
   get isTerminal(): boolean { return TERMINAL_STATUSES.includes(this.state.status); }
   get deadline(): Date | undefined { return this.state.deadline ? new Date(this.state.deadline) : undefined; }

@@ -18,7 +18,8 @@ export interface GrpcServerHandle {
 
 /** A gRPC server with the given services, server reflection and grpc.health.v1. */
 export async function startGrpcServer(opts: { address: string; protos: LoadedProtos; services: ServiceBinding[]; log: Logger }): Promise<GrpcServerHandle> {
-  const server = new grpc.Server();
+  // channelz keeps per-call statistics nobody reads here: off, it costs each call less.
+  const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
   for (const { name, implementation } of opts.services) server.addService(serviceOf(opts.protos, name), implementation);
   new ReflectionService(opts.protos.packageDefinition).addToServer(server);
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...opts.services.map((s) => [s.name, 'SERVING'])]));

@@ -1,6 +1,6 @@
 import { ConcurrencyError } from '../engine/errors';
 import { ACTIVE_STATUSES, type SagaSnapshot } from '../engine/saga';
-import type { SagaFilter, SagaPage, SagaStore } from '../engine/store';
+import type { SagaChanges, SagaFilter, SagaPage, SagaStore } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
 /** Code-point order, as Postgres' "C" collation: the same order the page tokens compare with. */
@@ -33,7 +33,8 @@ export class MemorySagaStore implements SagaStore {
     return row && structuredClone(row.saga);
   }
 
-  async save(saga: Readonly<SagaSnapshot>): Promise<number> {
+  /** Keeps a whole copy: `changes` is of no use here. */
+  async save(saga: Readonly<SagaSnapshot>, _changes?: SagaChanges): Promise<number> {
     const row = this.rows.get(saga.requestId);
     if (!row || row.saga.revision !== saga.revision) throw new ConcurrencyError(saga.requestId, saga.revision);
     if (row.saga.status !== saga.status || row.saga.owner !== saga.owner) row.leaseExpiresAt = Date.now() + this.leaseTtlMs;

@@ -71,14 +71,89 @@ describe('Orchestrator: the copy kept at publish may be behind the store', () =>
     expect((await store.get('r1'))!.status).to.equal('COMPLETED');
   });
 
-  it('runs nothing from a stale copy: the write-ahead is fenced, and the redelivery reads the store', async () => {
+  it('from a stale copy runs at most the attempt on record: its outcome is fenced, the redelivery reads the store', async () => {
     await orchestrator.startAsync('Async', 'r2', { n: 1 });
     await elsewhere('r2', (s) => s.startCompensating('a', 'cancelled elsewhere'));
     const message = transport.last('a');
     const first = await orchestrator.handle(message).then(() => undefined, (err: unknown) => err);
     expect(first).to.be.instanceOf(ConcurrencyError);
     await orchestrator.handle(message);
-    expect(journal.calls).to.deep.equal([]);
-    expect((await store.get('r2'))!.status).to.equal('COMPENSATING');
+    // The attempt was on record before it ran (write ahead), so the rollback compensates it.
+    expect(journal.calls).to.deep.equal(['run:a']);
+    const stored = (await store.get('r2'))!;
+    expect(stored.status).to.equal('COMPENSATING');
+    expect(stored.steps.find((s) => s.name === 'a')).to.include({ status: 'RUNNING', attempts: 1 });
+  });
+});
+
+describe('Orchestrator: a step is on record as started before its message leaves', () => {
+  let journal: Journal;
+  let store: MemorySagaStore;
+  let transport: HeldTransport;
+  let writes: string[];
+
+  function instance(podId: string): Orchestrator {
+    const steps = ['a', 'b'].map((n) => fakeStep(n, journal, { topic: `t.${n}` }));
+    const registry = new FacadeRegistry().register(fakeFacade('Async', 'async', steps, 'rb'));
+    return new Orchestrator({ registry, store, transport, logger: silentLogger, podId, outcomeTopic: 'outcomes' });
+  }
+
+  beforeEach(() => {
+    journal = { calls: [] };
+    writes = [];
+    store = new MemorySagaStore();
+    // Records each write with the step statuses it carries.
+    const save = store.save.bind(store);
+    store.save = (saga, changes) => {
+      writes.push(saga.steps.map((s) => `${s.name}:${s.status}`).join(','));
+      return save(saga, changes);
+    };
+    transport = new HeldTransport();
+  });
+
+  it('so its consumer runs it without a write first: one write per step, one STEP_STARTED per attempt', async () => {
+    const one = instance('one');
+    await one.start();
+    await one.startAsync('Async', 'p1', { n: 1 });
+    expect((await store.get('p1'))!.steps[0]).to.include({ status: 'RUNNING', attempts: 1 });
+    await one.handle(transport.last('a'));
+    expect(writes).to.deep.equal(['a:SUCCEEDED,b:RUNNING']);
+    await one.handle(transport.last('b'));
+    one.stop();
+    expect(writes).to.deep.equal(['a:SUCCEEDED,b:RUNNING', 'a:SUCCEEDED,b:SUCCEEDED']);
+    const stored = (await store.get('p1'))!;
+    expect(stored.status).to.equal('COMPLETED');
+    expect(stored.history.filter((e) => e.type === 'STEP_STARTED').map((e) => `${e.step} ${e.detail}`)).to.deep.equal(['a attempt 1', 'b attempt 1']);
+    expect(journal.calls).to.deep.equal(['run:a', 'run:b']);
+  });
+
+  it('another instance takes over the lease with a write before it runs the attempt', async () => {
+    const one = instance('one');
+    const two = instance('two');
+    await one.start();
+    await two.start();
+    await one.startAsync('Async', 'p2', { n: 1 });
+    await two.handle(transport.last('a'));
+    one.stop();
+    two.stop();
+    expect(writes[0]).to.equal('a:RUNNING,b:PENDING');
+    const stored = (await store.get('p2'))!;
+    expect(stored.owner).to.equal('two');
+    expect(stored.steps[0]).to.include({ status: 'SUCCEEDED', attempts: 1 });
+    expect(journal.calls).to.deep.equal(['run:a']);
+  });
+
+  it('a redelivered message of a step that succeeded writes and publishes nothing more', async () => {
+    const one = instance('one');
+    await one.start();
+    await one.startAsync('Async', 'p3', { n: 1 });
+    const a = transport.last('a');
+    await one.handle(a);
+    const published = transport.published.length;
+    await one.handle(a);
+    one.stop();
+    expect(writes).to.have.length(1);
+    expect(transport.published).to.have.length(published);
+    expect(journal.calls).to.deep.equal(['run:a']);
   });
 });

@@ -13,9 +13,12 @@ export interface BookingClients {
 /**
  * grpc-js backs off reconnecting up to 120 s by default: an upstream that comes back would stay
  * unreachable to retries and compensations long after. Saga retries are seconds apart, so reconnect
- * attempts are too.
+ * attempts are too. The engine retries steps itself (with idempotency keys), so grpc-js' own retry
+ * layer, which buffers every call, is off; so is channelz, whose statistics nobody reads.
  */
-const UPSTREAM_CHANNEL: grpc.ChannelOptions = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000 };
+const UPSTREAM_CHANNEL: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000, 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0,
+};
 
 /** gRPC clients of the demo order and payment services. */
 export function createBookingClients(addresses: { order: string; payment: string }): BookingClients {
