@@ -8,6 +8,8 @@ export interface BenchOptions {
   concurrency: number;
   /** Seconds of load for the sync and async facades. */
   duration: number;
+  /** Seconds of the same load before each facade's measured run, not counted (JIT, connections, caches). */
+  warmup: number;
   /** Requests per second of the open loop against the throttled facade. */
   rate: number;
   /** Seconds of load for the throttled facade. */
@@ -28,6 +30,7 @@ export interface BenchOptions {
 const DEFAULTS: BenchOptions = {
   concurrency: 64,
   duration: 20,
+  warmup: 5,
   rate: 500,
   throttledDuration: 30,
   facades: [...FACADES],
@@ -36,7 +39,7 @@ const DEFAULTS: BenchOptions = {
   throttledDeadline: 10,
 };
 
-const USAGE = `usage: node dist/bench/run.js [--concurrency N] [--duration S] [--rate N] [--throttled-duration S]
+const USAGE = `usage: node dist/bench/run.js [--concurrency N] [--duration S] [--warmup S] [--rate N] [--throttled-duration S]
        [--facades sync,async,throttled] [--clients N] [--async-timeout S] [--throttled-deadline S]
        [--throttle-concurrency N]  (the orchestrator's throttle.maxConcurrent)
        [--cpu-prof DIR]        (or BENCH_CPU_PROF=DIR)`;
@@ -62,6 +65,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     switch (flag) {
       case '--concurrency': options.concurrency = Math.floor(positive(flag, value())); break;
       case '--duration': options.duration = positive(flag, value()); break;
+      case '--warmup': options.warmup = Number(value()); if (!(options.warmup >= 0)) throw new Error(`--warmup needs seconds >= 0\n${USAGE}`); break;
       case '--rate': options.rate = positive(flag, value()); break;
       case '--throttled-duration': options.throttledDuration = positive(flag, value()); break;
       case '--facades': options.facades = facadeList(value()); break;

@@ -79,12 +79,16 @@ async function main(): Promise<void> {
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    await stack.start({ orchestratorNodeArgs: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [], throttleConcurrency: opts.throttleConcurrency });
+    await stack.start({ orchestratorNodeArgs: [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])], throttleConcurrency: opts.throttleConcurrency });
     console.log(`stack up: orchestrator ${stack.address} (pid ${stack.orchestrator.pid}, RSS ${(await rssMb(stack.orchestrator.pid))?.toFixed(0)} MB), topics ${stack.topicPrefix}*`);
     clients = { booking: bookingClients(stack.address, opts.clients), sagas: orchestratorClient(stack.address) };
     sampler = new RssSampler(stack.orchestrator.pid);
     sampler.start();
     for (const facade of opts.facades) {
+      if (opts.warmup > 0) {
+        const warm = await runFacade(facade, { ...opts, duration: opts.warmup, throttledDuration: opts.warmup }, clients, `${stack.runId}-warm`);
+        console.log(`[${facade}] warm-up ${opts.warmup} s, not counted: ${warm.completed} completed, ${warm.failures.total} failed`);
+      }
       console.log(`[${facade}] ${describe(facade, opts)} ...`);
       await sampler.takePeak();
       const cpu = await cpuMeter(stack.orchestrator.pid, stack.upstreamPids);

@@ -496,6 +496,32 @@ describe('PostgresSagaStore', function () {
     }
   });
 
+  it('keeps a save on the primary key as the table grows past the plan it cached when small', async () => {
+    const fresh = await freshDatabase();
+    const store = await PostgresSagaStore.create({ dsn: fresh.dsn, poolSize: 1, leaseTtlMs: 10_000 }, silentLogger);
+    try {
+      // Seven saves on a tiny table: the connection caches a generic plan for them.
+      for (let i = 0; i < 7; i++) {
+        const saga = Saga.fromSnapshot((await store.create(snap(started(`small-${i}`)))).saga, 'pod-a');
+        saga.stepStarted('reserve');
+        saga.saved(await store.save(saga.view(), saga.changes()));
+      }
+      await createAll(store, Array.from({ length: 3000 }, (_, i) => snap(started(`big-${i}`))));
+      // The store's only connection, where that plan is cached (as the engine's saves would find it).
+      const pool = (store as unknown as { pool: Pool }).pool;
+      const stored = (await store.get('small-0'))!;
+      const json = JSON.stringify([{ request_id: 'small-0', revision: stored.revision, status: 'RUNNING', owner: 'pod-a', updated_at: stored.updatedAt, steps: [], events: [] }]);
+      // EXPLAIN EXECUTE takes no bind parameters: the JSON (no quotes in it) goes in as a literal.
+      const { rows } = await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE saga_save('${json}', 10000)`);
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(plan).to.match(/Index Scan using sagas_pkey on sagas/);
+      expect(plan).not.to.match(/Seq Scan on sagas/);
+    } finally {
+      await store.close();
+      await fresh.drop();
+    }
+  });
+
   it('rejects malformed createdFrom/createdTo with a ValidationError', async () => {
     const store = await open(db!.dsn);
     try {

@@ -157,6 +157,14 @@ WITH due AS (
 )
 SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
 
+/**
+ * Every statement here finds its rows through an index, by request id or by an indexed range. A
+ * prepared statement's plan is cached from when the tables were small, where a sequential scan
+ * and a hash join win, and kept as they grow until an ANALYZE (a save then scanned every saga:
+ * 12 ms at 20,000 sagas, instead of 0.5 ms). With these off, plans use the indexes at any size.
+ */
+const INDEX_ONLY_PLANS = 'SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off';
+
 /** Socket-level failures: the database is unreachable, not wrong. */
 const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 const CONNECTION_MESSAGES = [
@@ -210,6 +218,10 @@ export class PostgresSagaStore implements SagaStore {
     // dropped by the pool, which opens new ones on demand. Unhandled, it would crash the process.
     pool.on('error', (err) => {
       log.warn('idle postgres connection failed; the pool will replace it', { error: err.message, code: (err as { code?: unknown }).code });
+    });
+    // Queued ahead of the connection's first query: see INDEX_ONLY_PLANS.
+    pool.on('connect', (client) => {
+      client.query(INDEX_ONLY_PLANS).catch((err: Error) => log.warn('could not set the planner options', { error: err.message }));
     });
     try {
       await migrate(pool, log);
