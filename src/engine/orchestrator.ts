@@ -609,7 +609,8 @@ export class Orchestrator {
   /** Wakes the instance holding a throttled call, wherever the saga moved on. */
   private async announce(saga: Saga): Promise<void> {
     if (saga.mode !== 'throttled') return;
-    if (this.outcomes.waiting(saga.requestId)) this.outcomes.notify(saga.requestId, saga.snapshot());
+    // The live state, not a copy: the saga has ended here, nothing changes it after this, and waiters only read it.
+    if (this.outcomes.waiting(saga.requestId)) this.outcomes.notify(saga.requestId, saga.view());
     // The caller is held here, and was just woken: no other instance needs telling (a duplicate
     // call waiting elsewhere also polls the store).
     if (this.calls.has(saga.requestId)) return;

@@ -1,10 +1,10 @@
 import type { SagaSnapshot } from './saga';
 
-type WakeFn = (saga?: SagaSnapshot) => void;
+type WakeFn = (saga?: Readonly<SagaSnapshot>) => void;
 
 /** A registered wait for one saga's next outcome. */
 export interface Wake {
-  promise: Promise<SagaSnapshot | undefined>;
+  promise: Promise<Readonly<SagaSnapshot> | undefined>;
   cancel: () => void;
 }
 
@@ -18,7 +18,7 @@ export class Outcomes {
   /** A promise resolved by the next notify(requestId), with the saga when the notifier had it; cancel() when no longer waiting. */
   next(requestId: string): Wake {
     let wake!: WakeFn;
-    const promise = new Promise<SagaSnapshot | undefined>((resolve) => { wake = resolve; });
+    const promise = new Promise<Readonly<SagaSnapshot> | undefined>((resolve) => { wake = resolve; });
     const set = this.waiters.get(requestId) ?? new Set();
     set.add(wake);
     this.waiters.set(requestId, set);
@@ -33,7 +33,7 @@ export class Outcomes {
     return this.waiters.has(requestId);
   }
 
-  notify(requestId: string, saga?: SagaSnapshot): void {
+  notify(requestId: string, saga?: Readonly<SagaSnapshot>): void {
     const set = this.waiters.get(requestId);
     if (!set) return;
     this.waiters.delete(requestId);
