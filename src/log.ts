@@ -7,14 +7,17 @@ const noop = (): undefined => undefined;
 
 /**
  * winston runs its formats (timestamp, JSON) on every call and drops disabled levels only in the
- * transport; sagas log several lines each, so disabled levels are cut off here, before winston.
+ * transport, and the engine makes a child logger per saga and step: disabled levels are cut off
+ * here, and a child is made in winston only once it logs something.
  */
-function gated(inner: winston.Logger): Logger {
-  const bind = (l: Level) => (inner.isLevelEnabled(l)
-    ? (message: string, meta?: Record<string, unknown>) => (meta ? inner[l](message, meta) : inner[l](message))
+function gated(make: () => winston.Logger, enabled: ReadonlySet<Level>): Logger {
+  let inner: winston.Logger | undefined;
+  const get = () => (inner ??= make());
+  const bind = (l: Level) => (enabled.has(l)
+    ? (message: string, meta?: Record<string, unknown>) => (meta ? get()[l](message, meta) : get()[l](message))
     : noop);
   const [debug, info, warn, error] = LEVELS.map(bind);
-  return { debug, info, warn, error, child: (meta) => gated(inner.child(meta)) };
+  return { debug, info, warn, error, child: (meta) => gated(() => get().child(meta), enabled) };
 }
 
 /** JSON lines on stdout; every line carries the pod id, and saga lines their request id, facade and node. */
@@ -25,5 +28,5 @@ export function createLogger(opts: { level: string; podId: string; service?: str
     format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json()),
     transports: [new winston.transports.Console()],
   });
-  return gated(logger);
+  return gated(() => logger, new Set(LEVELS.filter((l) => logger.isLevelEnabled(l))));
 }
