@@ -15,8 +15,10 @@ export interface BenchOptions {
   /** Seconds of load for the throttled facade. */
   throttledDuration: number;
   facades: Facade[];
-  /** gRPC channels (each its own HTTP/2 connection) the load is spread over. */
+  /** gRPC channels (each its own HTTP/2 connection) per orchestrator instance the load is spread over. */
   clients: number;
+  /** Orchestrator instances (one consumer group, one database); the load alternates between them. */
+  instances: number;
   /** Seconds to wait, after the async load, for every started saga to end. */
   asyncTimeout: number;
   /** Deadline of one throttled call, in seconds. */
@@ -35,13 +37,14 @@ const DEFAULTS: BenchOptions = {
   throttledDuration: 30,
   facades: [...FACADES],
   clients: 4,
+  instances: 1,
   asyncTimeout: 120,
   throttledDeadline: 10,
 };
 
 const USAGE = `usage: node dist/bench/run.js [--concurrency N] [--duration S] [--warmup S] [--rate N] [--throttled-duration S]
        [--facades sync,async,throttled] [--clients N] [--async-timeout S] [--throttled-deadline S]
-       [--throttle-concurrency N]  (the orchestrator's throttle.maxConcurrent)
+       [--throttle-concurrency N]  (the orchestrator's throttle.maxConcurrent)  [--instances N]
        [--cpu-prof DIR]        (or BENCH_CPU_PROF=DIR)`;
 
 function positive(flag: string, value: string | undefined): number {
@@ -70,6 +73,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
       case '--throttled-duration': options.throttledDuration = positive(flag, value()); break;
       case '--facades': options.facades = facadeList(value()); break;
       case '--clients': options.clients = Math.floor(positive(flag, value())); break;
+      case '--instances': options.instances = Math.floor(positive(flag, value())); break;
       case '--async-timeout': options.asyncTimeout = positive(flag, value()); break;
       case '--throttled-deadline': options.throttledDeadline = positive(flag, value()); break;
       case '--throttle-concurrency': options.throttleConcurrency = Math.floor(positive(flag, value())); break;

@@ -73,7 +73,9 @@ export async function cpuSecondsOfCommand(comm: string): Promise<number> {
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
       if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== comm) continue;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / 100;
+      // utime + stime, and cutime + cstime: the CPU of children that exited (Postgres backends whose
+      // connection closed during the run count through the postmaster's).
+      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
     } catch {
       // the process ended between readdir and readFile
     }

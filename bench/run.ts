@@ -13,7 +13,7 @@ import { runAsync, runSync, runThrottled, type LoadResult } from './load';
 import { parseOptions, type BenchOptions, type Facade } from './options';
 import { formatSummary } from './profile';
 import { cpuSeconds, cpuSecondsOfCommand, hostCpuTicks, RssSampler, rssMb } from './procfs';
-import { BenchStack } from './stack';
+import { BenchStack, POSTGRES_ADMIN_DSN } from './stack';
 import { resultLine, summaryTable, type FacadeResult } from './stats';
 
 interface Clients { booking: grpc.Client[]; sagas: grpc.Client }
@@ -36,10 +36,11 @@ function describe(facade: Facade, opts: BenchOptions): string {
  * Starts measuring; the returned function gives the average CPU use since then: the orchestrator's
  * and this process's in % of one core, the host's in % of all its cores.
  */
-async function cpuMeter(pid: number, upstreamPids: number[]): Promise<() => Promise<FacadeResult['cpu']>> {
-  const upstreams = async () => (await Promise.all(upstreamPids.map(cpuSeconds))).reduce<number>((a, b) => a + (b ?? 0), 0);
+async function cpuMeter(orchestratorPids: number[], upstreamPids: number[]): Promise<() => Promise<FacadeResult['cpu']>> {
+  const sum = async (pids: number[]) => (await Promise.all(pids.map(cpuSeconds))).reduce<number>((a, b) => a + (b ?? 0), 0);
+  const upstreams = () => sum(upstreamPids);
   const t0 = performance.now();
-  const och0 = (await cpuSeconds(pid)) ?? 0;
+  const och0 = await sum(orchestratorPids);
   const [up0, pg0, kafka0] = [await upstreams(), await cpuSecondsOfCommand('postgres'), await cpuSecondsOfCommand('java')];
   const self0 = process.cpuUsage();
   const host0 = await hostCpuTicks();
@@ -49,7 +50,7 @@ async function cpuMeter(pid: number, upstreamPids: number[]): Promise<() => Prom
     const host = await hostCpuTicks();
     const pct = (seconds: number) => (100 * seconds) / wall;
     return {
-      orchestrator: pct(((await cpuSeconds(pid)) ?? och0) - och0),
+      orchestrator: pct((await sum(orchestratorPids)) - och0),
       bench: pct((self.user + self.system) / 1e6),
       upstreams: pct((await upstreams()) - up0),
       postgres: pct((await cpuSecondsOfCommand('postgres')) - pg0),
@@ -69,38 +70,44 @@ async function main(): Promise<void> {
   const cpuProfDir = opts.cpuProfDir ? path.resolve(opts.cpuProfDir) : undefined;
   if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
   console.log(`bench: facades ${opts.facades.join(',')}, concurrency ${opts.concurrency}, duration ${opts.duration} s, ` +
-    `rate ${opts.rate}/s for ${opts.throttledDuration} s, ${opts.clients} channels${cpuProfDir ? `, cpu profile in ${cpuProfDir}` : ''}`);
+    `rate ${opts.rate}/s for ${opts.throttledDuration} s, ${opts.instances} instance(s) x ${opts.clients} channels${cpuProfDir ? `, cpu profile in ${cpuProfDir}` : ''}; ` +
+    `postgres ${POSTGRES_ADMIN_DSN}`);
 
   const stack = new BenchStack();
   const results: FacadeResult[] = [];
   let clients: Clients | undefined;
-  let sampler: RssSampler | undefined;
+  let samplers: RssSampler[] = [];
   const interrupt = () => { console.log('interrupted; stopping'); stack.stop().finally(() => process.exit(130)); };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    await stack.start({ orchestratorNodeArgs: [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])], throttleConcurrency: opts.throttleConcurrency });
-    console.log(`stack up: orchestrator ${stack.address} (pid ${stack.orchestrator.pid}, RSS ${(await rssMb(stack.orchestrator.pid))?.toFixed(0)} MB), topics ${stack.topicPrefix}*`);
-    clients = { booking: bookingClients(stack.address, opts.clients), sagas: orchestratorClient(stack.address) };
-    sampler = new RssSampler(stack.orchestrator.pid);
-    sampler.start();
+    await stack.start({ orchestratorNodeArgs: [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])], throttleConcurrency: opts.throttleConcurrency, instances: opts.instances });
+    for (const [i, o] of stack.orchestrators.entries()) {
+      console.log(`stack up: orchestrator ${stack.addresses[i]} (pid ${o.pid}, RSS ${(await rssMb(o.pid))?.toFixed(0)} MB), topics ${stack.topicPrefix}*`);
+    }
+    // Each worker keeps to one channel; the channels alternate between the instances.
+    const perInstance = stack.addresses.map((a) => bookingClients(a, opts.clients));
+    const booking = perInstance[0].flatMap((_, c) => perInstance.map((clientsOf) => clientsOf[c]));
+    clients = { booking, sagas: orchestratorClient(stack.addresses[0]) };
+    samplers = stack.orchestrators.map((o) => new RssSampler(o.pid));
+    samplers.forEach((s) => s.start());
     for (const facade of opts.facades) {
       if (opts.warmup > 0) {
         const warm = await runFacade(facade, { ...opts, duration: opts.warmup, throttledDuration: opts.warmup }, clients, `${stack.runId}-warm`);
         console.log(`[${facade}] warm-up ${opts.warmup} s, not counted: ${warm.completed} completed, ${warm.failures.total} failed`);
       }
       console.log(`[${facade}] ${describe(facade, opts)} ...`);
-      await sampler.takePeak();
-      const cpu = await cpuMeter(stack.orchestrator.pid, stack.upstreamPids);
+      await Promise.all(samplers.map((s) => s.takePeak()));
+      const cpu = await cpuMeter(stack.orchestrators.map((o) => o.pid), stack.upstreamPids);
       const load = await runFacade(facade, opts, clients, stack.runId);
       const result: FacadeResult = {
-        facade, ...load, sagasPerSec: load.seconds > 0 ? load.completed / load.seconds : 0, peakRssMb: await sampler.takePeak(), cpu: await cpu(),
+        facade, ...load, sagasPerSec: load.seconds > 0 ? load.completed / load.seconds : 0, peakRssMb: Math.max(...await Promise.all(samplers.map((s) => s.takePeak()))), cpu: await cpu(),
       };
       results.push(result);
       console.log(resultLine(result));
     }
   } finally {
-    sampler?.stop();
+    samplers.forEach((s) => s.stop());
     for (const c of [...(clients?.booking ?? []), clients?.sagas]) c?.close();
     await stack.stop();
   }

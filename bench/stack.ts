@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +13,13 @@ import { ALL_TOPICS } from '../topics/topics';
 /** Repository root (this file runs from dist/bench/). */
 export const ROOT = path.resolve(__dirname, '..', '..');
 
-const POSTGRES_ADMIN_DSN = process.env.POSTGRES_ADMIN_DSN ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const SOCKET_DIR = '/var/run/postgresql';
+/**
+ * The Postgres the bench creates its database on. A local one is reached over its Unix socket, as
+ * psql and pgbench do by default: loopback TCP costs both ends CPU that the bench would measure.
+ */
+export const POSTGRES_ADMIN_DSN = process.env.POSTGRES_ADMIN_DSN
+  ?? (existsSync(`${SOCKET_DIR}/.s.PGSQL.5432`) ? `postgres://postgres@${encodeURIComponent(SOCKET_DIR)}/postgres` : 'postgres://postgres@127.0.0.1:5432/postgres');
 const KAFKA_BROKERS = (process.env.OCH_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 
 export async function freePort(): Promise<number> {
@@ -152,58 +159,65 @@ export interface StackOptions {
   orchestratorNodeArgs?: string[];
   /** throttle.maxConcurrent of the orchestrator. */
   throttleConcurrency?: number;
+  /** Orchestrator instances sharing the database, topics and consumer groups (default 1). */
+  instances?: number;
 }
 
 /**
- * order + payment demo services and the orchestrator (Kafka transport, Postgres store on a fresh
- * database, unique topic prefix and consumer group), on free ports. Config: the repository's
- * app.yaml with environment overrides.
+ * order + payment demo services and the orchestrator instances (Kafka transport, Postgres store on
+ * a fresh database, unique topic prefix and consumer group), on free ports. Config: the
+ * repository's app.yaml with environment overrides.
  */
 export class BenchStack {
   readonly runId = `bench-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
   readonly topicPrefix = `${this.runId}.`;
-  address = '';
-  orchestrator!: Proc;
+  readonly addresses: string[] = [];
+  readonly orchestrators: Proc[] = [];
   private procs: Proc[] = [];
 
   /** The order and payment services. */
   get upstreamPids(): number[] {
-    return this.procs.filter((p) => p !== this.orchestrator).map((p) => p.pid);
+    return this.procs.filter((p) => !this.orchestrators.includes(p)).map((p) => p.pid);
   }
   private database: Awaited<ReturnType<typeof createDatabase>> | undefined;
 
   async start(opts: StackOptions = {}): Promise<void> {
     this.database = await createDatabase();
-    const [orderPort, paymentPort, port] = [await freePort(), await freePort(), await freePort()];
+    const [orderPort, paymentPort] = [await freePort(), await freePort()];
     const service = (kind: string, p: number) =>
       this.spawn(kind, ['dist/src/examples/booking/services/main.js', kind, `127.0.0.1:${p}`], { OCH_LOG_LEVEL: 'warn' });
     const order = service('order', orderPort);
     const payment = service('payment', paymentPort);
     await Promise.all([waitServing(`127.0.0.1:${orderPort}`, order), waitServing(`127.0.0.1:${paymentPort}`, payment)]);
-    this.address = `127.0.0.1:${port}`;
-    this.orchestrator = this.spawn('orchestrator', ['dist/src/main.js'], {
-      OCH_PATH: ROOT,
-      POD_ID: 'bench',
-      OCH_TRANSPORT: 'kafka',
-      OCH_STORE: 'postgres',
-      OCH_POSTGRES_DSN: this.database.dsn,
-      OCH_KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-      OCH_TOPIC_PREFIX: this.topicPrefix,
-      OCH_KAFKA_GROUP_ID: this.runId,
-      OCH_GRPC_PORT: String(port),
-      OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
-      OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
-      OCH_LOG_LEVEL: 'warn',
-      ...(opts.throttleConcurrency ? { OCH_THROTTLE_MAX_CONCURRENT: String(opts.throttleConcurrency) } : {}),
-    }, opts.orchestratorNodeArgs);
-    await waitServing(this.address, this.orchestrator, 90_000);
+    for (let i = 0; i < (opts.instances ?? 1); i++) {
+      const port = await freePort();
+      const address = `127.0.0.1:${port}`;
+      const orchestrator = this.spawn(`orchestrator-${i}`, ['dist/src/main.js'], {
+        OCH_PATH: ROOT,
+        POD_ID: `bench-${i}`,
+        OCH_TRANSPORT: 'kafka',
+        OCH_STORE: 'postgres',
+        OCH_POSTGRES_DSN: this.database.dsn,
+        OCH_KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+        OCH_TOPIC_PREFIX: this.topicPrefix,
+        OCH_KAFKA_GROUP_ID: this.runId,
+        OCH_GRPC_PORT: String(port),
+        OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
+        OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
+        OCH_LOG_LEVEL: 'warn',
+        ...(opts.throttleConcurrency ? { OCH_THROTTLE_MAX_CONCURRENT: String(opts.throttleConcurrency) } : {}),
+      }, opts.orchestratorNodeArgs);
+      await waitServing(address, orchestrator, 90_000);
+      this.addresses.push(address);
+      this.orchestrators.push(orchestrator);
+    }
   }
 
   /** Stops the orchestrator first (it drains), then the upstreams; drops the database and the topics. */
   async stop(): Promise<void> {
     const codes: string[] = [];
-    if (this.orchestrator) codes.push(`orchestrator=${await this.orchestrator.stop()}`);
-    for (const p of this.procs.filter((q) => q !== this.orchestrator)) codes.push(`${p.name}=${await p.stop()}`);
+    for (const p of this.orchestrators) codes.push(`${p.name}=${await p.stop()}`);
+    for (const p of this.procs.filter((q) => !this.orchestrators.includes(q))) codes.push(`${p.name}=${await p.stop()}`);
     console.log(`stopped: exit codes ${codes.join(' ')}; log lines (warn and above) ${this.procs.map((p) => `${p.name}=${p.outputLines}`).join(' ')}`);
     for (const p of this.procs.filter((q) => q.outputLines > 0)) console.log(`  ${p.name}: ${p.topMessages().join('; ')}`);
     await this.database?.drop().then(() => console.log(`dropped database ${this.database!.name}`), (err) => console.error(`drop database: ${err}`));
