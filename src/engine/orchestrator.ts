@@ -357,7 +357,8 @@ export class Orchestrator {
       return;
     }
     if (saga.step(step.name).status === 'SUCCEEDED') {
-      // A redelivery after a crash between recording the step and publishing the next one.
+      // A redelivery: advance() finds the next step on record (its message left with it, or recovery
+      // will republish it) and does nothing, or, for a saga recorded before that, publishes it.
       await this.advance(saga, def, index);
       return;
     }
