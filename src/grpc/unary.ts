@@ -38,9 +38,6 @@ export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, 
       callback(toGrpcError(err));
       return;
     }
-    const md = new grpc.Metadata();
-    md.set(REQUEST_ID_HEADER, requestId);
-    call.sendMetadata(md);
     const callLog = log.child({ requestId, method });
     // One signal, whose reason says what happened: the engine maps it like any other error.
     const controller = new AbortController();
@@ -57,7 +54,13 @@ export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, 
       answered = true;
       clearTimeout(timer);
     }).then(
-      (response) => callback(null, response),
+      (response) => {
+        // Sent with the response, not ahead of it: headers, message and trailers then leave in one write.
+        const md = new grpc.Metadata();
+        md.set(REQUEST_ID_HEADER, requestId);
+        call.sendMetadata(md);
+        callback(null, response);
+      },
       (err) => {
         const status = toGrpcError(err, requestId);
         callLog.warn('call failed', { code: grpc.status[status.code ?? grpc.status.UNKNOWN], error: status.details });
