@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AlreadyExistsError, ConcurrencyError, ensureError, errorCode, NotFoundError, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError,
@@ -26,6 +27,8 @@ export interface EngineOptions {
   callDeadlineMs: number;
   /** How often leases are renewed; must be well under the store's lease TTL. */
   heartbeatMs: number;
+  /** The store's lease TTL: how long a saga this process gave up on stays listed as released. */
+  leaseTtlMs: number;
   /** How often expired leases and due timers are claimed. */
   recoveryIntervalMs: number;
   recoveryBatch: number;
@@ -41,6 +44,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   asyncDeadlineMs: 300_000,
   callDeadlineMs: 60_000,
   heartbeatMs: 3_000,
+  leaseTtlMs: 10_000,
   recoveryIntervalMs: 1_000,
   recoveryBatch: 100,
   throttle: { maxConcurrent: 64, maxQueue: 1_000 },
@@ -53,6 +57,8 @@ export interface OrchestratorDeps {
   transport: Transport;
   logger: Logger;
   podId: string;
+  /** Tells this start of the process from the previous ones under the same pod id (default: random). */
+  incarnation?: string;
   /** The broadcast topic for saga outcomes (declared in topics/). */
   outcomeTopic: string;
   options?: Partial<EngineOptions>;
@@ -78,6 +84,8 @@ export class Orchestrator {
   private readonly transport: Transport;
   private readonly log: Logger;
   private readonly podId: string;
+  /** The lease holder: this incarnation of the pod. Leases belong to it, not to the pod id. */
+  readonly owner: string;
   private readonly outcomeTopic: string;
   readonly options: EngineOptions;
   private readonly throttle: Throttle;
@@ -85,6 +93,11 @@ export class Orchestrator {
   private readonly recent = new RecentSagas(10_000);
   /** Sync and throttled sagas whose caller this instance holds: concurrent duplicates share one run. */
   private readonly calls = new Map<string, Promise<unknown>>();
+  /**
+   * Sagas this process gave up on (a store or broker failure left them half-handled): their leases
+   * are no longer renewed, so that recovery (here or elsewhere) takes them over. By request id, when.
+   */
+  private readonly released = new Map<string, number>();
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
   private timer?: NodeJS.Timeout;
   private ticking = false;
@@ -96,6 +109,7 @@ export class Orchestrator {
     this.transport = deps.transport;
     this.log = deps.logger;
     this.podId = deps.podId;
+    this.owner = `${deps.podId}/${deps.incarnation ?? randomBytes(4).toString('hex')}`;
     this.outcomeTopic = deps.outcomeTopic;
     this.options = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
     this.throttle = new Throttle(this.options.throttle.maxConcurrent, this.options.throttle.maxQueue);
@@ -187,7 +201,7 @@ export class Orchestrator {
     }
     const def = this.registry.get(saga.facade);
     saga.retryCompensation();
-    saga.own(this.podId);
+    saga.own(this.owner);
     await this.save(saga);
     await this.publishRollbackOrRetryLater(saga, def);
     return saga.snapshot();
@@ -226,9 +240,12 @@ export class Orchestrator {
     const def = this.registry.get(facade);
     if (def.mode !== mode) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} is ${def.mode}, not ${mode}`);
     const input = def.parseInput(rawInput);
-    const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.steps.map((s) => s.name), podId: this.podId, deadline });
+    const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.steps.map((s) => s.name), podId: this.podId, owner: this.owner, deadline });
     saga.stepStarted(def.steps[0].name);
-    const { created, saga: stored } = await this.store.create(saga.view());
+    const { created, saga: stored } = await this.store.create(saga.view()).catch((err: unknown) => {
+      // It may have been written all the same (the answer lost on the way back): not ours to renew.
+      throw this.release(requestId, err);
+    });
     if (!created) {
       if (stored.facade !== facade) throw new AlreadyExistsError(`request id ${requestId} (used by facade ${stored.facade})`);
       this.sagaLog(saga).info('duplicate request id: answering with the first run', { status: stored.status });
@@ -337,7 +354,10 @@ export class Orchestrator {
     } catch (err) {
       // Someone else moved the saga on (CancelSaga, or recovery after we lost our lease).
       if (err instanceof ConcurrencyError) return outcomeOf((await this.load(saga.requestId)).snapshot());
-      throw err;
+      // Handed to the rollback consumer: nothing left for this process to do.
+      if (err instanceof SagaAbortedError) throw err;
+      // Anything else (the store failed mid-way): recovery compensates it once its lease lapses.
+      throw this.release(saga.requestId, err);
     }
   }
 
@@ -371,8 +391,8 @@ export class Orchestrator {
     const attempt = onRecord ? st.attempts : saga.stepStarted(step.name);
     // The lease follows an async saga's work, taken by a write before the step runs; a throttled
     // saga stays with the instance holding its caller.
-    const takeOver = saga.mode === 'async' && saga.owner !== this.podId;
-    if (takeOver) saga.own(this.podId);
+    const takeOver = saga.mode === 'async' && saga.owner !== this.owner;
+    if (takeOver) saga.own(this.owner);
     if (!onRecord || takeOver) {
       saga.wakeAt(undefined);
       await this.save(saga);
@@ -471,7 +491,7 @@ export class Orchestrator {
       this.sagaLog(saga).debug('rollback message for a saga not compensating: skipped', { sagaStatus: saga.status });
       return;
     }
-    saga.own(this.podId);
+    saga.own(this.owner);
     saga.wakeAt(undefined);
     const log = this.sagaLog(saga);
     const started = def.steps.filter((s) => saga.step(s.name).attempts > 0).reverse();
@@ -530,13 +550,13 @@ export class Orchestrator {
     this.ticking = true;
     try {
       if (Date.now() - this.lastHeartbeat >= this.options.heartbeatMs) {
-        await this.store.renewLeases(this.podId);
+        await this.store.renewLeases(this.owner, this.releasedIds());
         this.lastHeartbeat = Date.now();
       }
-      const claimed = await this.store.claim(this.podId, this.options.recoveryBatch);
+      const claimed = await this.store.claim(this.owner, this.options.recoveryBatch);
       for (const snapshot of claimed) {
-        await this.recover(Saga.adopt(snapshot, this.podId)).catch((err) =>
-          this.log.error('recovery of a saga failed; it will be claimed again', { requestId: snapshot.requestId, error: ensureError(err).message }));
+        this.released.delete(snapshot.requestId);
+        await this.recover(Saga.adopt(snapshot, this.podId)).catch((err: unknown) => this.release(snapshot.requestId, err));
       }
     } catch (err) {
       this.log.warn('recovery loop: store unavailable, will retry', { error: ensureError(err).message });
@@ -603,8 +623,27 @@ export class Orchestrator {
       this.recent.delete(saga.requestId);
       this.sagaLog(saga).warn('publish failed: recovery will publish it again', { topic: message.topic, error: ensureError(err).message });
       saga.wakeAt(new Date(Date.now() + this.options.recoveryIntervalMs));
-      await this.save(saga);
+      // Without the timer on record, only an expired lease gets the message published.
+      await this.save(saga).catch((saveErr: unknown) => { throw this.release(saga.requestId, saveErr); });
     }
+  }
+
+  /**
+   * Gives a saga up after a failure left it half-handled: its lease is no longer renewed, so that
+   * recovery, here or on another instance, takes it over once the lease lapses. Returns the error.
+   */
+  private release(requestId: string, err: unknown): Error {
+    const error = ensureError(err);
+    this.released.set(requestId, Date.now());
+    this.log.warn('saga given up after a failure: recovery takes it over once its lease lapses', { requestId, error: error.message });
+    return error;
+  }
+
+  /** The sagas released within the last two lease TTLs: by then their leases have lapsed and been claimed. */
+  private releasedIds(): string[] {
+    const before = Date.now() - 2 * this.options.leaseTtlMs;
+    for (const [id, at] of this.released) if (at < before) this.released.delete(id);
+    return [...this.released.keys()];
   }
 
   /** Wakes the instance holding a throttled call, wherever the saga moved on. */
@@ -661,6 +700,8 @@ export class Orchestrator {
 
   private async save(saga: Saga): Promise<void> {
     saga.saved(await this.store.save(saga.view(), saga.changes()));
+    // Ours again (e.g. a redelivered message took it up): its lease is renewed again.
+    if (this.released.size > 0) this.released.delete(saga.requestId);
   }
 
   private sagaLog(saga: Saga, node?: string): Logger {

@@ -73,7 +73,10 @@ export interface SagaSnapshot {
   status: SagaStatus;
   /** Row version for fenced writes: the revision the snapshot was read at (0 before create). */
   revision: number;
-  /** The instance driving the saga, under a lease. */
+  /**
+   * The process incarnation driving the saga, under a lease: `<podId>/<start id>`, so that a process
+   * restarted under the same pod id takes its predecessor's sagas over like any other instance.
+   */
   owner?: string;
   /** Past this instant (ISO 8601) the saga is compensated rather than continued. */
   deadline?: string;
@@ -103,6 +106,8 @@ export class Saga {
 
   static start(args: {
     requestId: string; facade: string; version: number; mode: SagaMode; input: unknown; steps: readonly string[]; podId: string; deadline?: Date;
+    /** The lease holder: this process incarnation (default: podId). */
+    owner?: string;
   }): Saga {
     const now = new Date().toISOString();
     const saga = new Saga(
@@ -113,7 +118,7 @@ export class Saga {
         mode: args.mode,
         status: 'RUNNING',
         revision: 0,
-        owner: args.podId,
+        owner: args.owner ?? args.podId,
         deadline: args.deadline?.toISOString(),
         input: args.input,
         steps: args.steps.map((name) => ({ name, status: 'PENDING', attempts: 0, compensationAttempts: 0 })),
@@ -160,9 +165,9 @@ export class Saga {
     return { storedEvents: this.storedEvents, steps: this.changedSteps };
   }
 
-  /** This instance drives the saga from now on (the store renews the lease on save). */
-  own(podId: string): void {
-    this.state.owner = podId;
+  /** This process incarnation drives the saga from now on (the store renews the lease on save). */
+  own(owner: string): void {
+    this.state.owner = owner;
   }
 
   /** Sets or clears the durable timer for the next attempt. */

@@ -50,13 +50,17 @@ export interface SagaStore {
    */
   save(saga: Readonly<SagaSnapshot>, changes?: SagaChanges): Promise<number>;
   list(filter: SagaFilter): Promise<SagaPage>;
-  /** Extends the lease of every unfinished saga owned by podId; returns how many. */
-  renewLeases(podId: string): Promise<number>;
+  /**
+   * Extends the lease of every unfinished saga owned by `owner` (a process incarnation), except the
+   * request ids in `except` (sagas it gave up on); returns how many. It never waits for a row a save
+   * holds: such a saga is renewed at the next call.
+   */
+  renewLeases(owner: string, except?: readonly string[]): Promise<number>;
   /**
    * Takes over up to `limit` unfinished sagas whose lease has expired, or whose wakeAt is due and
-   * that podId owns: sets owner = podId, clears wakeAt, renews the lease, bumps the revision, and
-   * returns them (with history).
+   * that `owner` owns: sets owner, clears wakeAt, renews the lease, bumps the revision, and returns
+   * them (with history).
    */
-  claim(podId: string, limit: number): Promise<SagaSnapshot[]>;
+  claim(owner: string, limit: number): Promise<SagaSnapshot[]>;
   close(): Promise<void>;
 }

@@ -55,10 +55,10 @@ export class MemorySagaStore implements SagaStore {
     return { sagas: page, nextPageToken: matching.length > filter.pageSize ? encodePageToken(last.createdAt, last.requestId) : undefined };
   }
 
-  async renewLeases(podId: string): Promise<number> {
+  async renewLeases(owner: string, except: readonly string[] = []): Promise<number> {
     let n = 0;
     for (const row of this.rows.values()) {
-      if (row.saga.owner === podId && ACTIVE_STATUSES.includes(row.saga.status)) {
+      if (row.saga.owner === owner && ACTIVE_STATUSES.includes(row.saga.status) && !except.includes(row.saga.requestId)) {
         row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
         n++;
       }
@@ -66,16 +66,16 @@ export class MemorySagaStore implements SagaStore {
     return n;
   }
 
-  async claim(podId: string, limit: number): Promise<SagaSnapshot[]> {
+  async claim(owner: string, limit: number): Promise<SagaSnapshot[]> {
     const now = Date.now();
     const claimed: SagaSnapshot[] = [];
     for (const row of this.rows.values()) {
       if (claimed.length >= limit) break;
       const { saga } = row;
       if (!ACTIVE_STATUSES.includes(saga.status)) continue;
-      const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && saga.owner === podId;
+      const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && saga.owner === owner;
       if (row.leaseExpiresAt > now && !due) continue;
-      row.saga = { ...saga, owner: podId, wakeAt: undefined, revision: saga.revision + 1 };
+      row.saga = { ...saga, owner, wakeAt: undefined, revision: saga.revision + 1 };
       row.leaseExpiresAt = now + this.leaseTtlMs;
       claimed.push(structuredClone(row.saga));
     }

@@ -370,11 +370,11 @@ describe(`Orchestrator (${make().name})`, function () {
     it('resumes an async saga whose instance died, from its last recorded step', async () => {
       const store = await backend.store(100);
       await orphan(store, 'async', 'o1', ['a'], 'b');
-      const { journal } = await setup({}, {}, store);
+      const { journal, orchestrator } = await setup({}, {}, store);
       const saga = await finished(store, 'o1');
       expect(saga.status).to.equal('COMPLETED');
       expect(journal.calls).to.deep.equal(['run:b', 'run:c']);
-      expect(saga.owner).to.equal('test');
+      expect(saga.owner).to.equal(orchestrator.owner);
     });
 
     it('compensates a sync saga whose caller died with its instance, including the step caught mid-flight', async () => {

@@ -138,7 +138,7 @@ describe('Orchestrator: a step is on record as started before its message leaves
     two.stop();
     expect(writes[0]).to.equal('a:RUNNING,b:PENDING');
     const stored = (await store.get('p2'))!;
-    expect(stored.owner).to.equal('two');
+    expect(stored.owner).to.equal(two.owner);
     expect(stored.steps[0]).to.include({ status: 'SUCCEEDED', attempts: 1 });
     expect(journal.calls).to.deep.equal(['run:a']);
   });

@@ -138,7 +138,20 @@ SELECT request_id, revision FROM saga`;
 
 const GET_SQL = `SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM sagas s WHERE s.request_id = ANY($1::text[])`;
 
-const RENEW_SQL = `UPDATE sagas SET lease_expires_at = ${LEASE('$2')} WHERE owner = $1 AND status IN ${ACTIVE}`;
+/**
+ * Renewal takes no row lock it would have to wait for: SKIP LOCKED passes over the rows a save holds
+ * at that moment (renewed at the next heartbeat, well within the TTL). Waiting instead, with saves
+ * locking several sagas in their own order, deadlocked: Postgres then stalls both for
+ * deadlock_timeout (1 s) before breaking the cycle.
+ */
+const RENEW_SQL = `
+WITH mine AS (
+  SELECT request_id FROM sagas
+   WHERE owner = $1 AND status IN ${ACTIVE} AND request_id <> ALL($3::text[])
+   ORDER BY request_id
+   FOR UPDATE SKIP LOCKED
+)
+UPDATE sagas s SET lease_expires_at = ${LEASE('$2')} FROM mine WHERE s.request_id = mine.request_id`;
 
 /** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
 const CLAIM_SQL = `
@@ -277,13 +290,13 @@ export class PostgresSagaStore implements SagaStore {
     return { sagas, nextPageToken: rows.length > filter.pageSize ? encodePageToken(last.createdAt, last.requestId) : undefined };
   }
 
-  async renewLeases(podId: string): Promise<number> {
-    const result = await this.query({ name: 'saga_renew_leases', text: RENEW_SQL, values: [podId, this.leaseTtlMs] }, 'renewLeases');
+  async renewLeases(owner: string, except: readonly string[] = []): Promise<number> {
+    const result = await this.query({ name: 'saga_renew_leases', text: RENEW_SQL, values: [owner, this.leaseTtlMs, except] }, 'renewLeases');
     return result.rowCount ?? 0;
   }
 
-  async claim(podId: string, limit: number): Promise<SagaSnapshot[]> {
-    const { rows } = await this.query<SagaRow>({ name: 'saga_claim', text: CLAIM_SQL, values: [podId, limit, this.leaseTtlMs] }, 'claim');
+  async claim(owner: string, limit: number): Promise<SagaSnapshot[]> {
+    const { rows } = await this.query<SagaRow>({ name: 'saga_claim', text: CLAIM_SQL, values: [owner, limit, this.leaseTtlMs] }, 'claim');
     return rows.map(toSnapshot);
   }
 
@@ -362,8 +375,10 @@ interface Write {
   json: string;
 }
 
+/** In request id order: every statement that locks several saga rows locks them in that one order. */
 function jsonArray(writes: Write[]): string {
-  return `[${writes.map((w) => w.json).join(',')}]`;
+  const sorted = writes.length > 1 ? [...writes].sort((a, b) => (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0)) : writes;
+  return `[${sorted.map((w) => w.json).join(',')}]`;
 }
 
 function createRecord(saga: Readonly<SagaSnapshot>) {

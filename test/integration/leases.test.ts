@@ -1,0 +1,163 @@
+import { expect } from 'chai';
+import type { Pool } from 'pg';
+import { StoreUnavailableError } from '../../src/engine/errors';
+import { silentLogger } from '../../src/engine/logger';
+import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
+import { FacadeRegistry } from '../../src/engine/registry';
+import { Saga, type SagaSnapshot } from '../../src/engine/saga';
+import type { SagaStore } from '../../src/engine/store';
+import type { Message } from '../../src/engine/transport';
+import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
+import { MemoryTransport } from '../../src/transport/memory-transport';
+import type { TopicSpec } from '../../topics/topics';
+import { fakeFacade, fakeStep, type FakeStepOptions, type Journal } from '../helpers/fake-facade';
+import { freshDatabase } from '../helpers/postgres';
+import { rejectionOf, waitFor } from '../helpers/wait';
+
+const TOPICS: TopicSpec[] = ['t.a', 't.b', 't.c', 'rb.sync', 'rb.async', 'outcomes', 'dlq'].map((name) => ({ name, partitions: 1 }));
+
+const FAST: Partial<EngineOptions> = {
+  stepTimeoutMs: 60_000,
+  retry: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1, multiplier: 1, jitter: 0 },
+  compensation: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 5, multiplier: 2, jitter: 0 },
+  recoveryIntervalMs: 20,
+  heartbeatMs: 50,
+  leaseTtlMs: 300,
+  outcomePollMs: 50,
+};
+
+/** Who owns what, on the real Postgres: process incarnations, sagas given up on, renewals beside saves. */
+describe('leases (Postgres store)', function () {
+  this.timeout(60_000);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function store(): Promise<{ store: PostgresSagaStore; dsn: string }> {
+    const db = await freshDatabase();
+    const s = await PostgresSagaStore.create({ dsn: db.dsn, poolSize: 5, leaseTtlMs: 300, connectTimeoutMs: 2_000 }, silentLogger);
+    cleanups.push(async () => { await s.close(); await db.drop(); });
+    return { store: s, dsn: db.dsn };
+  }
+
+  /** One orchestrator process: its own transport (messages do not outlive it), the shared store. */
+  async function instance(sagaStore: SagaStore, podId: string, steps: Record<string, FakeStepOptions> = {}, transport = new MemoryTransport(TOPICS, silentLogger)) {
+    const journal: Journal = { calls: [] };
+    const make = (topic?: string) => ['a', 'b', 'c'].map((n) => fakeStep(n, journal, { ...steps[n], topic: topic && `${topic}.${n}` }));
+    const registry = new FacadeRegistry()
+      .register(fakeFacade('Sync', 'sync', make(), 'rb.sync'))
+      .register(fakeFacade('Async', 'async', make('t'), 'rb.async'));
+    const orchestrator = new Orchestrator({ registry, store: sagaStore, transport, logger: silentLogger, podId, outcomeTopic: 'outcomes', options: FAST });
+    await orchestrator.start();
+    cleanups.push(() => orchestrator.stop());
+    return { orchestrator, journal, transport };
+  }
+
+  const ended = (s: SagaStore, id: string) => waitFor(async () => {
+    const saga = await s.get(id);
+    return saga && !['RUNNING', 'COMPENSATING'].includes(saga.status) ? saga : undefined;
+  }, 20_000, `saga ${id} to end`);
+
+  it('a process restarted under the same pod id takes over the sagas its predecessor left running', async () => {
+    const { store: s } = await store();
+    // The first process dies with step b in flight (its promise never settles; its loop stops).
+    const first = await instance(s, 'pod-1', { b: { runMs: 3_600_000 } });
+    void first.orchestrator.runSync('Sync', 'restart-1', { n: 1 }).catch(() => undefined);
+    await waitFor(async () => (await s.get('restart-1'))?.steps[1].status === 'RUNNING', 5_000, 'step b to start');
+    first.orchestrator.stop();
+    const second = await instance(s, 'pod-1');
+    const saga = await ended(s, 'restart-1');
+    expect(saga.status).to.equal('COMPENSATED');
+    expect(second.journal.calls).to.deep.equal(['undo:b', 'undo:a']);
+    expect(saga.owner).to.equal(second.orchestrator.owner);
+    expect(saga.owner).to.match(/^pod-1\//).and.not.equal(first.orchestrator.owner);
+  });
+
+  it('a sync saga whose save failed mid-way is not kept alive by its lease: recovery compensates it', async () => {
+    const { store: s } = await store();
+    const { orchestrator, journal } = await instance(s, 'pod-2');
+    // The store fails the save that records step b as started: a Postgres blip.
+    const save = s.save.bind(s);
+    s.save = async (saga, changes) => {
+      if (saga.steps[1].status === 'RUNNING' && saga.steps[1].attempts === 1 && s.save !== save) {
+        s.save = save;
+        throw new StoreUnavailableError('save: connection reset');
+      }
+      return save(saga, changes);
+    };
+    const err = await rejectionOf(orchestrator.runSync('Sync', 'blip-1', { n: 1 }));
+    expect(err.code).to.equal('UNAVAILABLE');
+    const saga = await ended(s, 'blip-1');
+    expect(saga.status).to.equal('COMPENSATED');
+    expect(journal.calls).to.deep.equal(['run:a', 'undo:a']);
+    // A retry with the same id gets the saga's real outcome, not a success.
+    expect((await rejectionOf(orchestrator.runSync('Sync', 'blip-1', { n: 1 }))).code).to.equal('SAGA_ABORTED');
+  });
+
+  it('an async saga whose first publish and fallback save both failed is published by recovery; a retry answers truly', async () => {
+    const { store: s } = await store();
+    let failPublish = true;
+    const transport = new MemoryTransport(TOPICS, silentLogger);
+    const publish = transport.publish.bind(transport);
+    transport.publish = async (m: Message) => {
+      if (failPublish && m.topic === 't.a') {
+        failPublish = false;
+        throw new Error('broker unreachable');
+      }
+      return publish(m);
+    };
+    const { orchestrator, journal } = await instance(s, 'pod-3', {}, transport);
+    const save = s.save.bind(s);
+    let failSave = true;
+    s.save = async (saga, changes) => {
+      if (failSave) {
+        failSave = false;
+        throw new StoreUnavailableError('save: connection reset');
+      }
+      return save(saga, changes);
+    };
+    expect((await rejectionOf(orchestrator.startAsync('Async', 'lost-1', { n: 1 }))).code).to.equal('UNAVAILABLE');
+    expect(await orchestrator.startAsync('Async', 'lost-1', { n: 1 })).to.equal('lost-1');
+    expect((await ended(s, 'lost-1')).status).to.equal('COMPLETED');
+    expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c']);
+  });
+
+  it('renewing leases while batched saves lock the same sagas in another order never deadlocks', async () => {
+    const { store: s } = await store();
+    const ids = Array.from({ length: 200 }, (_, i) => `dl-${String(i).padStart(3, '0')}`);
+    for (const requestId of ids) {
+      const saga = Saga.start({ requestId, facade: 'Async', version: 1, mode: 'async', input: {}, steps: ['a'], podId: 'p/1' });
+      await s.create(saga.view());
+    }
+    // Counted where they happen: a batch that fails on a deadlock is retried saga by saga, which hides it.
+    const pool = (s as unknown as { pool: Pool }).pool;
+    const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+    const deadlocks: string[] = [];
+    (pool as unknown as { query: unknown }).query = async (...args: unknown[]) => query(...args).catch((err: { code?: string; message: string }) => {
+      if (err.code === '40P01') deadlocks.push(err.message);
+      throw err;
+    });
+    const snapshots = new Map<string, SagaSnapshot>();
+    for (const id of ids) snapshots.set(id, (await s.get(id))!);
+    let renewing = true;
+    const renewals = (async () => {
+      let renewed = 0;
+      while (renewing) renewed += await s.renewLeases('p/1');
+      return renewed;
+    })();
+    for (let round = 0; round < 15; round++) {
+      // Every saga saved at once, submitted in a different order each round: batches of many rows.
+      const order = [...ids].sort(() => Math.random() - 0.5);
+      await Promise.all(order.map(async (id) => {
+        const saga = Saga.adopt(snapshots.get(id)!, 'p');
+        saga.wakeAt(new Date(Date.now() + 60_000 + round));
+        const revision = await s.save(saga.view(), saga.changes());
+        snapshots.set(id, { ...saga.snapshot(), revision });
+      }));
+    }
+    renewing = false;
+    expect(await renewals).to.be.greaterThan(0);
+    expect(deadlocks).to.deep.equal([]);
+  });
+});
