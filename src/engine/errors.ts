@@ -130,6 +130,6 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED', 'ILLEGAL_TRANSITION', 'POISON_MESSAGE', 'CONFLICT', 'RESOURCE_EXHAUSTED', 'INTERNAL',
 ]);
 
-function isErrorCode(code: string): code is ErrorCode {
-  return CODES.has(code);
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && CODES.has(code);
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  AlreadyExistsError, ConcurrencyError, ensureError, errorCode, NotFoundError, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError,
+  AlreadyExistsError, ConcurrencyError, ensureError, errorCode, isErrorCode, NotFoundError, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError,
 } from './errors';
 import type { FacadeDefinition, FacadeMode, StepDefinition } from './facade';
 import type { Logger } from './logger';
@@ -163,9 +163,12 @@ export class Orchestrator {
   runThrottled(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
     return this.once(requestId, async () => {
       const release = await this.throttle.acquire(call.signal);
+      // Only the caller that started the saga owns its deadline: a duplicate that goes away ends nothing.
+      let owned = false;
       try {
         const begun = await this.begin(facade, 'throttled', requestId, rawInput, call.deadline ?? this.callDeadline());
         if (!begun.created) return await this.awaitOutcome(requestId, call.signal);
+        owned = true;
         // Listening before the first step leaves, so that even a saga that ends at once wakes us.
         const wake = this.outcomes.next(requestId);
         try {
@@ -176,9 +179,11 @@ export class Orchestrator {
         }
         return await this.awaitOutcome(requestId, call.signal, wake);
       } catch (err) {
-        if (call.signal?.aborted) {
-          await this.cancel(requestId, 'the caller deadline passed').catch(() => undefined);
-          throw new OrchestratorError('DEADLINE_EXCEEDED', `saga ${requestId}: deadline exceeded; it is being compensated`);
+        if (owned && call.signal?.aborted) {
+          // The caller's own reason: its deadline passed (DEADLINE_EXCEEDED), or it cancelled (CANCELLED).
+          const why = callerGone(call.signal);
+          await this.cancel(requestId, why).catch(() => undefined);
+          throw new OrchestratorError(why.code, `saga ${requestId}: ${why.message}; it is being compensated`);
         }
         throw err;
       } finally {
@@ -189,7 +194,7 @@ export class Orchestrator {
 
   /** CancelSaga: a running saga is compensated; a finished one is refused with FAILED_PRECONDITION. */
   async cancelSaga(requestId: string): Promise<SagaSnapshot> {
-    await this.cancel(requestId, 'cancelled on request');
+    await this.cancel(requestId, new StepError('CANCELLED', 'cancelled on request', false));
     return (await this.store.get(requestId))!;
   }
 
@@ -300,7 +305,7 @@ export class Orchestrator {
    * cannot be published, a timer makes the recovery loop publish it later.
    */
   private async abort(saga: Saga, def: FacadeDefinition, failedNode: string, error: Error): Promise<SagaAbortedError> {
-    saga.startCompensating(failedNode, error.message);
+    saga.startCompensating(failedNode, error.message, errorCode(error));
     saga.wakeAt(undefined);
     await this.save(saga);
     await this.publishRollbackOrRetryLater(saga, def);
@@ -309,14 +314,14 @@ export class Orchestrator {
     return new SagaAbortedError(saga.requestId, failedNode, errorCode(error), error.message);
   }
 
-  private async cancel(requestId: string, reason: string): Promise<void> {
+  private async cancel(requestId: string, reason: StepError): Promise<void> {
     for (let tries = 1; ; tries++) {
       const saga = await this.load(requestId);
       if (saga.status === 'COMPENSATING') return;
       if (saga.status !== 'RUNNING') throw new OrchestratorError('FAILED_PRECONDITION', `saga ${requestId} is already ${saga.status}`);
       const def = this.registry.get(saga.facade);
       try {
-        await this.abort(saga, def, currentStep(saga, def).name, new StepError('CANCELLED', reason, false));
+        await this.abort(saga, def, currentStep(saga, def).name, reason);
         return;
       } catch (err) {
         if (!(err instanceof ConcurrencyError) || tries >= 5) throw err;
@@ -714,6 +719,14 @@ function currentStep(saga: Saga, def: FacadeDefinition): StepDefinition {
   return def.steps.find((s) => saga.step(s.name).status !== 'SUCCEEDED') ?? def.steps[def.steps.length - 1];
 }
 
+/** Why a caller's signal fired, as the error its saga is aborted with. */
+function callerGone(signal: AbortSignal): StepError {
+  const reason = signal.reason as { name?: unknown } | undefined;
+  const code = reason?.name === 'TimeoutError' ? 'DEADLINE_EXCEEDED' : errorCode(reason); // AbortSignal.timeout()'s reason
+  if (code === 'DEADLINE_EXCEEDED') return new StepError(code, 'the caller deadline passed', false);
+  return new StepError('CANCELLED', 'the caller cancelled the call', false);
+}
+
 /** How a finished (or aborted) saga answers its caller. */
 function outcomeOf(saga: Readonly<SagaSnapshot>): unknown {
   if (saga.status === 'COMPLETED') return saga.output;
@@ -722,8 +735,7 @@ function outcomeOf(saga: Readonly<SagaSnapshot>): unknown {
   const failedStep = aborted?.step ?? '';
   const failed = saga.steps.find((s) => s.name === failedStep);
   const cause = aborted?.detail ?? saga.error ?? '';
-  const code = /timed out|deadline/.test(cause) ? 'DEADLINE_EXCEEDED' : /UNAVAILABLE/.test(failed?.error ?? '') ? 'UNAVAILABLE' : 'FAILED_PRECONDITION';
-  throw new SagaAbortedError(saga.requestId, failedStep, code, cause);
+  throw new SagaAbortedError(saga.requestId, failedStep, isErrorCode(saga.errorCode) ? saga.errorCode : 'INTERNAL', cause);
 }
 
 /** Stops waiting for a step that ignores its AbortSignal. */

@@ -85,6 +85,8 @@ export interface SagaSnapshot {
   input: unknown;
   output?: unknown;
   error?: string;
+  /** Why it was aborted, as an error code (ErrorCode): every caller of the saga is answered with it. */
+  errorCode?: string;
   steps: StepState[];
   history: SagaEvent[];
   createdAt: string;
@@ -200,9 +202,10 @@ export class Saga {
     this.state.output = output;
   }
 
-  startCompensating(failedStep: string, error: string): void {
+  startCompensating(failedStep: string, error: string, code: string): void {
     this.moveTo('COMPENSATING', failedStep, error);
     this.state.error = `${failedStep}: ${error}`;
+    this.state.errorCode = code;
   }
 
   compensated(): void {

@@ -35,6 +35,7 @@ export function sagaToProto(saga: SagaSnapshot): Record<string, unknown> {
     input_json: json(saga.input),
     output_json: json(saga.output),
     error: saga.error ?? '',
+    error_code: saga.errorCode ?? '',
     created_at: saga.createdAt,
     updated_at: saga.updatedAt,
     steps: saga.steps.map((s) => ({

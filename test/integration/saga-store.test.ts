@@ -90,7 +90,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         const failed = started('rt-failed', { input: [1, 'two', { three: 3 }] });
         failed.stepStarted('reserve');
         failed.stepFailed('reserve', 'order: FAILED_PRECONDITION: out of stock');
-        failed.startCompensating('reserve', 'out of stock');
+        failed.startCompensating('reserve', 'out of stock', 'FAILED_PRECONDITION');
         failed.compensationStarted('reserve');
         failed.compensationAttemptFailed('reserve', 'order: UNAVAILABLE', true);
         failed.compensationFailed('reserve could not be compensated');
@@ -177,7 +177,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         next.wakeAt(undefined);
         next.stepStarted('charge');
         next.stepFailed('charge', 'payment: card declined');
-        next.startCompensating('charge', 'card declined');
+        next.startCompensating('charge', 'card declined', 'FAILED_PRECONDITION');
         next.compensationStarted('reserve');
         next.compensationSucceeded('reserve');
         next.compensated();

@@ -73,7 +73,7 @@ describe('Orchestrator: the copy kept at publish may be behind the store', () =>
 
   it('from a stale copy runs at most the attempt on record: its outcome is fenced, the redelivery reads the store', async () => {
     await orchestrator.startAsync('Async', 'r2', { n: 1 });
-    await elsewhere('r2', (s) => s.startCompensating('a', 'cancelled elsewhere'));
+    await elsewhere('r2', (s) => s.startCompensating('a', 'cancelled elsewhere', 'CANCELLED'));
     const message = transport.last('a');
     const first = await orchestrator.handle(message).then(() => undefined, (err: unknown) => err);
     expect(first).to.be.instanceOf(ConcurrencyError);

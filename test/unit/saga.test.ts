@@ -33,7 +33,7 @@ describe('Saga state machine', () => {
     for (const terminal of TERMINAL_STATUSES) expect(SAGA_TRANSITIONS[terminal]).to.be.empty;
     const saga = start();
     saga.complete(null);
-    expect(() => saga.startCompensating('a', 'boom')).to.throw(IllegalTransitionError, /COMPLETED -> COMPENSATING/);
+    expect(() => saga.startCompensating('a', 'boom', 'INTERNAL')).to.throw(IllegalTransitionError, /COMPLETED -> COMPENSATING/);
     expect(saga.status).to.equal('COMPLETED');
   });
 
@@ -47,7 +47,7 @@ describe('Saga state machine', () => {
     const saga = start();
     saga.stepStarted('a');
     saga.stepSucceeded('a', 1);
-    saga.startCompensating('b', 'boom');
+    saga.startCompensating('b', 'boom', 'INTERNAL');
     saga.compensationStarted('a');
     saga.compensationAttemptFailed('a', 'e1', false);
     saga.compensationStarted('a');
@@ -75,7 +75,7 @@ describe('Saga state machine', () => {
   it('lets a failed or interrupted step be compensated (it may have acted)', () => {
     const saga = start();
     saga.stepStarted('a');
-    saga.startCompensating('a', 'crash');
+    saga.startCompensating('a', 'crash', 'UNAVAILABLE');
     expect(saga.compensationStarted('a')).to.equal(1);
   });
 

@@ -85,4 +85,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE saga_steps SET (fillfactor = 70);
     `,
   },
+  {
+    id: 3,
+    name: 'the error code of an aborted saga',
+    sql: `
+      -- Every caller of a request id is answered with the code the first one got (UNAVAILABLE,
+      -- DEADLINE_EXCEEDED, CANCELLED, ...), not with one guessed from the error's wording.
+      ALTER TABLE sagas ADD COLUMN error_code text;
+    `,
+  },
 ];

@@ -39,6 +39,7 @@ interface SagaRow extends QueryResultRow {
   input: string | null;
   output: string | null;
   error: string | null;
+  error_code: string | null;
   created_at: Date;
   updated_at: Date;
   steps: StepTuple[] | null;
@@ -54,7 +55,7 @@ const LEASE = (param: string): string => `now() + ${param}::double precision * i
 
 const SAGA_COLUMNS = `
   s.request_id, s.facade, s.version, s.mode, s.status, s.revision, s.owner, s.deadline, s.wake_at,
-  s.input::text AS input, s.output::text AS output, s.error, s.created_at, s.updated_at`;
+  s.input::text AS input, s.output::text AS output, s.error, s.error_code, s.created_at, s.updated_at`;
 const STEPS_OF_S = `
   (SELECT json_agg(json_build_array(t.name, t.status, t.attempts, t.compensation_attempts, t.output::text, t.error, t.started_at, t.ended_at)
                    ORDER BY t.position)
@@ -84,12 +85,12 @@ const INSERT_EVENTS = `
 const CREATE_SQL = `
 WITH i AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-    request_id text, facade text, version integer, mode text, status text, input text, output text, error text,
+    request_id text, facade text, version integer, mode text, status text, input text, output text, error text, error_code text,
     deadline timestamptz, owner text, wake_at timestamptz, created_at timestamptz, updated_at timestamptz, steps jsonb, events jsonb)
 ), saga AS (
-  INSERT INTO sagas (request_id, facade, version, mode, status, input, output, error, deadline, owner,
+  INSERT INTO sagas (request_id, facade, version, mode, status, input, output, error, error_code, deadline, owner,
                      lease_expires_at, wake_at, revision, created_at, updated_at)
-  SELECT i.request_id, i.facade, i.version, i.mode, i.status, i.input::jsonb, i.output::jsonb, i.error, i.deadline, i.owner,
+  SELECT i.request_id, i.facade, i.version, i.mode, i.status, i.input::jsonb, i.output::jsonb, i.error, i.error_code, i.deadline, i.owner,
          ${LEASE('$2')}, i.wake_at, 1, i.created_at, i.updated_at
     FROM i
   ON CONFLICT (request_id) DO NOTHING
@@ -111,11 +112,11 @@ SELECT request_id FROM saga`;
 const SAVE_SQL = `
 WITH i AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-    request_id text, revision integer, status text, output text, error text, owner text, wake_at timestamptz,
+    request_id text, revision integer, status text, output text, error text, error_code text, owner text, wake_at timestamptz,
     updated_at timestamptz, steps jsonb, events jsonb)
 ), saga AS (
   UPDATE sagas s
-     SET status = i.status, output = i.output::jsonb, error = i.error, owner = i.owner, wake_at = i.wake_at,
+     SET status = i.status, output = i.output::jsonb, error = i.error, error_code = i.error_code, owner = i.owner, wake_at = i.wake_at,
          updated_at = i.updated_at, revision = s.revision + 1,
          lease_expires_at = CASE WHEN (s.status, s.owner) IS DISTINCT FROM (i.status, i.owner) THEN ${LEASE('$2')}
                                  ELSE s.lease_expires_at END
@@ -384,7 +385,7 @@ function jsonArray(writes: Write[]): string {
 function createRecord(saga: Readonly<SagaSnapshot>) {
   return {
     request_id: saga.requestId, facade: saga.facade, version: saga.version, mode: saga.mode, status: saga.status,
-    input: jsonParam(saga.input), output: jsonParam(saga.output), error: saga.error, deadline: saga.deadline, owner: saga.owner,
+    input: jsonParam(saga.input), output: jsonParam(saga.output), error: saga.error, error_code: saga.errorCode, deadline: saga.deadline, owner: saga.owner,
     wake_at: saga.wakeAt, created_at: saga.createdAt, updated_at: saga.updatedAt,
     steps: saga.steps.map(stepRecord), events: saga.history.map(eventRecord),
   };
@@ -394,7 +395,7 @@ function createRecord(saga: Readonly<SagaSnapshot>) {
 function saveRecord(saga: Readonly<SagaSnapshot>, changes?: SagaChanges) {
   const steps = saga.steps.map(stepRecord);
   return {
-    request_id: saga.requestId, revision: saga.revision, status: saga.status, output: jsonParam(saga.output), error: saga.error,
+    request_id: saga.requestId, revision: saga.revision, status: saga.status, output: jsonParam(saga.output), error: saga.error, error_code: saga.errorCode,
     owner: saga.owner, wake_at: saga.wakeAt, updated_at: saga.updatedAt,
     steps: changes ? steps.filter((s) => changes.steps.has(s.name)) : steps,
     events: saga.history.slice(changes?.storedEvents ?? 0).map(eventRecord),
@@ -446,6 +447,7 @@ function toSnapshot(row: SagaRow): SagaSnapshot {
   if (row.input !== null) saga.input = JSON.parse(row.input);
   if (row.output !== null) saga.output = JSON.parse(row.output);
   if (row.error !== null) saga.error = row.error;
+  if (row.error_code !== null) saga.errorCode = row.error_code;
   saga.steps = (row.steps ?? []).map(toStep);
   saga.history = (row.history ?? []).map(toEvent);
   saga.createdAt = iso(row.created_at);

@@ -1,0 +1,115 @@
+import { expect } from 'chai';
+import { OrchestratorError, SagaAbortedError } from '../../src/engine/errors';
+import { silentLogger } from '../../src/engine/logger';
+import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
+import { FacadeRegistry } from '../../src/engine/registry';
+import { StepError } from '../../src/engine/errors';
+import type { SagaStore } from '../../src/engine/store';
+import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
+import { MemoryTransport } from '../../src/transport/memory-transport';
+import type { TopicSpec } from '../../topics/topics';
+import { fakeFacade, fakeStep, type FakeStepOptions, type Journal } from '../helpers/fake-facade';
+import { freshDatabase } from '../helpers/postgres';
+import { rejectionOf, waitFor } from '../helpers/wait';
+
+const TOPICS: TopicSpec[] = ['th.a', 'th.b', 'th.c', 'rb.sync', 'rb.th', 'outcomes'].map((name) => ({ name, partitions: 1 }));
+
+const OPTIONS: Partial<EngineOptions> = {
+  stepTimeoutMs: 60_000,
+  retry: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 1, multiplier: 1, jitter: 0 },
+  compensation: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 5, multiplier: 2, jitter: 0 },
+  recoveryIntervalMs: 20,
+  heartbeatMs: 50,
+  leaseTtlMs: 1_000,
+  outcomePollMs: 20,
+};
+
+/** Every caller of one request id gets one answer: the first caller's, from what the store keeps (Postgres). */
+describe('one answer per request id (Postgres store)', function () {
+  this.timeout(60_000);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function store(): Promise<SagaStore> {
+    const db = await freshDatabase();
+    const s = await PostgresSagaStore.create({ dsn: db.dsn, poolSize: 5, leaseTtlMs: 1_000, connectTimeoutMs: 2_000 }, silentLogger);
+    cleanups.push(async () => { await s.close(); await db.drop(); });
+    return s;
+  }
+
+  async function instance(s: SagaStore, podId: string, steps: Record<string, FakeStepOptions> = {}) {
+    const journal: Journal = { calls: [] };
+    const make = (topic?: string) => ['a', 'b', 'c'].map((n) => fakeStep(n, journal, { ...steps[n], topic: topic && `${topic}.${n}` }));
+    const registry = new FacadeRegistry()
+      .register(fakeFacade('Sync', 'sync', make(), 'rb.sync'))
+      .register(fakeFacade('Throttled', 'throttled', make('th'), 'rb.th'));
+    const orchestrator = new Orchestrator({
+      registry, store: s, transport: new MemoryTransport(TOPICS, silentLogger), logger: silentLogger, podId, outcomeTopic: 'outcomes', options: OPTIONS,
+    });
+    await orchestrator.start();
+    cleanups.push(() => orchestrator.stop());
+    return { orchestrator, journal };
+  }
+
+  const ended = (s: SagaStore, id: string) => waitFor(async () => {
+    const saga = await s.get(id);
+    return saga && !['RUNNING', 'COMPENSATING'].includes(saga.status) ? saga : undefined;
+  }, 20_000, `saga ${id} to end`);
+
+  // Step errors whose wording says nothing of their code, or says the wrong thing.
+  const cases: [string, StepError][] = [
+    ['UNAVAILABLE', new StepError('UNAVAILABLE', 'payment service is restarting', true)],
+    ['FAILED_PRECONDITION', new StepError('FAILED_PRECONDITION', 'card declined: spending limit reached before the deadline', false)],
+    ['INVALID_ARGUMENT', new StepError('INVALID_ARGUMENT', 'currency not supported', false)],
+  ];
+  for (const [code, error] of cases) {
+    it(`a duplicate caller of a saga aborted with ${code} is answered with ${code}, as the first one was`, async () => {
+      const s = await store();
+      const { orchestrator } = await instance(s, 'pod-1');
+      const other = await instance(s, 'pod-2');
+      // Step b fails with `error`: the fake step's own errors are replaced for this test.
+      const registryStep = (o: Orchestrator) => (o as unknown as { registry: FacadeRegistry }).registry.get('Sync').steps[1];
+      for (const o of [orchestrator, other.orchestrator]) registryStep(o).run = async () => { throw error; };
+      const first = await rejectionOf(orchestrator.runSync('Sync', `dup-${code}`, { n: 1 }));
+      expect(first).to.be.instanceOf(SagaAbortedError);
+      expect((first as unknown as SagaAbortedError).causeCode).to.equal(code);
+      for (const o of [orchestrator, other.orchestrator]) {
+        const again = await rejectionOf(o.runSync('Sync', `dup-${code}`, { n: 1 }));
+        expect(again).to.be.instanceOf(SagaAbortedError);
+        expect({ code: (again as unknown as SagaAbortedError).causeCode, message: again.message }).to.deep.equal({ code, message: first.message });
+      }
+      expect((await s.get(`dup-${code}`))!.errorCode).to.equal(code);
+    });
+  }
+
+  it('a duplicate throttled caller that goes away ends nothing: the first caller gets the result', async () => {
+    const s = await store();
+    const a = await instance(s, 'pod-a', { b: { runMs: 500 } });
+    const b = await instance(s, 'pod-b');
+    const first = a.orchestrator.runThrottled('Throttled', 'th-dup', { n: 1 });
+    await waitFor(async () => (await s.get('th-dup'))?.steps[1].status === 'RUNNING', 10_000, 'step b to start');
+    const gone = new AbortController();
+    const duplicate = b.orchestrator.runThrottled('Throttled', 'th-dup', { n: 1 }, { signal: gone.signal });
+    gone.abort(new OrchestratorError('CANCELLED', 'the caller cancelled the call'));
+    expect((await rejectionOf(duplicate)).code).to.equal('CANCELLED');
+    expect(await first).to.deep.equal(['a', 'b', 'c']);
+    expect((await ended(s, 'th-dup')).status).to.equal('COMPLETED');
+    expect(a.journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c']);
+  });
+
+  it('a throttled caller that cancels is answered CANCELLED, not DEADLINE_EXCEEDED, and so is every later caller', async () => {
+    const s = await store();
+    const a = await instance(s, 'pod-a', { b: { runMs: 500 } });
+    const gone = new AbortController();
+    const first = a.orchestrator.runThrottled('Throttled', 'th-cancel', { n: 1 }, { signal: gone.signal });
+    await waitFor(async () => (await s.get('th-cancel'))?.steps[1].status === 'RUNNING', 10_000, 'step b to start');
+    gone.abort(new OrchestratorError('CANCELLED', 'the caller cancelled the call'));
+    expect((await rejectionOf(first)).code).to.equal('CANCELLED');
+    const saga = await ended(s, 'th-cancel');
+    expect(saga).to.include({ status: 'COMPENSATED', errorCode: 'CANCELLED' });
+    const later = await rejectionOf(a.orchestrator.runThrottled('Throttled', 'th-cancel', { n: 1 }));
+    expect((later as unknown as SagaAbortedError).causeCode).to.equal('CANCELLED');
+  });
+});
