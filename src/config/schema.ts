@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { DEFAULT_COMPENSATION, DEFAULT_RETRY, type RetryPolicy } from '../engine/retry';
 
 const port = z.number().int().min(0).max(65535);
 const address = z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port');
 const ms = z.number().int().min(0);
 
-function retryPolicy(defaults: { maxAttempts: number; initialBackoffMs: number; maxBackoffMs: number; multiplier: number; jitter: number }) {
+function retryPolicy(defaults: RetryPolicy) {
   return z
     .object({
       maxAttempts: z.number().int().min(1).default(defaults.maxAttempts),
@@ -63,8 +64,8 @@ export const configSchema = z
         asyncDeadlineMs: ms.min(1).default(300_000),
         /** Deadline of a sync or throttled saga whose caller sets none. */
         callDeadlineMs: ms.min(1).default(60_000),
-        retry: retryPolicy({ maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 }),
-        compensation: retryPolicy({ maxAttempts: 5, initialBackoffMs: 200, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 }),
+        retry: retryPolicy(DEFAULT_RETRY),
+        compensation: retryPolicy(DEFAULT_COMPENSATION),
         /** An instance that stops renewing its leases for this long loses its sagas to the others. */
         leaseTtlMs: ms.min(100).default(10_000),
         heartbeatMs: ms.min(10).default(3_000),

@@ -9,7 +9,7 @@ import { decodeMessage, encodeMessage, type SagaMessage } from './messages';
 import { Outcomes, type Wake } from './outcomes';
 import { RecentSagas } from './recent';
 import type { FacadeRegistry } from './registry';
-import { backoffMs, DEFAULT_RETRY, isRetryable, type RetryPolicy } from './retry';
+import { backoffMs, DEFAULT_COMPENSATION, DEFAULT_RETRY, isRetryable, type RetryPolicy } from './retry';
 import { Saga, type SagaSnapshot } from './saga';
 import type { SagaFilter, SagaPage, SagaStore } from './store';
 import { Throttle } from './throttle';
@@ -40,7 +40,7 @@ export interface EngineOptions {
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   stepTimeoutMs: 30_000,
   retry: DEFAULT_RETRY,
-  compensation: { maxAttempts: 5, initialBackoffMs: 200, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 },
+  compensation: DEFAULT_COMPENSATION,
   asyncDeadlineMs: 300_000,
   callDeadlineMs: 60_000,
   heartbeatMs: 3_000,
@@ -98,6 +98,8 @@ export class Orchestrator {
    * are no longer renewed, so that recovery (here or elsewhere) takes them over. By request id, when.
    */
   private readonly released = new Map<string, number>();
+  /** Sagas whose compensation runs in this process now. */
+  private readonly compensating = new Set<string>();
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
   private timer?: NodeJS.Timeout;
   private ticking = false;
@@ -489,27 +491,64 @@ export class Orchestrator {
 
   // ---- compensation --------------------------------------------------------------------------
 
-  /** The rollback consumer: compensates every step that may have acted, in reverse order. */
+  /**
+   * The rollback consumer: compensates every step that may have acted, in reverse order, one attempt
+   * at a time. A failed attempt is retried by a durable timer, not a sleep: the message is done, and
+   * recovery publishes the rollback again when the timer is due. A message is held at most about one
+   * attempt past stepTimeoutMs, so that the consumer stays in its group whatever the upstreams do.
+   */
   private async handleRollback(def: FacadeDefinition, requestId: string): Promise<void> {
     const saga = await this.findRecent(requestId, (s) => s.status === 'COMPENSATING');
+    const log = this.sagaLog(saga);
     if (saga.status !== 'COMPENSATING') {
-      this.sagaLog(saga).debug('rollback message for a saga not compensating: skipped', { sagaStatus: saga.status });
+      log.debug('rollback message for a saga not compensating: skipped', { sagaStatus: saga.status });
       return;
     }
+    const inFlight = saga.compensationInFlight();
+    if (this.compensating.has(requestId) || (inFlight && saga.owner !== this.owner)) {
+      // Another consumer (here, or an instance holding the lease) is running an attempt: it goes on
+      // from there, or, if it dies, recovery takes the saga over once its lease lapses.
+      log.info('rollback message for a saga being compensated elsewhere: skipped', { node: inFlight, owner: saga.owner });
+      return;
+    }
+    if (saga.wakeAtMs !== undefined && saga.wakeAtMs > Date.now()) {
+      log.debug('rollback message ahead of the next compensation attempt: skipped', { wakeAt: saga.view().wakeAt });
+      return;
+    }
+    this.compensating.add(requestId);
+    try {
+      await this.compensate(saga, def);
+    } finally {
+      this.compensating.delete(requestId);
+    }
+  }
+
+  private async compensate(saga: Saga, def: FacadeDefinition): Promise<void> {
     saga.own(this.owner);
     saga.wakeAt(undefined);
     const log = this.sagaLog(saga);
+    const began = Date.now();
     const started = def.steps.filter((s) => saga.step(s.name).attempts > 0).reverse();
     for (const step of started) {
       if (!step.compensate || saga.step(step.name).status === 'COMPENSATED') continue;
-      const error = await this.compensateStep(saga, def, step);
-      if (error) {
-        saga.compensationFailed(`compensation of ${step.name} failed after ${saga.step(step.name).compensationAttempts} attempts: ${error.message}`);
+      if (Date.now() - began >= this.options.stepTimeoutMs) {
+        // Held long enough: the rest goes on from a timer, through the rollback topic again.
+        saga.wakeAt(new Date());
         await this.save(saga);
-        await this.announce(saga);
-        log.error('saga COMPENSATION_FAILED: RetryCompensation resumes it', { node: step.name, error: error.message });
         return;
       }
+      const outcome = await this.compensateOnce(saga, def, step);
+      if (outcome === 'compensated') continue;
+      if (outcome instanceof Date) {
+        saga.wakeAt(outcome);
+        await this.save(saga);
+        return;
+      }
+      saga.compensationFailed(`compensation of ${step.name} failed after ${saga.step(step.name).compensationAttempts} attempts: ${outcome.message}`);
+      await this.save(saga);
+      await this.announce(saga);
+      log.error('saga COMPENSATION_FAILED: RetryCompensation resumes it', { node: step.name, error: outcome.message });
+      return;
     }
     saga.compensated();
     await this.save(saga);
@@ -517,33 +556,30 @@ export class Orchestrator {
     log.info('saga compensated');
   }
 
-  /** Returns undefined once compensated, or the last error once attempts are exhausted. */
-  private async compensateStep(saga: Saga, def: FacadeDefinition, step: StepDefinition): Promise<Error | undefined> {
+  /** One attempt, written ahead: 'compensated', when the next attempt is due, or the last error once attempts are exhausted. */
+  private async compensateOnce(saga: Saga, def: FacadeDefinition, step: StepDefinition): Promise<'compensated' | Date | Error> {
     const policy = this.options.compensation;
     const log = this.sagaLog(saga, step.name);
-    for (;;) {
-      const attempt = saga.compensationStarted(step.name);
+    const attempt = saga.compensationStarted(step.name);
+    await this.save(saga);
+    const signal = AbortSignal.timeout(step.timeoutMs ?? this.options.stepTimeoutMs);
+    try {
+      await untilAborted(step.compensate!({
+        requestId: saga.requestId, facade: def.name, step: step.name, attempt,
+        idempotencyKey: `${saga.requestId}:${step.name}:compensate`, input: saga.input, results: saga.results(),
+        signal, log, output: saga.step(step.name).output as never,
+      }), signal);
+      saga.compensationSucceeded(step.name);
       await this.save(saga);
-      const signal = AbortSignal.timeout(step.timeoutMs ?? this.options.stepTimeoutMs);
-      try {
-        await untilAborted(step.compensate!({
-          requestId: saga.requestId, facade: def.name, step: step.name, attempt,
-          idempotencyKey: `${saga.requestId}:${step.name}:compensate`, input: saga.input, results: saga.results(),
-          signal, log, output: saga.step(step.name).output as never,
-        }), signal);
-        saga.compensationSucceeded(step.name);
-        await this.save(saga);
-        log.info('step compensated', { attempt });
-        return undefined;
-      } catch (err) {
-        const error = ensureError(err);
-        const final = attempt >= policy.maxAttempts;
-        saga.compensationAttemptFailed(step.name, error.message, final);
-        await this.save(saga);
-        log.warn('compensation attempt failed', { attempt, final, error: error.message });
-        if (final) return error;
-        await sleep(backoffMs(policy, attempt));
-      }
+      log.info('step compensated', { attempt });
+      return 'compensated';
+    } catch (err) {
+      const error = ensureError(err);
+      const final = attempt >= policy.maxAttempts;
+      saga.compensationAttemptFailed(step.name, error.message, final);
+      log.warn('compensation attempt failed', { attempt, final, error: error.message });
+      if (final) return error;
+      return new Date(Date.now() + backoffMs(policy, attempt));
     }
   }
 
@@ -578,6 +614,12 @@ export class Orchestrator {
       return;
     }
     if (saga.status === 'COMPENSATING') {
+      const interrupted = saga.compensationInFlight();
+      if (interrupted) {
+        // Its lease lapsed mid-attempt: the instance running it is gone; the attempt counts as failed.
+        saga.compensationAttemptFailed(interrupted, 'interrupted: the instance running it went away', false);
+        await this.save(saga);
+      }
       log.info('recovery: republishing the rollback');
       await this.publishRollbackOrRetryLater(saga, def);
       return;

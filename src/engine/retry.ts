@@ -10,7 +10,17 @@ export interface RetryPolicy {
   jitter: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 };
+/**
+ * Steps: about 26 s of retries (200 ms doubling up to 5 s), within the saga's deadline: enough to
+ * span an upstream's restart or deploy and a channel's reconnect.
+ */
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 };
+
+/**
+ * Compensations: about 55 minutes (500 ms doubling up to a minute, 60 attempts), on durable timers,
+ * before the saga is COMPENSATION_FAILED and waits for a human (RetryCompensation).
+ */
+export const DEFAULT_COMPENSATION: RetryPolicy = { maxAttempts: 60, initialBackoffMs: 500, maxBackoffMs: 60_000, multiplier: 2, jitter: 0.2 };
 
 /** Wait before attempt `attempt + 1`, after `attempt` failed ones (attempt >= 1). */
 export function backoffMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {

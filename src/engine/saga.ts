@@ -154,6 +154,15 @@ export class Saga {
   get deadline(): Date | undefined { return this.state.deadline ? new Date(this.state.deadline) : undefined; }
   get pastDeadline(): boolean { return this.state.deadline !== undefined && Date.parse(this.state.deadline) <= Date.now(); }
   get steps(): readonly Readonly<StepState>[] { return this.state.steps; }
+  get wakeAtMs(): number | undefined { return this.state.wakeAt === undefined ? undefined : Date.parse(this.state.wakeAt); }
+
+  /** The step whose compensation attempt started and has no outcome on record: it is running now, or was cut off. */
+  compensationInFlight(): string | undefined {
+    const last = new Map<string, string>();
+    for (const e of this.state.history) if (e.step && e.type.startsWith('COMPENSATION_')) last.set(e.step, e.type);
+    for (const [step, type] of last) if (type === 'COMPENSATION_STARTED' && this.step(step).status === 'COMPENSATING') return step;
+    return undefined;
+  }
 
   /** After a successful write: the store's new revision; the store now has everything. */
   saved(revision: number): void {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { Pool } from 'pg';
 import { StoreUnavailableError } from '../../src/engine/errors';
 import { silentLogger } from '../../src/engine/logger';
+import { encodeMessage } from '../../src/engine/messages';
 import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
 import { FacadeRegistry } from '../../src/engine/registry';
 import { Saga, type SagaSnapshot } from '../../src/engine/saga';
@@ -121,6 +122,44 @@ describe('leases (Postgres store)', function () {
     expect(await orchestrator.startAsync('Async', 'lost-1', { n: 1 })).to.equal('lost-1');
     expect((await ended(s, 'lost-1')).status).to.equal('COMPLETED');
     expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c']);
+  });
+
+  it('retries a failed compensation from a durable timer in the store, not by holding the rollback message', async () => {
+    const { store: s } = await store();
+    const { orchestrator, journal } = await instance(s, 'pod-4', { b: { failRuns: Infinity }, a: { failCompensations: 1 } });
+    (orchestrator.options as EngineOptions).compensation = { maxAttempts: 3, initialBackoffMs: 400, maxBackoffMs: 400, multiplier: 1, jitter: 0 };
+    await rejectionOf(orchestrator.runSync('Sync', 'timer-1', { n: 1 }));
+    const waiting = await waitFor(async () => {
+      const saga = await s.get('timer-1');
+      return saga?.steps[0].status === 'COMPENSATING' && saga.wakeAt ? saga : undefined;
+    }, 10_000, 'the compensation of a to wait for its next attempt');
+    expect(Date.parse(waiting.wakeAt!)).to.be.greaterThan(Date.parse(waiting.updatedAt));
+    expect((await ended(s, 'timer-1')).status).to.equal('COMPENSATED');
+    expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'undo:b', 'undo:a', 'undo:a']);
+  });
+
+  it('a rollback message for a saga another live instance is compensating is skipped; a dead one is taken over', async () => {
+    const { store: s } = await store();
+    // pod-a's compensation of b never ends: it holds the saga under a live lease.
+    const a = await instance(s, 'pod-a', { c: { failRuns: Infinity }, b: { failCompensations: Infinity, runMs: 0 } });
+    const hang = (a.orchestrator as unknown as { registry: FacadeRegistry }).registry.get('Sync').steps[1];
+    hang.compensate = () => new Promise(() => undefined);
+    void a.orchestrator.runSync('Sync', 'twice-1', { n: 1 }).catch(() => undefined);
+    await waitFor(async () => (await s.get('twice-1'))?.steps[1].status === 'COMPENSATING', 10_000, 'b to be compensating');
+    const b = await instance(s, 'pod-b');
+    const rollback = encodeMessage('rb.sync', {
+      kind: 'rollback', requestId: 'twice-1', facade: 'Sync', version: 1, failedNode: 'c', error: { code: 'SAGA_ABORTED', message: 'x' }, completed: [], input: { n: 1 },
+    });
+    await b.orchestrator.handle(rollback);
+    expect(b.journal.calls).to.deep.equal([]);
+    expect((await s.get('twice-1'))!.owner).to.equal(a.orchestrator.owner);
+    // pod-a dies: its lease lapses, pod-b takes the saga over and counts the cut-off attempt as failed.
+    a.orchestrator.stop();
+    const saga = await ended(s, 'twice-1');
+    expect(saga.status).to.equal('COMPENSATED');
+    expect(b.journal.calls).to.deep.equal(['undo:b', 'undo:a']);
+    expect(saga.history.filter((e) => e.step === 'b' && e.type.startsWith('COMPENSATION_')).map((e) => e.type))
+      .to.deep.equal(['COMPENSATION_STARTED', 'COMPENSATION_FAILED', 'COMPENSATION_STARTED', 'COMPENSATION_SUCCEEDED']);
   });
 
   it('renewing leases while batched saves lock the same sagas in another order never deadlocks', async () => {
