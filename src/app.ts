@@ -21,6 +21,7 @@ export class App {
   private state: 'NEW' | 'STARTING' | 'RUNNING' | 'DRAINING' | 'STOPPED' = 'NEW';
   private readonly closers: { name: string; close: () => Promise<void> | void }[] = [];
   private server?: GrpcServerHandle;
+  private transport?: Transport;
   private stopping?: Promise<void>;
 
   constructor(private readonly config: Readonly<AppConfig>, private readonly log: Logger) {}
@@ -39,6 +40,7 @@ export class App {
     const store = await this.createStore();
     this.closers.push({ name: 'store', close: () => store.close() });
     const transport = await this.createTransport();
+    this.transport = transport;
     this.closers.push({ name: 'transport', close: () => transport.close() });
 
     const registry = new FacadeRegistry();
@@ -66,7 +68,8 @@ export class App {
 
   /**
    * Drains: health NOT_SERVING and no new calls, in-flight calls finish (bounded by the grace
-   * period), then consumers stop after their current message, then everything disconnects in
+   * period), then consumers finish the messages in hand, including what those publish, while leases
+   * are still renewed; then the recovery loop and renewals stop, and everything disconnects in
    * reverse order of start. Safe to call twice.
    */
   stop(): Promise<void> {
@@ -74,6 +77,7 @@ export class App {
       this.state = 'DRAINING';
       this.log.info('draining', { graceMs: this.config.grpc.shutdownGraceMs });
       await this.server?.shutdown(this.config.grpc.shutdownGraceMs);
+      await this.transport?.drain().catch((err: unknown) => this.log.warn('draining the transport failed', { error: String(err) }));
       for (const { name, close } of this.closers.reverse()) {
         try {
           await close();
@@ -95,6 +99,8 @@ export class App {
 
   private async createTransport(): Promise<Transport> {
     if (this.config.transport.driver === 'memory') return new MemoryTransport(ALL_TOPICS, this.log);
-    return KafkaTransport.create(this.config.transport.kafka, ALL_TOPICS, this.log);
+    // A rebalance waits for a member whose handler holds a message: a step or compensation attempt at most.
+    const rebalanceTimeoutMs = Math.max(60_000, 2 * this.config.saga.stepTimeoutMs + 10_000);
+    return KafkaTransport.create({ ...this.config.transport.kafka, rebalanceTimeoutMs }, ALL_TOPICS, this.log);
   }
 }

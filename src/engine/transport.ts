@@ -21,7 +21,12 @@ export interface Transport {
    * instances split the messages. Broadcast: every instance gets every message published from now on.
    */
   subscribe(topics: readonly string[], handler: MessageHandler, opts?: { broadcast?: boolean }): Promise<void>;
-  /** Stops consuming after the messages in hand, then disconnects. Safe to call twice. */
+  /**
+   * Stops consuming: the messages in hand finish, and what they publish still goes out. Safe to call
+   * twice. The first step of a shutdown; leases are still renewed meanwhile.
+   */
+  drain(): Promise<void>;
+  /** drain(), then refuses publishes and disconnects. Safe to call twice. */
   close(): Promise<void>;
 }
 

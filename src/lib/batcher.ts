@@ -24,6 +24,7 @@ interface Pending<T, R> {
 export class Batcher<T, R> {
   private queue: Array<Pending<T, R>> = [];
   private inFlight = 0;
+  private idle: (() => void)[] = [];
 
   constructor(private readonly flush: (items: T[]) => Promise<FlushResult<R>>, private readonly options: BatcherOptions<T>) {}
 
@@ -32,6 +33,12 @@ export class Batcher<T, R> {
       this.queue.push({ item, resolve, reject });
       this.pump();
     });
+  }
+
+  /** Resolves once everything submitted so far has been flushed. */
+  drain(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
   private pump(): void {
@@ -50,6 +57,7 @@ export class Batcher<T, R> {
         .finally(() => {
           this.inFlight--;
           this.pump();
+          if (this.inFlight === 0 && this.queue.length === 0) this.idle.splice(0).forEach((resolve) => resolve());
         });
     }
   }

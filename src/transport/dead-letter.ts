@@ -17,7 +17,7 @@ export interface DeliveryOptions {
   /** Attempts for a handler failure that is neither poison nor marked retryable. */
   attempts: number;
   backoffMs: number;
-  /** True once the consumer is closing: a retryable failure is then given back (not committed, redelivered later). */
+  /** True once the consumer gives its messages back (draining, or rejoining its group): a retryable failure is then given back, not committed, and fetched again. */
   closing(): boolean;
   deadLetterTopic?: string;
   publish(message: Message): Promise<void>;

@@ -20,7 +20,18 @@ export interface KafkaTransportConfig {
   messagesInFlight?: number;
   /** How long start-up and subscribe wait for the broker before giving up. */
   connectTimeoutMs: number;
+  /**
+   * How long the group waits for a member to rejoin in a rebalance (kafkajs default 60 s): it must
+   * exceed the longest a handler holds a message (a step attempt, bounded by stepTimeoutMs).
+   */
+  rebalanceTimeoutMs?: number;
 }
+
+/** The consumer's own liveness: heartbeats go out every second whatever its handlers are doing. */
+const HEARTBEAT_MS = 1_000;
+const SESSION_TIMEOUT_MS = 10_000;
+/** kafkajs errors that mean this member must rejoin its group: it may no longer own its partitions. */
+const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
 
 /**
  * Kafka via kafkajs. Creates the declared topics that are missing at start-up, keys messages by
@@ -28,7 +39,10 @@ export interface KafkaTransportConfig {
  */
 export class KafkaTransport implements Transport {
   private readonly consumers: Consumer[] = [];
+  /** Set once draining starts: consumers stop taking messages, publishes still go out. */
+  private draining?: Promise<void>;
   private closing?: Promise<void>;
+  private closed = false;
   private readonly sends = new Batcher<Message, void>((messages) => this.sendBatch(messages), { maxBatch: 500, maxInFlight: 2 });
 
   private constructor(
@@ -62,7 +76,7 @@ export class KafkaTransport implements Transport {
 
   /** Resolves once the broker has the message (acks from all in-sync replicas). */
   async publish(message: Message): Promise<void> {
-    if (this.closing) throw new OrchestratorError('UNAVAILABLE', 'transport is closed', true);
+    if (this.closed) throw new OrchestratorError('UNAVAILABLE', 'transport is closed', true);
     this.spec(message.topic);
     await this.sends.submit(message);
   }
@@ -102,7 +116,10 @@ export class KafkaTransport implements Transport {
 
   private async consume(groupId: string, topics: readonly string[], handler: MessageHandler, fromBeginning: boolean): Promise<void> {
     // An idle fetch waits at most maxWaitTimeInMs on the broker, and stopping waits for that fetch.
-    const consumer = this.kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1_000, allowAutoTopicCreation: false });
+    const consumer = this.kafka.consumer({
+      groupId, sessionTimeout: SESSION_TIMEOUT_MS, heartbeatInterval: HEARTBEAT_MS, rebalanceTimeout: this.config.rebalanceTimeoutMs,
+      maxWaitTimeInMs: 1_000, allowAutoTopicCreation: false,
+    });
     this.consumers.push(consumer);
     await consumer.connect();
     await consumer.subscribe({ topics: topics.map((t) => this.config.topicPrefix + t), fromBeginning });
@@ -116,14 +133,32 @@ export class KafkaTransport implements Transport {
         const topic = batch.topic.slice(this.config.topicPrefix.length);
         const done = new Set<string>();
         const byKey = groupBy(batch.messages, (m) => m.key?.toString() ?? '');
-        await mapLimit([...byKey.values()], this.config.messagesInFlight ?? 32, async (messages) => {
-          for (const message of messages) {
-            if (!isRunning() || isStale()) return;
-            await this.deliver(topic, message, handler);
-            done.add(message.offset);
-            await heartbeat();
-          }
-        });
+        // kafkajs heartbeats only between batches: a step slower than the session timeout would get
+        // this member evicted and its message handled again elsewhere while it still runs here.
+        let rejoin = false;
+        const beat = setInterval(() => {
+          heartbeat().catch((err: { type?: string; message?: string }) => {
+            if (REJOIN.has(err.type ?? '')) rejoin = true;
+            else this.log.debug('consumer heartbeat failed', { groupId, error: err.message });
+          });
+        }, HEARTBEAT_MS);
+        // After a rebalance starts, nothing new is taken, and retryable failures give their message back.
+        const yielding = () => rejoin || this.draining !== undefined;
+        try {
+          await mapLimit([...byKey.values()], this.config.messagesInFlight ?? 32, async (messages) => {
+            for (const message of messages) {
+              if (!isRunning() || isStale() || rejoin) return;
+              try {
+                await this.deliver(topic, message, handler, yielding);
+              } catch {
+                return; // given back: not committed, fetched again by whoever owns the partition
+              }
+              done.add(message.offset);
+            }
+          });
+        } finally {
+          clearInterval(beat);
+        }
         for (const m of batch.messages) {
           if (!done.has(m.offset)) break;
           resolveOffset(m.offset);
@@ -133,7 +168,7 @@ export class KafkaTransport implements Transport {
     await withTimeout(joined, this.config.connectTimeoutMs, `consumer group ${groupId} did not join`);
   }
 
-  private async deliver(topic: string, message: KafkaMessage, handler: MessageHandler): Promise<void> {
+  private async deliver(topic: string, message: KafkaMessage, handler: MessageHandler, yielding: () => boolean): Promise<void> {
     const inbound: Message = {
       topic,
       key: message.key?.toString() ?? '',
@@ -143,18 +178,25 @@ export class KafkaTransport implements Transport {
     await deliverOrDeadLetter(inbound, handler, {
       attempts: 3,
       backoffMs: 200,
-      closing: () => this.closing !== undefined,
+      closing: yielding,
       deadLetterTopic: this.spec(inbound.topic).deadLetter,
       publish: (m) => this.publish(m),
       log: this.log,
     });
   }
 
+  /** Consumers finish the messages in hand and leave their groups; what those publish still goes out. */
+  async drain(): Promise<void> {
+    this.draining ??= Promise.all(this.consumers.map((consumer) =>
+      consumer.disconnect().catch((err) => this.log.warn('consumer disconnect failed', { error: String(err) })))).then(() => undefined);
+    return this.draining;
+  }
+
   async close(): Promise<void> {
     this.closing ??= (async () => {
-      // Consumers first: each finishes the message in hand, which may still publish.
-      await Promise.all(this.consumers.map((consumer) =>
-        consumer.disconnect().catch((err) => this.log.warn('consumer disconnect failed', { error: String(err) }))));
+      await this.drain();
+      this.closed = true;
+      await this.sends.drain();
       await this.producer.disconnect().catch((err) => this.log.warn('producer disconnect failed', { error: String(err) }));
     })();
     return this.closing;

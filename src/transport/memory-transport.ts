@@ -44,10 +44,14 @@ export class MemoryTransport implements Transport {
     return this.waiting.get(topic) ?? [];
   }
 
-  /** Lets the messages in hand finish (and whatever they publish), then refuses new ones. */
-  async close(): Promise<void> {
+  /** Lets the messages in hand finish, and whatever they publish in turn (one process: nobody else would). */
+  async drain(): Promise<void> {
     this.closing = true;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
     this.handlers.clear();
     this.closed = true;
   }

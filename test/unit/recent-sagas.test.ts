@@ -15,6 +15,7 @@ class HeldTransport implements Transport {
   readonly published: Message[] = [];
   async publish(message: Message): Promise<void> { this.published.push(message); }
   async subscribe(): Promise<void> {}
+  async drain(): Promise<void> {}
   async close(): Promise<void> {}
   last(node: string): Message {
     const m = this.published.findLast((p) => { const d = decodeMessage(p); return d.kind === 'step' && d.node === node; });
