@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: lint, type-check, build, then mocha (unit, integration against the real Kafka
 # broker, end-to-end over gRPC). Starts the broker if none is running and stops what it started.
-# Writes the totals to .test-results/summary.txt as "N passed, N failed" (lint and type-check
-# count as one check each).
+# Writes the totals to .test-results/summary.txt as "N passed, N failed, N skipped" (lint and
+# type-check count as one check each; mocha's pending tests count as skipped).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .test-results
@@ -10,13 +10,14 @@ summary=.test-results/summary.txt
 rm -f "$summary" .test-results/mocha.json
 passed=0
 failed=0
+skipped=0
 check() {
   local name=$1; shift
   echo "== $name"
   if "$@"; then passed=$((passed + 1)); else echo "FAILED: $name"; failed=$((failed + 1)); fi
 }
 finish() {
-  echo "$passed passed, $failed failed" > "$summary"
+  echo "$passed passed, $failed failed, $skipped skipped" > "$summary"
   cat "$summary"
 }
 
@@ -41,8 +42,8 @@ trap '[ "$started_kafka" = 1 ] && scripts/kafka.sh down' EXIT
 
 TEST_SUMMARY_FILE=.test-results/mocha.json npx mocha "$@"
 if [ -f .test-results/mocha.json ]; then
-  read -r p f < <(node -e 'const s=require("./.test-results/mocha.json");console.log(s.passes, s.failures)')
-  passed=$((passed + p)); failed=$((failed + f))
+  read -r p f s < <(node -e 'const s=require("./.test-results/mocha.json");console.log(s.passes, s.failures, s.pending)')
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 else
   echo "FAILED: mocha did not finish"; failed=$((failed + 1))
 fi

@@ -207,6 +207,22 @@ export class Stack {
     return byId;
   }
 
+  /**
+   * Every call the order and payment services received (ListCalls), as their count per
+   * `x-idempotency-key` ('' for calls without one) and method, e.g. `r1:createOrder` → {CreateOrder: 2}.
+   */
+  async upstreamCalls(): Promise<Map<string, Record<string, number>>> {
+    const byKey = new Map<string, Record<string, number>>();
+    for (const client of [this.orders, this.payments]) {
+      const { calls } = (await call<{ calls: { method: string; idempotency_key: string; count: number }[] }>(client, 'ListCalls', {})).response;
+      for (const c of calls) {
+        const methods = byKey.get(c.idempotency_key) ?? byKey.set(c.idempotency_key, {}).get(c.idempotency_key)!;
+        methods[c.method] = (methods[c.method] ?? 0) + c.count;
+      }
+    }
+    return byKey;
+  }
+
   async stop(): Promise<void> {
     for (const c of [this.booking, this.sagas, this.orders, this.payments]) c?.close();
     for (const p of this.procs) p.kill('SIGTERM');

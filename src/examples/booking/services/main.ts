@@ -1,12 +1,14 @@
 import { createLogger } from '../../../log';
 import { loadProtos } from '../../../grpc/protos';
 import { startGrpcServer } from '../../../grpc/server';
+import { CallLog, withCallLog } from './call-log';
 import { OrderBook, orderServiceImpl } from './order-service';
 import { PaymentLedger, paymentServiceImpl } from './payment-service';
 
 /**
  * Runs one demo upstream: `node dist/src/examples/booking/services/main.js order|payment <host:port>`.
- * State is in memory; the process exits 0 on SIGTERM/SIGINT after in-flight calls.
+ * State is in memory, as is the count of every call received (ListCalls); the process exits 0 on
+ * SIGTERM/SIGINT after in-flight calls.
  */
 async function main(): Promise<void> {
   const [kind, address] = process.argv.slice(2);
@@ -16,8 +18,8 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: process.env.OCH_LOG_LEVEL ?? 'info', podId: process.env.POD_ID ?? 'local', service: kind });
   const handle = kind === 'order'
-    ? await startGrpcServer({ address, log, protos: loadProtos(['order.proto']), services: [{ name: 'order.v1.OrderService', implementation: orderServiceImpl(new OrderBook(), log) }] })
-    : await startGrpcServer({ address, log, protos: loadProtos(['payment.proto']), services: [{ name: 'payment.v1.PaymentService', implementation: paymentServiceImpl(new PaymentLedger(), log) }] });
+    ? await startGrpcServer({ address, log, protos: loadProtos(['order.proto']), services: [{ name: 'order.v1.OrderService', implementation: withCallLog(orderServiceImpl(new OrderBook(), log), new CallLog()) }] })
+    : await startGrpcServer({ address, log, protos: loadProtos(['payment.proto']), services: [{ name: 'payment.v1.PaymentService', implementation: withCallLog(paymentServiceImpl(new PaymentLedger(), log), new CallLog()) }] });
   const stop = () => handle.shutdown(5_000).then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
