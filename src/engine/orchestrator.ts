@@ -625,8 +625,10 @@ export class Orchestrator {
       return;
     }
     const step = currentStep(saga, def);
-    if (saga.mode !== 'async') {
-      if (this.calls.has(saga.requestId)) return; // our own caller is still here and waiting
+    const callerHere = this.calls.has(saga.requestId);
+    // A sync saga's run retries in place, in its caller's call; a throttled one's retries come from timers, as async ones.
+    if (saga.mode === 'sync' && callerHere) return;
+    if (saga.mode !== 'async' && !callerHere) {
       log.warn('recovery: the caller of this saga is gone: compensating', { node: step.name });
       await this.abort(saga, def, step.name, new StepError('CANCELLED', 'the instance holding the caller went away', false));
       return;

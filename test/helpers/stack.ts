@@ -113,12 +113,15 @@ export interface StackOptions {
   extraYaml?: string;
   /** saga.compensation, as a YAML flow mapping (default: 3 attempts, 50 ms apart). */
   compensation?: string;
+  /** saga.stepTimeoutMs (default 10 s). */
+  stepTimeoutMs?: number;
 }
 
 /** The order and payment services and the orchestrator, as separate processes on free ports. */
 export class Stack {
   readonly procs: Proc[] = [];
   orchestrator!: Proc;
+  order!: Proc;
   address = '';
   ports = { orchestrator: 0, order: 0, payment: 0 };
   booking!: grpc.Client;
@@ -135,9 +138,9 @@ export class Stack {
 
   private async start(opts: StackOptions): Promise<void> {
     this.ports = { orchestrator: await freePort(), order: await freePort(), payment: await freePort() };
-    const order = this.spawn(['dist/src/examples/booking/services/main.js', 'order', `127.0.0.1:${this.ports.order}`]);
-    const payment = this.spawn(['dist/src/examples/booking/services/main.js', 'payment', `127.0.0.1:${this.ports.payment}`]);
     this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
+    const order = this.spawnOrder();
+    const payment = this.spawn(['dist/src/examples/booking/services/main.js', 'payment', `127.0.0.1:${this.ports.payment}`]);
     const kafka = opts.kafka;
     writeFileSync(path.join(this.dir, 'app.yaml'), [
       'podId: e2e',
@@ -147,7 +150,7 @@ export class Stack {
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
       `upstreams: { order: 127.0.0.1:${this.ports.order}, payment: 127.0.0.1:${this.ports.payment} }`,
       ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: 1000 } }`] : []),
-      `saga: { stepTimeoutMs: 10000, compensation: ${opts.compensation ?? '{ maxAttempts: 3, initialBackoffMs: 50 }'}, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }`,
+      `saga: { stepTimeoutMs: ${opts.stepTimeoutMs ?? 10_000}, compensation: ${opts.compensation ?? '{ maxAttempts: 3, initialBackoffMs: 50 }'}, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }`,
       opts.extraYaml ?? '',
     ].join('\n'));
     this.address = `127.0.0.1:${this.ports.orchestrator}`;
@@ -161,6 +164,23 @@ export class Stack {
     this.sagas = new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(this.address, creds);
     this.orders = new (clientOf(protos, 'order.v1.OrderService'))(`127.0.0.1:${this.ports.order}`, creds);
     this.payments = new (clientOf(protos, 'payment.v1.PaymentService'))(`127.0.0.1:${this.ports.payment}`, creds);
+  }
+
+  /** The order service keeps its orders and call counts in the stack's directory across restarts. */
+  private spawnOrder(): Proc {
+    this.order = this.spawn(['dist/src/examples/booking/services/main.js', 'order', `127.0.0.1:${this.ports.order}`], { DEMO_STATE_FILE: path.join(this.dir, 'order-state.json') });
+    return this.order;
+  }
+
+  /** Stops the order service (SIGTERM: in-flight calls finish, its state is kept). */
+  async stopOrder(): Promise<void> {
+    this.order.kill('SIGTERM');
+    await this.order.exited;
+  }
+
+  /** Starts the order service again on its port, with the state it had. */
+  async startOrder(): Promise<void> {
+    await waitServing(`127.0.0.1:${this.ports.order}`, this.spawnOrder());
   }
 
   /** (Re)starts the orchestrator process on the stack's port; the previous one must have exited. */

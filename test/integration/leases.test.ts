@@ -15,7 +15,7 @@ import { fakeFacade, fakeStep, type FakeStepOptions, type Journal } from '../hel
 import { freshDatabase } from '../helpers/postgres';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
-const TOPICS: TopicSpec[] = ['t.a', 't.b', 't.c', 'rb.sync', 'rb.async', 'outcomes', 'dlq'].map((name) => ({ name, partitions: 1 }));
+const TOPICS: TopicSpec[] = ['t.a', 't.b', 't.c', 'th.a', 'th.b', 'th.c', 'rb.sync', 'rb.async', 'rb.th', 'outcomes', 'dlq'].map((name) => ({ name, partitions: 1 }));
 
 const FAST: Partial<EngineOptions> = {
   stepTimeoutMs: 60_000,
@@ -48,7 +48,8 @@ describe('leases (Postgres store)', function () {
     const make = (topic?: string) => ['a', 'b', 'c'].map((n) => fakeStep(n, journal, { ...steps[n], topic: topic && `${topic}.${n}` }));
     const registry = new FacadeRegistry()
       .register(fakeFacade('Sync', 'sync', make(), 'rb.sync'))
-      .register(fakeFacade('Async', 'async', make('t'), 'rb.async'));
+      .register(fakeFacade('Async', 'async', make('t'), 'rb.async'))
+      .register(fakeFacade('Throttled', 'throttled', make('th'), 'rb.th'));
     const orchestrator = new Orchestrator({ registry, store: sagaStore, transport, logger: silentLogger, podId, outcomeTopic: 'outcomes', options: FAST });
     await orchestrator.start();
     cleanups.push(() => orchestrator.stop());
@@ -136,6 +137,14 @@ describe('leases (Postgres store)', function () {
     expect(Date.parse(waiting.wakeAt!)).to.be.greaterThan(Date.parse(waiting.updatedAt));
     expect((await ended(s, 'timer-1')).status).to.equal('COMPENSATED');
     expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'undo:b', 'undo:a', 'undo:a']);
+  });
+
+  it('retries a throttled step from its durable timer while the caller waits, and answers the caller', async () => {
+    const { store: s } = await store();
+    const { orchestrator, journal } = await instance(s, 'pod-5', { b: { failRuns: 2, retryable: true } });
+    (orchestrator.options as EngineOptions).retry = { maxAttempts: 5, initialBackoffMs: 50, maxBackoffMs: 50, multiplier: 1, jitter: 0 };
+    expect(await orchestrator.runThrottled('Throttled', 'th-retry', { n: 1 })).to.deep.equal(['a', 'b', 'c']);
+    expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:b', 'run:b', 'run:c']);
   });
 
   it('a rollback message for a saga another live instance is compensating is skipped; a dead one is taken over', async () => {

@@ -21,6 +21,12 @@ export class CallLog {
   all(): CallCount[] {
     return [...this.counts.values()].map((c) => ({ ...c }));
   }
+
+  static from(counts: CallCount[]): CallLog {
+    const log = new CallLog();
+    for (const c of counts) log.counts.set(`${c.method}\u0000${c.idempotency_key}`, { ...c });
+    return log;
+  }
 }
 
 /**

@@ -39,6 +39,23 @@ export class OrderBook {
   all(): Order[] {
     return [...this.byId.values()];
   }
+
+  /** What a restart must keep (see main.ts' state file): orders with their idempotency keys, and tombstones. */
+  toJSON(): { orders: [key: string, order: Order][]; tombstones: string[] } {
+    return { orders: [...this.byKey.entries()], tombstones: [...this.tombstones] };
+  }
+
+  static from(state: ReturnType<OrderBook['toJSON']>): OrderBook {
+    const book = new OrderBook();
+    for (const [key, order] of state.orders) {
+      book.byKey.set(key, order);
+      book.byId.set(order.id, order);
+      book.byRequestId.set(order.request_id, order);
+      book.nextId = Math.max(book.nextId, Number(order.id) + 1);
+    }
+    for (const t of state.tombstones) book.tombstones.add(t);
+    return book;
+  }
 }
 
 export function orderServiceImpl(book: OrderBook, log: Logger): grpc.UntypedServiceImplementation {
