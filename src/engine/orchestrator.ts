@@ -394,7 +394,20 @@ export class Orchestrator {
       return;
     }
     const st = saga.step(step.name);
-    const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt;
+    if (messageAttempt < st.attempts || (st.status === 'RETRYING' && messageAttempt === st.attempts)) {
+      // A redelivery of an attempt that a later one replaced (its message is on its way) or that failed (its retry has a timer).
+      log.debug('step message of a past attempt: skipped', { messageAttempt, attempts: st.attempts });
+      return;
+    }
+    // The owner is an earlier run of this pod: it is dead, and may have run the attempt on record.
+    const predecessor = saga.owner !== this.owner && podOf(saga.owner) === this.podId;
+    if (predecessor && saga.mode === 'throttled') {
+      log.info('step message of a throttled saga whose caller died with this pod\'s previous run: recovery compensates it');
+      return;
+    }
+    // The attempt on record may be run by whoever consumes its message, without a write, unless
+    // it may have run already: then a new attempt is recorded first, so that the record shows both.
+    const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt && !predecessor;
     const attempt = onRecord ? st.attempts : saga.stepStarted(step.name);
     // The lease follows an async saga's work, taken by a write before the step runs; a throttled
     // saga stays with the instance holding its caller.
@@ -638,7 +651,10 @@ export class Orchestrator {
       return;
     }
     log.info('recovery: resuming at its current step', { node: step.name });
-    await this.publishStepOrRetryLater(saga, def, step);
+    // A new attempt, on record before its message leaves: the one its lost owner had may have run.
+    saga.stepStarted(step.name);
+    await this.save(saga);
+    await this.publishStepOrRetryLater(saga, def, step, 'prerecorded');
   }
 
   // ---- plumbing ------------------------------------------------------------------------------
@@ -761,6 +777,11 @@ export class Orchestrator {
 /** The first step that has not succeeded (the last one if all have). */
 function currentStep(saga: Saga, def: FacadeDefinition): StepDefinition {
   return def.steps.find((s) => saga.step(s.name).status !== 'SUCCEEDED') ?? def.steps[def.steps.length - 1];
+}
+
+/** The pod id of an owner (`<podId>/<start id>`). */
+function podOf(owner: string | undefined): string | undefined {
+  return owner?.slice(0, owner.lastIndexOf('/'));
 }
 
 /** Why a caller's signal fired, as the error its saga is aborted with. */

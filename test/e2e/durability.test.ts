@@ -114,7 +114,7 @@ describe('durability (Kafka + Postgres)', function () {
     db = undefined;
   });
 
-  it('SIGKILL mid-load: after a restart every saga ends COMPLETED or COMPENSATED, and the upstreams agree', async () => {
+  it('SIGKILL mid-load: after a restart under the same pod id every saga ends COMPLETED or COMPENSATED, and the upstreams agree', async () => {
     db = await freshDatabase();
     stack = await Stack.start({ transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn });
     const load = fireLoad(stack.booking, 'crash', { sync: 100, async: 100, throttled: 50 });
@@ -126,7 +126,8 @@ describe('durability (Kafka + Postgres)', function () {
     stack.orchestrator.kill('SIGKILL');
     await stack.orchestrator.exited;
     await Promise.all(load.calls);
-    await stack.startOrchestrator('e2e-restarted');
+    // Restarted as an operator would: same environment, same pod id (a new process incarnation).
+    await stack.startOrchestrator();
     const counts = await audit(stack, load.ids);
     console.log(`      crash test: ${summary(counts)}`);
     expect(counts.mismatched).to.deep.equal([]);
