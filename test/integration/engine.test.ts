@@ -146,12 +146,23 @@ function spyOnPublish(transport: Transport): Message[] {
   return published;
 }
 
-/** The messages `orchestrator` has finished handling (successfully or not) from now on. */
-function spyOnHandle(orchestrator: Orchestrator): Message[] {
-  const handled: Message[] = [];
+/** The messages `orchestrator` has finished handling (successfully or not) from now on, and when. */
+function spyOnHandle(orchestrator: Orchestrator): { message: Message; at: number }[] {
+  const handled: { message: Message; at: number }[] = [];
   const handle = orchestrator.handle.bind(orchestrator);
-  orchestrator.handle = (m) => handle(m).finally(() => { handled.push(m); });
+  orchestrator.handle = (message) => handle(message).finally(() => { handled.push({ message, at: Date.now() }); });
   return handled;
+}
+
+/** Every saga as `store` was asked to save it, from now on. */
+function spyOnSave(store: SagaStore): SagaSnapshot[] {
+  const saved: SagaSnapshot[] = [];
+  const save = store.save.bind(store);
+  store.save = (saga, changes) => {
+    saved.push(structuredClone(saga));
+    return save(saga, changes);
+  };
+  return saved;
 }
 
 for (const make of [memoryBackend, realBackend]) {
@@ -341,16 +352,20 @@ describe(`Orchestrator (${make().name})`, function () {
       const { orchestrator, store, journal } = await setup({ b: { failRuns: 1, retryable: true } }, {
         retry: { maxAttempts: 3, initialBackoffMs: 300, maxBackoffMs: 300, multiplier: 1, jitter: 0 },
       });
+      const saved = spyOnSave(store);
+      const handled = spyOnHandle(orchestrator);
       await orchestrator.startAsync('Async', 'a3', { n: 2 });
-      const waiting = await waitFor(async () => {
-        const s = await store.get('a3');
-        return s?.steps[1].status === 'RETRYING' ? s : undefined;
-      }, 2_000, 'step b to wait for its retry');
-      // The timer is the backoff after the failed attempt, not merely "some time".
-      expect(Date.parse(waiting.wakeAt!)).to.be.at.least(journal.runAt!.b[0] + 300);
       const saga = await finished(store, 'a3');
       expect(saga.status).to.equal('COMPLETED');
-      expect(journal.runAt!.b[1] - journal.runAt!.b[0]).to.be.at.least(290);
+      const [b1, b2] = journal.runAt!.b;
+      // The failed attempt left a timer in the store: the backoff after it, not merely "some time".
+      const waiting = saved.find((s) => s.requestId === 'a3' && s.steps[1].status === 'RETRYING');
+      expect(waiting?.wakeAt, 'a saved RETRYING state with a timer').to.be.a('string');
+      expect(Date.parse(waiting!.wakeAt!)).to.be.at.least(b1 + 300);
+      expect(b2 - b1).to.be.at.least(290);
+      // And the consumer let go of the failed attempt's message before the retry ran.
+      const firstB = handled.find(({ message }) => message.topic === 't.b' && message.key === 'a3');
+      expect(firstB!.at).to.be.at.most(b2);
     });
 
     it('ignores a repeated request id', async () => {
@@ -373,7 +388,7 @@ describe(`Orchestrator (${make().name})`, function () {
       await finished(store, 'a5');
       await transport.publish(encodeMessage('t.b', { kind: 'step', requestId: 'a5', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 2 }, results: {} }));
       // Handled twice (first delivery and redelivery), run once.
-      await waitFor(() => handled.filter((m) => m.topic === 't.b' && m.key === 'a5').length >= 2, 20_000, 'the redelivered message to be handled');
+      await waitFor(() => handled.filter(({ message: m }) => m.topic === 't.b' && m.key === 'a5').length >= 2, 20_000, 'the redelivered message to be handled');
       expect(journal.byRequest!.a5).to.deep.equal(['run:a', 'run:b', 'run:c']);
     });
 
