@@ -8,6 +8,8 @@ export interface Journal {
   undoOutputs?: Record<string, unknown>;
   /** When each run attempt started (ms), by step. */
   runAt?: Record<string, number[]>;
+  /** The same as `calls`, by request id. */
+  byRequest?: Record<string, string[]>;
 }
 
 export interface FakeStepOptions {
@@ -18,6 +20,8 @@ export interface FakeStepOptions {
   retryable?: boolean;
   /** Each run takes this long (honouring its AbortSignal when `honourSignal`). */
   runMs?: number;
+  /** Each run first waits for this (ignoring its AbortSignal): a step held until the test lets it go, or forever. */
+  gate?: Promise<unknown>;
   honourSignal?: boolean;
   retry?: StepDefinition['retry'];
   timeoutMs?: number;
@@ -36,7 +40,9 @@ export function fakeStep(name: string, journal: Journal, opts: FakeStepOptions =
     timeoutMs: opts.timeoutMs,
     async run(ctx) {
       journal.calls.push(`run:${name}`);
+      ((journal.byRequest ??= {})[ctx.requestId] ??= []).push(`run:${name}`);
       (journal.runAt ??= {})[name] = [...(journal.runAt[name] ?? []), Date.now()];
+      if (opts.gate) await opts.gate;
       if (opts.runMs) {
         await new Promise<void>((resolve, reject) => {
           const t = setTimeout(resolve, opts.runMs);
@@ -51,6 +57,7 @@ export function fakeStep(name: string, journal: Journal, opts: FakeStepOptions =
     },
     async compensate(ctx) {
       journal.calls.push(`undo:${name}`);
+      ((journal.byRequest ??= {})[ctx.requestId] ??= []).push(`undo:${name}`);
       (journal.undoOutputs ??= {})[name] = ctx.output;
       if (undoFailures < (opts.failCompensations ?? 0)) {
         undoFailures++;

@@ -4,30 +4,46 @@ import { Orchestrator } from '../../src/engine/orchestrator';
 import { FacadeRegistry } from '../../src/engine/registry';
 import type { SagaSnapshot } from '../../src/engine/saga';
 import type { StepDefinition } from '../../src/engine/facade';
+import type { SagaStore } from '../../src/engine/store';
 import { MemorySagaStore } from '../../src/store/memory-store';
+import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
 import { KafkaTransport } from '../../src/transport/kafka-transport';
 import { ALL_TOPICS, TOPICS } from '../../topics/topics';
 import { fakeFacade, fakeStep, type Journal } from '../helpers/fake-facade';
 import { collect, KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
+import { freshDatabase } from '../helpers/postgres';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
 type Steps = StepDefinition<{ n: number }, { step: string; n: number }>[];
 
 /**
- * The engine over the real broker, with fake steps on the booking topics. Instances share one
- * in-memory store object, standing in for the shared store a multi-pod deployment has.
+ * The engine over the real broker, with fake steps on the booking topics. One instance runs on an
+ * in-memory store; two instances (two pods) each have their own Postgres store on one database.
  */
 describe('Orchestrator over Kafka', function () {
   this.timeout(90_000);
   const running: { orchestrator: Orchestrator; transport: KafkaTransport }[] = [];
+  const closers: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const { orchestrator, transport } of running.splice(0)) {
       orchestrator.stop();
       await transport.close();
     }
+    for (const close of closers.splice(0).reverse()) await close();
   });
 
-  async function instance(names: { topicPrefix: string; groupId: string }, store: MemorySagaStore, podId: string, steps: (topic: (i: number) => string) => Steps) {
+  /** A fresh database, and a store on it per pod, as separate pods have. */
+  async function sharedDatabase(): Promise<() => Promise<PostgresSagaStore>> {
+    const db = await freshDatabase();
+    closers.push(() => db.drop());
+    return async () => {
+      const store = await PostgresSagaStore.create({ dsn: db.dsn, poolSize: 5, leaseTtlMs: 10_000, connectTimeoutMs: 2_000 }, silentLogger);
+      closers.push(() => store.close());
+      return store;
+    };
+  }
+
+  async function instance(names: { topicPrefix: string; groupId: string }, store: SagaStore, podId: string, steps: (topic: (i: number) => string) => Steps) {
     const transport = await KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: podId, partitionsConsumedConcurrently: 8, connectTimeoutMs: 20_000, ...names }, ALL_TOPICS, silentLogger);
     const asyncTopics = [TOPICS.bookingAsyncCreateOrder.name, TOPICS.bookingAsyncCreatePayment.name];
     const throttledTopics = [TOPICS.bookingThrottledCreateOrder.name, TOPICS.bookingThrottledCreatePayment.name];
@@ -44,7 +60,7 @@ describe('Orchestrator over Kafka', function () {
     return orchestrator;
   }
 
-  const finished = (store: MemorySagaStore, id: string, timeoutMs = 30_000) =>
+  const finished = (store: SagaStore, id: string, timeoutMs = 30_000) =>
     waitFor(async () => {
       const s = await store.get(id);
       return s && ['COMPLETED', 'COMPENSATED', 'FAILED'].includes(s.status) ? s : undefined;
@@ -94,10 +110,11 @@ describe('Orchestrator over Kafka', function () {
 
   it('two instances in one consumer group split the work and finish every saga', async () => {
     const names = uniqueKafkaNames();
-    const store = new MemorySagaStore();
+    const storeOnDb = await sharedDatabase();
+    const store = await storeOnDb();
     const journal: Journal = { calls: [] };
     const first = await instance(names, store, 'p1', twoSteps(journal));
-    await instance(names, store, 'p2', twoSteps(journal));
+    await instance(names, await storeOnDb(), 'p2', twoSteps(journal));
     const ids = Array.from({ length: 40 }, (_, i) => `split-${i}`);
     for (const id of ids) await first.startAsync('Async', id, { n: 1 });
     const sagas: SagaSnapshot[] = await Promise.all(ids.map((id) => finished(store, id, 60_000)));
@@ -108,10 +125,11 @@ describe('Orchestrator over Kafka', function () {
 
   it('a throttled call is answered by the instance holding it when the other instance ran the last step', async () => {
     const names = uniqueKafkaNames();
-    const store = new MemorySagaStore();
+    const storeOnDb = await sharedDatabase();
+    const store = await storeOnDb();
     const journal: Journal = { calls: [] };
     const first = await instance(names, store, 'p1', twoSteps(journal));
-    await instance(names, store, 'p2', twoSteps(journal));
+    await instance(names, await storeOnDb(), 'p2', twoSteps(journal));
     const ids = Array.from({ length: 30 }, (_, i) => `th-${i}`);
     const results = await Promise.all(ids.map((id) => first.runThrottled('Throttled', id, { n: 1 })));
     expect(results.every((r) => JSON.stringify(r) === '["a","b"]')).to.equal(true);
