@@ -98,6 +98,12 @@ export class Orchestrator {
    * are no longer renewed, so that recovery (here or elsewhere) takes them over. By request id, when.
    */
   private readonly released = new Map<string, number>();
+  /**
+   * Step attempts this process ran whose outcome it could not store (the store failed after the
+   * step acted): when their message is handled again, a new attempt is recorded, not the same one
+   * run twice under one number. By `requestId:step:attempt`, when.
+   */
+  private readonly unrecorded = new Map<string, number>();
   /** Sagas whose compensation runs in this process now. */
   private readonly compensating = new Set<string>();
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
@@ -407,7 +413,8 @@ export class Orchestrator {
     }
     // The attempt on record may be run by whoever consumes its message, without a write, unless
     // it may have run already: then a new attempt is recorded first, so that the record shows both.
-    const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt && !predecessor;
+    const ranHere = this.unrecorded.delete(`${requestId}:${step.name}:${st.attempts}`);
+    const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt && !predecessor && !ranHere;
     const attempt = onRecord ? st.attempts : saga.stepStarted(step.name);
     // The lease follows an async saga's work, taken by a write before the step runs; a throttled
     // saga stays with the instance holding its caller.
@@ -418,6 +425,15 @@ export class Orchestrator {
       await this.save(saga);
     }
     const result = await this.attempt(saga, def, step);
+    try {
+      await this.recordOutcome(saga, def, step, index, attempt, result);
+    } catch (err) {
+      if (this.unrecorded.size < 100_000) this.unrecorded.set(`${requestId}:${step.name}:${attempt}`, Date.now());
+      throw err;
+    }
+  }
+
+  private async recordOutcome(saga: Saga, def: FacadeDefinition, step: StepDefinition, index: number, attempt: number, result: Attempt): Promise<void> {
     if (result.ok) {
       saga.stepSucceeded(step.name, result.output);
       await this.advance(saga, def, index);
@@ -708,6 +724,8 @@ export class Orchestrator {
   private releasedIds(): string[] {
     const before = Date.now() - 2 * this.options.leaseTtlMs;
     for (const [id, at] of this.released) if (at < before) this.released.delete(id);
+    // A message held through a long store outage is handled again within the hour, or by another instance.
+    for (const [key, at] of this.unrecorded) if (at < Date.now() - 3_600_000) this.unrecorded.delete(key);
     return [...this.released.keys()];
   }
 

@@ -469,9 +469,9 @@ describe(`Orchestrator (${make().name})`, function () {
       await orphan(store, 'async', 'o3', [], 'a');
       const renew = setInterval(() => store.renewLeases('dead-pod'), 20);
       try {
-        const { journal } = await setup({}, {}, store);
+        const { journal, orchestrator } = await setup({}, {}, store);
         const gone = await finished(store, 'o3-gone');
-        expect([gone.status, gone.owner]).to.deep.equal(['COMPLETED', 'test']);
+        expect([gone.status, gone.owner]).to.deep.equal(['COMPLETED', orchestrator.owner]);
         expect((await store.get('o3'))!.owner).to.equal('dead-pod');
         expect(journal.byRequest!.o3).to.equal(undefined);
       } finally {
