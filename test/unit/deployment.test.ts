@@ -192,6 +192,13 @@ describe('deployment (Dockerfile, local compose)', () => {
     }
   });
 
+  it('the topics\' replication factor fits the compose Kafka cluster (no more replicas than broker nodes)', () => {
+    const brokerNodes = Object.values(compose.services)
+      .filter((svc) => /(^|,)\s*broker\s*(,|$)/.test(envOf(svc).KAFKA_PROCESS_ROLES ?? '')).length;
+    expect(brokerNodes, 'compose services with KAFKA_PROCESS_ROLES broker').to.be.at.least(1);
+    expect(config.transport.kafka.replicationFactor, 'transport.kafka.replicationFactor').to.be.within(1, brokerNodes);
+  });
+
   it('the saga store is the postgres service, with its database and password, started healthy first', () => {
     expect(config.store.driver).to.equal('postgres');
     const dsn = new URL(config.store.postgres.dsn);
