@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { Pool } from 'pg';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../src/engine/errors';
@@ -520,6 +523,54 @@ describe('PostgresSagaStore', function () {
       await store.close();
       await fresh.drop();
     }
+  });
+
+  it('plans through indexes on every pooled connection, set in its startup packet, along with options the DSN carries', async () => {
+    const planner = `SELECT name, setting, source FROM pg_settings WHERE name IN ('enable_seqscan', 'enable_hashjoin', 'enable_mergejoin', 'work_mem') ORDER BY name`;
+    // 'client': from the connection's startup options; a SET query afterwards would say 'session'.
+    const off = (name: string) => ({ name, setting: 'off', source: 'client' });
+    const withOptions = new URL(db!.dsn);
+    withOptions.searchParams.set('options', '-c work_mem=8MB');
+    for (const dsn of [db!.dsn, withOptions.toString()]) {
+      const store = await PostgresSagaStore.create({ dsn, poolSize: 4, leaseTtlMs: 10_000 }, silentLogger);
+      try {
+        const pool = (store as unknown as { pool: Pool }).pool;
+        // Four connections at once: each a new one, as the pool opens them under load.
+        const clients = await Promise.all(Array.from({ length: 4 }, () => pool.connect()));
+        try {
+          for (const client of clients) {
+            const rows = (await client.query<{ name: string; setting: string; source: string }>(planner)).rows;
+            expect(rows.slice(0, 3), dsn).to.deep.equal([off('enable_hashjoin'), off('enable_mergejoin'), off('enable_seqscan')]);
+            if (dsn !== db!.dsn) expect(rows[3]).to.deep.equal({ name: 'work_mem', setting: '8192', source: 'client' });
+          }
+        } finally {
+          for (const client of clients) client.release();
+        }
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
+  it('queues no query on a busy connection under concurrent load (no pg DeprecationWarning)', async () => {
+    // In a process of its own: Node reports a deprecation once per process, whichever test hit it first.
+    const script = `
+      const { PostgresSagaStore } = require(process.env.STORE_JS);
+      const { silentLogger } = require(process.env.LOGGER_JS);
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.name + ': ' + w.message));
+      (async () => {
+        const store = await PostgresSagaStore.create({ dsn: process.env.DSN, poolSize: 10, leaseTtlMs: 10000 }, silentLogger);
+        await Promise.all(Array.from({ length: 300 }, (_, i) =>
+          [() => store.list({ pageSize: 5 }), () => store.renewLeases('pod-w'), () => store.claim('pod-w', 5), () => store.get('w-' + i)][i % 4]()));
+        await store.close();
+        setImmediate(() => process.stdout.write(JSON.stringify(warnings)));
+      })().catch((err) => { console.error(err); process.exit(1); });`;
+    const dist = path.resolve(__dirname, '../../src');
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
+      env: { ...process.env, DSN: db!.dsn, STORE_JS: path.join(dist, 'store/postgres/postgres-store.js'), LOGGER_JS: path.join(dist, 'engine/logger.js'), NODE_OPTIONS: '' },
+    });
+    expect(JSON.parse(stdout)).to.deep.equal([]);
   });
 
   it('rejects malformed createdFrom/createdTo with a ValidationError', async () => {
