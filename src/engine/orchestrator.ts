@@ -676,7 +676,6 @@ function currentStep(saga: Saga, def: FacadeDefinition): StepDefinition {
 /** How a finished (or aborted) saga answers its caller. */
 function outcomeOf(saga: Readonly<SagaSnapshot>): unknown {
   if (saga.status === 'COMPLETED') return saga.output;
-  if (saga.status === 'FAILED') throw new OrchestratorError('INTERNAL', `saga ${saga.requestId} failed: ${saga.error ?? ''}`);
   const aborted = saga.history.findLast((e) => e.type === 'SAGA_COMPENSATING');
   const failedStep = aborted?.step ?? '';
   const failed = saga.steps.find((s) => s.name === failedStep);

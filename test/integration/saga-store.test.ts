@@ -240,7 +240,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         const base = Date.UTC(2024, 0, 1);
         const at = (k: number): string => new Date(base + k * 1_000).toISOString();
         const facades = ['booking.Create', 'booking.Cancel', 'billing.Refund'];
-        const statuses: SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATED', 'FAILED', 'COMPENSATING'];
+        const statuses: SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED', 'COMPENSATING'];
         const all: SagaSnapshot[] = [];
         for (let i = 0; i < BULK; i++) {
           // Three sagas share each createdAt (ties are broken by request id, desc), and request ids
@@ -298,7 +298,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         expect(second.sagas).to.have.length(3);
         expect(second.nextPageToken).to.equal(undefined);
         expect(ids([...first.sagas, ...second.sagas])).to.deep.equal(['six-0', 'six-1', 'six-2', 'six-3', 'six-4', 'six-5']);
-        expect(plain(await store.list({ pageSize: 3, status: 'FAILED' }))).to.deep.equal({ sagas: [] });
+        expect(plain(await store.list({ pageSize: 3, status: 'COMPENSATION_FAILED' }))).to.deep.equal({ sagas: [] });
       });
 
       it('rejects a bad page token with a ValidationError naming page_token', async () => {
@@ -412,7 +412,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
 
       it('never claims terminal or compensation-failed sagas', async () => {
         const past = new Date(Date.now() - 1_000).toISOString();
-        const statuses: SagaStatus[] = ['RUNNING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'FAILED', 'COMPENSATION_FAILED'];
+        const statuses: SagaStatus[] = ['RUNNING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED'];
         await createAll(store, statuses.map((status) => withStatus(`status-${status}`, status, { owner: 'pod-a', wakeAt: past })));
         await sleep(LEASE_MS + 100); // every lease has expired
         const claimed = [...(await store.claim('pod-a', 100)), ...(await store.claim('pod-b', 100))];
