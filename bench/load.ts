@@ -15,7 +15,7 @@ export interface LoadResult {
 
 const BOOKING = { ProductID: '1', Count: '1', FaultInject: false };
 const CALL_DEADLINE_MS = 30_000;
-const TERMINAL = new Set(['COMPLETED', 'COMPENSATED', 'FAILED', 'COMPENSATION_FAILED']);
+const TERMINAL = new Set(['COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED']);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

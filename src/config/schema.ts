@@ -43,6 +43,8 @@ export const configSchema = z
             partitionsConsumedConcurrently: z.number().int().min(1).default(8),
             messagesInFlight: z.number().int().min(1).default(32),
             connectTimeoutMs: ms.default(30_000),
+            /** Replicas of each topic the orchestrator creates: 1 for a single broker, e.g. 3 on a cluster. */
+            replicationFactor: z.number().int().min(1).default(1),
           })
           .strict()
           .prefault({}),
@@ -115,6 +117,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_KAFKA_BROKERS: { path: 'transport.kafka.brokers', type: 'list' },
   OCH_KAFKA_GROUP_ID: { path: 'transport.kafka.groupId', type: 'string' },
   OCH_TOPIC_PREFIX: { path: 'transport.kafka.topicPrefix', type: 'string' },
+  OCH_KAFKA_REPLICATION_FACTOR: { path: 'transport.kafka.replicationFactor', type: 'number' },
   OCH_ORDER_ADDR: { path: 'upstreams.order', type: 'string' },
   OCH_PAYMENT_ADDR: { path: 'upstreams.payment', type: 'string' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },

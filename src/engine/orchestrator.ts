@@ -813,10 +813,8 @@ function callerGone(signal: AbortSignal): StepError {
 /** How a finished (or aborted) saga answers its caller. */
 function outcomeOf(saga: Readonly<SagaSnapshot>): unknown {
   if (saga.status === 'COMPLETED') return saga.output;
-  if (saga.status === 'FAILED') throw new OrchestratorError('INTERNAL', `saga ${saga.requestId} failed: ${saga.error ?? ''}`);
   const aborted = saga.history.findLast((e) => e.type === 'SAGA_COMPENSATING');
   const failedStep = aborted?.step ?? '';
-  const failed = saga.steps.find((s) => s.name === failedStep);
   const cause = aborted?.detail ?? saga.error ?? '';
   throw new SagaAbortedError(saga.requestId, failedStep, isErrorCode(saga.errorCode) ? saga.errorCode : 'INTERNAL', cause);
 }

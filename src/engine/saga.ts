@@ -2,7 +2,7 @@ import { IllegalTransitionError } from './errors';
 import type { SagaChanges } from './store';
 
 /** A saga's status only moves forward, along SAGA_TRANSITIONS. */
-export type SagaStatus = 'RUNNING' | 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED' | 'COMPENSATION_FAILED' | 'FAILED';
+export type SagaStatus = 'RUNNING' | 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED' | 'COMPENSATION_FAILED';
 
 export type SagaMode = 'sync' | 'async' | 'throttled';
 
@@ -17,13 +17,12 @@ export type StepStatus =
   | 'COMPENSATION_FAILED';
 
 export const SAGA_TRANSITIONS: Readonly<Record<SagaStatus, readonly SagaStatus[]>> = {
-  RUNNING: ['COMPLETED', 'COMPENSATING', 'FAILED'],
+  RUNNING: ['COMPLETED', 'COMPENSATING'],
   COMPENSATING: ['COMPENSATED', 'COMPENSATION_FAILED'],
   // RetryCompensation resumes a saga whose compensation ran out of attempts.
   COMPENSATION_FAILED: ['COMPENSATING'],
   COMPLETED: [],
   COMPENSATED: [],
-  FAILED: [],
 };
 
 export const STEP_TRANSITIONS: Readonly<Record<StepStatus, readonly StepStatus[]>> = {
@@ -39,7 +38,7 @@ export const STEP_TRANSITIONS: Readonly<Record<StepStatus, readonly StepStatus[]
   COMPENSATION_FAILED: ['COMPENSATING'],
 };
 
-export const TERMINAL_STATUSES: readonly SagaStatus[] = ['COMPLETED', 'COMPENSATED', 'FAILED'];
+export const TERMINAL_STATUSES: readonly SagaStatus[] = ['COMPLETED', 'COMPENSATED'];
 /** Statuses an instance drives, under a lease. COMPENSATION_FAILED waits for RetryCompensation. */
 export const ACTIVE_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPENSATING'];
 
@@ -235,11 +234,6 @@ export class Saga {
       step.compensationAttempts = 0;
       this.changedSteps.add(step.name);
     }
-  }
-
-  fail(error: string): void {
-    this.moveTo('FAILED', undefined, error);
-    this.state.error = error;
   }
 
   stepStarted(name: string): number {

@@ -17,7 +17,9 @@ const STEP_STATUS: Readonly<Record<StepStatus, string>> = {
   COMPENSATION_FAILED: 'STEP_COMPENSATION_FAILED',
 };
 
-const SAGA_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED', 'FAILED'];
+const SAGA_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'];
+/** In the proto for wire compatibility, never set: a filter on it matches no saga. */
+const UNUSED_STATUSES: readonly string[] = ['FAILED'];
 const MAX_PAGE = 1_000;
 
 const json = (value: unknown): string => (value === undefined ? '' : JSON.stringify(value));
@@ -74,17 +76,20 @@ export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger)
       return sagaToProto(saga);
     }),
     ListSagas: unary(log, 'ListSagas', async (request: ListRequest) => {
-      const status = request.status === 'SAGA_STATUS_UNSPECIFIED' || !request.status ? undefined : (request.status as SagaStatus);
+      const unused = UNUSED_STATUSES.includes(request.status);
+      const status = request.status === 'SAGA_STATUS_UNSPECIFIED' || !request.status || unused ? undefined : (request.status as SagaStatus);
       if (status && !SAGA_STATUSES.includes(status)) throw new ValidationError('status', `unknown status ${request.status}`);
       if (request.page_size < 0 || request.page_size > MAX_PAGE) throw new ValidationError('page_size', `must be between 0 and ${MAX_PAGE}`);
-      const page = await orchestrator.listSagas({
+      const filter = {
         facade: request.facade || undefined,
         status,
         createdFrom: timestamp(request.created_from, 'created_from'),
         createdTo: timestamp(request.created_to, 'created_to'),
         pageSize: request.page_size || 50,
         pageToken: request.page_token || undefined,
-      });
+      };
+      if (unused) return { sagas: [], next_page_token: '' };
+      const page = await orchestrator.listSagas(filter);
       return { sagas: page.sagas.map(sagaToProto), next_page_token: page.nextPageToken ?? '' };
     }),
     CancelSaga: unary(log, 'CancelSaga', async (request: { request_id?: string }) => sagaToProto(await orchestrator.cancelSaga(requireId(request)))),

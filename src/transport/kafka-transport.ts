@@ -25,6 +25,8 @@ export interface KafkaTransportConfig {
    * exceed the longest a handler holds a message (a step attempt, bounded by stepTimeoutMs).
    */
   rebalanceTimeoutMs?: number;
+  /** Replicas of each topic created at start-up (config transport.kafka.replicationFactor); default 1. */
+  replicationFactor?: number;
 }
 
 /** The consumer's own liveness: heartbeats go out every second whatever its handlers are doing. */
@@ -65,7 +67,7 @@ export class KafkaTransport implements Transport {
     const admin = kafka.admin();
     try {
       await withTimeout(admin.connect(), config.connectTimeoutMs, `Kafka brokers ${config.brokers.join(',')} unreachable`);
-      await ensureTopics(admin, topics.map((t) => ({ ...t, name: config.topicPrefix + t.name })), log, config.connectTimeoutMs);
+      await ensureTopics(admin, topics.map((t) => ({ ...t, name: config.topicPrefix + t.name })), config.replicationFactor ?? 1, log, config.connectTimeoutMs);
     } finally {
       await admin.disconnect();
     }
@@ -209,7 +211,7 @@ export class KafkaTransport implements Transport {
   }
 }
 
-async function ensureTopics(admin: Admin, topics: TopicSpec[], log: Logger, timeoutMs: number): Promise<void> {
+async function ensureTopics(admin: Admin, topics: TopicSpec[], replicationFactor: number, log: Logger, timeoutMs: number): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t.name));
   if (missing.length > 0) {
@@ -217,9 +219,13 @@ async function ensureTopics(admin: Admin, topics: TopicSpec[], log: Logger, time
     // answers until the new topic's metadata has propagated: we wait for the leaders ourselves.
     await admin.createTopics({
       waitForLeaders: false,
-      topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
+      topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor })),
+    }).catch((err: unknown) => {
+      // e.g. INVALID_REPLICATION_FACTOR ("Replication-factor is invalid"): more replicas than brokers.
+      const causes = new Set(((err as { errors?: Error[] }).errors ?? [err as Error]).map((e) => e.message));
+      throw new Error(`cannot create Kafka topics with transport.kafka.replicationFactor ${replicationFactor}: ${[...causes].join('; ')}`, { cause: err });
     });
-    log.info('created Kafka topics', { topics: missing.map((t) => t.name) });
+    log.info('created Kafka topics', { topics: missing.map((t) => t.name), replicationFactor });
   }
   await waitForLeaders(admin, topics.map((t) => t.name), timeoutMs);
 }

@@ -130,7 +130,7 @@ const running: Orchestrator[] = [];
 const finished = (store: SagaStore, id: string, timeoutMs = 10_000) =>
   waitFor(async () => {
     const s = await store.get(id);
-    return s && ['COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED', 'FAILED'].includes(s.status) ? s : undefined;
+    return s && ['COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED'].includes(s.status) ? s : undefined;
   }, timeoutMs, `saga ${id} to finish`);
 
 const statuses = (saga: SagaSnapshot) => saga.steps.map((s) => s.status);

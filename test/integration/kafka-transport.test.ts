@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
+import { loadConfig } from '../../src/config/load';
 import { PoisonMessageError } from '../../src/engine/errors';
 import { silentLogger } from '../../src/engine/logger';
 import type { Message } from '../../src/engine/transport';
@@ -33,6 +37,34 @@ describe('KafkaTransport against the real broker', function () {
     }
     // A second start finds them and creates nothing new.
     open.push(await transportFor(names));
+  });
+
+  it('creates the topics with transport.kafka.replicationFactor, and names the option when the cluster has too few brokers', async () => {
+    const names = uniqueKafkaNames();
+    const dir = mkdtempSync(path.join(tmpdir(), 'och-kafka-'));
+    writeFileSync(path.join(dir, 'app.yaml'), [
+      'transport:', '  kafka:', `    brokers: [${KAFKA_BROKERS.join(', ')}]`, `    topicPrefix: "${names.topicPrefix}"`, `    groupId: ${names.groupId}`, '    replicationFactor: 1', '',
+    ].join('\n'));
+    const file = path.join(dir, 'app.yaml');
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      // As app.ts does: the loaded transport.kafka section is the transport's config.
+      open.push(await KafkaTransport.create(loadConfig(file, {}).transport.kafka, ALL_TOPICS, silentLogger));
+      const { topics } = await admin.fetchTopicMetadata({ topics: ALL_TOPICS.map((t) => names.topicPrefix + t.name) });
+      expect(topics).to.have.length(ALL_TOPICS.length);
+      for (const t of topics) expect(t.partitions.map((p) => p.replicas.length), t.name).to.deep.equal(t.partitions.map(() => 1));
+
+      // The test broker is a single node: two replicas cannot be placed, and start-up says which option asked for them.
+      const other = uniqueKafkaNames();
+      const config = loadConfig(file, { OCH_TOPIC_PREFIX: other.topicPrefix, OCH_KAFKA_REPLICATION_FACTOR: '2' }).transport.kafka;
+      expect(config.replicationFactor).to.equal(2);
+      const error = await KafkaTransport.create(config, ALL_TOPICS, silentLogger).then(() => undefined, (e: Error) => e);
+      expect(error?.message).to.match(/^cannot create Kafka topics with transport\.kafka\.replicationFactor 2: .*[Rr]eplication/);
+      expect((await admin.listTopics()).filter((t) => t.startsWith(other.topicPrefix))).to.deep.equal([]);
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it('delivers key, value and headers to the subscriber', async () => {

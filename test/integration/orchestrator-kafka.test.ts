@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { silentLogger } from '../../src/engine/logger';
 import { Orchestrator } from '../../src/engine/orchestrator';
 import { FacadeRegistry } from '../../src/engine/registry';
-import type { SagaSnapshot } from '../../src/engine/saga';
+import { TERMINAL_STATUSES, type SagaSnapshot } from '../../src/engine/saga';
 import type { StepDefinition } from '../../src/engine/facade';
 import type { SagaStore } from '../../src/engine/store';
 import { MemorySagaStore } from '../../src/store/memory-store';
@@ -63,7 +63,7 @@ describe('Orchestrator over Kafka', function () {
   const finished = (store: SagaStore, id: string, timeoutMs = 30_000) =>
     waitFor(async () => {
       const s = await store.get(id);
-      return s && ['COMPLETED', 'COMPENSATED', 'FAILED'].includes(s.status) ? s : undefined;
+      return s && TERMINAL_STATUSES.includes(s.status) ? s : undefined;
     }, timeoutMs, `saga ${id} to finish`);
 
   const twoSteps = (journal: Journal, failSecond = false) => (topic: (i: number) => string): Steps => [

@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { Pool } from 'pg';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../src/engine/errors';
@@ -237,7 +240,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         const base = Date.UTC(2024, 0, 1);
         const at = (k: number): string => new Date(base + k * 1_000).toISOString();
         const facades = ['booking.Create', 'booking.Cancel', 'billing.Refund'];
-        const statuses: SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATED', 'FAILED', 'COMPENSATING'];
+        const statuses: SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED', 'COMPENSATING'];
         const all: SagaSnapshot[] = [];
         for (let i = 0; i < BULK; i++) {
           // Three sagas share each createdAt (ties are broken by request id, desc), and request ids
@@ -295,7 +298,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         expect(second.sagas).to.have.length(3);
         expect(second.nextPageToken).to.equal(undefined);
         expect(ids([...first.sagas, ...second.sagas])).to.deep.equal(['six-0', 'six-1', 'six-2', 'six-3', 'six-4', 'six-5']);
-        expect(plain(await store.list({ pageSize: 3, status: 'FAILED' }))).to.deep.equal({ sagas: [] });
+        expect(plain(await store.list({ pageSize: 3, status: 'COMPENSATION_FAILED' }))).to.deep.equal({ sagas: [] });
       });
 
       it('rejects a bad page token with a ValidationError naming page_token', async () => {
@@ -413,7 +416,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
 
       it('never claims terminal or compensation-failed sagas', async () => {
         const past = new Date(Date.now() - 1_000).toISOString();
-        const statuses: SagaStatus[] = ['RUNNING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'FAILED', 'COMPENSATION_FAILED'];
+        const statuses: SagaStatus[] = ['RUNNING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED'];
         // The probe, created last and left alone, is claimed once its lease runs out: every other lease has by then.
         await createAll(store, [
           ...statuses.map((status) => withStatus(`status-${status}`, status, { owner: 'pod-a', wakeAt: past })),
@@ -546,6 +549,54 @@ describe('PostgresSagaStore', function () {
       await store.close();
       await fresh.drop();
     }
+  });
+
+  it('plans through indexes on every pooled connection, set in its startup packet, along with options the DSN carries', async () => {
+    const planner = `SELECT name, setting, source FROM pg_settings WHERE name IN ('enable_seqscan', 'enable_hashjoin', 'enable_mergejoin', 'work_mem') ORDER BY name`;
+    // 'client': from the connection's startup options; a SET query afterwards would say 'session'.
+    const off = (name: string) => ({ name, setting: 'off', source: 'client' });
+    const withOptions = new URL(db!.dsn);
+    withOptions.searchParams.set('options', '-c work_mem=8MB');
+    for (const dsn of [db!.dsn, withOptions.toString()]) {
+      const store = await PostgresSagaStore.create({ dsn, poolSize: 4, leaseTtlMs: 10_000 }, silentLogger);
+      try {
+        const pool = (store as unknown as { pool: Pool }).pool;
+        // Four connections at once: each a new one, as the pool opens them under load.
+        const clients = await Promise.all(Array.from({ length: 4 }, () => pool.connect()));
+        try {
+          for (const client of clients) {
+            const rows = (await client.query<{ name: string; setting: string; source: string }>(planner)).rows;
+            expect(rows.slice(0, 3), dsn).to.deep.equal([off('enable_hashjoin'), off('enable_mergejoin'), off('enable_seqscan')]);
+            if (dsn !== db!.dsn) expect(rows[3]).to.deep.equal({ name: 'work_mem', setting: '8192', source: 'client' });
+          }
+        } finally {
+          for (const client of clients) client.release();
+        }
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
+  it('queues no query on a busy connection under concurrent load (no pg DeprecationWarning)', async () => {
+    // In a process of its own: Node reports a deprecation once per process, whichever test hit it first.
+    const script = `
+      const { PostgresSagaStore } = require(process.env.STORE_JS);
+      const { silentLogger } = require(process.env.LOGGER_JS);
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.name + ': ' + w.message));
+      (async () => {
+        const store = await PostgresSagaStore.create({ dsn: process.env.DSN, poolSize: 10, leaseTtlMs: 10000 }, silentLogger);
+        await Promise.all(Array.from({ length: 300 }, (_, i) =>
+          [() => store.list({ pageSize: 5 }), () => store.renewLeases('pod-w'), () => store.claim('pod-w', 5), () => store.get('w-' + i)][i % 4]()));
+        await store.close();
+        setImmediate(() => process.stdout.write(JSON.stringify(warnings)));
+      })().catch((err) => { console.error(err); process.exit(1); });`;
+    const dist = path.resolve(__dirname, '../../src');
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
+      env: { ...process.env, DSN: db!.dsn, STORE_JS: path.join(dist, 'store/postgres/postgres-store.js'), LOGGER_JS: path.join(dist, 'engine/logger.js'), NODE_OPTIONS: '' },
+    });
+    expect(JSON.parse(stdout)).to.deep.equal([]);
   });
 
   it('rejects malformed createdFrom/createdTo with a ValidationError', async () => {

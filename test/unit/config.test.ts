@@ -58,6 +58,17 @@ describe('configuration (app.yaml)', () => {
     expect(loadError('', { OCH_GRPC_PORT: 'abc' })).to.match(/^environment variable OCH_GRPC_PORT \(grpc\.port\): /);
   });
 
+  it('takes the Kafka topics\' replication factor from transport.kafka.replicationFactor or OCH_KAFKA_REPLICATION_FACTOR, a positive integer', () => {
+    expect(loadConfig(yamlFile(''), {}).transport.kafka.replicationFactor).to.equal(1);
+    const file = yamlFile('transport:\n  kafka:\n    replicationFactor: 3\n');
+    expect(loadConfig(file, {}).transport.kafka.replicationFactor).to.equal(3);
+    expect(loadConfig(file, { OCH_KAFKA_REPLICATION_FACTOR: '2' }).transport.kafka.replicationFactor).to.equal(2);
+    expect(loadError('transport:\n  kafka:\n    replicationFactor: 0\n')).to.match(/^FILE: transport\.kafka\.replicationFactor: /);
+    expect(loadError('transport:\n  kafka:\n    replicationFactor: 1.5\n')).to.match(/^FILE: transport\.kafka\.replicationFactor: .*int/);
+    expect(loadError('', { OCH_KAFKA_REPLICATION_FACTOR: 'three' }))
+      .to.match(/^environment variable OCH_KAFKA_REPLICATION_FACTOR \(transport\.kafka\.replicationFactor\): /);
+  });
+
   it('finds app.yaml through OCH_PATH', () => {
     expect(configPath({ OCH_PATH: '/etc/och' })).to.equal('/etc/och/app.yaml');
   });

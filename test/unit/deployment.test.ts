@@ -192,6 +192,13 @@ describe('deployment (Dockerfile, local compose)', () => {
     }
   });
 
+  it('the topics\' replication factor fits the compose Kafka cluster (no more replicas than broker nodes)', () => {
+    const brokerNodes = Object.values(compose.services)
+      .filter((svc) => /(^|,)\s*broker\s*(,|$)/.test(envOf(svc).KAFKA_PROCESS_ROLES ?? '')).length;
+    expect(brokerNodes, 'compose services with KAFKA_PROCESS_ROLES broker').to.be.at.least(1);
+    expect(config.transport.kafka.replicationFactor, 'transport.kafka.replicationFactor').to.be.within(1, brokerNodes);
+  });
+
   it('the saga store is the postgres service, with its database and password, started healthy first', () => {
     expect(config.store.driver).to.equal('postgres');
     const dsn = new URL(config.store.postgres.dsn);
@@ -211,7 +218,21 @@ describe('deployment (Dockerfile, local compose)', () => {
       expect(deps[kafka], `depends_on ${kafka}`).to.equal('service_healthy');
       expect(service(kafka).healthcheck?.test, `${kafka} healthcheck`).to.exist;
     }
-    for (const address of Object.values(config.upstreams)) expect(deps).to.have.property(hostPort(address).host);
+    // Healthy, not just started: a call sent as soon as the orchestrator listens must find them serving.
+    for (const address of Object.values(config.upstreams)) expect(deps[hostPort(address).host], `depends_on ${address}`).to.equal('service_healthy');
+  });
+
+  it('the upstreams\' healthchecks ask grpc.health.v1 on the port they listen on, with a compiled file of ours', () => {
+    for (const address of Object.values(config.upstreams)) {
+      const { host, port } = hostPort(address);
+      const test = service(host).healthcheck?.test;
+      expect(test, `${host} healthcheck`).to.be.an('array');
+      const [kind, node, script, ...args] = test as string[];
+      expect([kind, node], `${host} healthcheck`).to.deep.equal(['CMD', 'node']);
+      expect(script, `${host} healthcheck`).to.equal('dist/src/grpc/wait-serving.js');
+      expect(existsSync(sourceOf(script)), `${script} from its source`).to.equal(true);
+      expect(hostPort(args[args.length - 1]), `${host} healthcheck address`).to.deep.equal({ host: '127.0.0.1', port });
+    }
   });
 
   it('mounts this app.yaml read-only at $OCH_PATH/app.yaml', () => {

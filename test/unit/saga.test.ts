@@ -29,6 +29,18 @@ describe('Saga state machine', () => {
     expect(s.history.map((e) => e.seq)).to.deep.equal([1, 2, 3, 4, 5, 6]);
   });
 
+  it('ends COMPLETED or COMPENSATED, moving only along the documented transitions (no FAILED status)', () => {
+    expect(SAGA_TRANSITIONS).to.deep.equal({
+      RUNNING: ['COMPLETED', 'COMPENSATING'],
+      COMPENSATING: ['COMPENSATED', 'COMPENSATION_FAILED'],
+      COMPENSATION_FAILED: ['COMPENSATING'],
+      COMPLETED: [],
+      COMPENSATED: [],
+    });
+    expect(TERMINAL_STATUSES).to.have.members(['COMPLETED', 'COMPENSATED']);
+    expect(start()).not.to.have.property('fail');
+  });
+
   it('refuses every transition out of a terminal status', () => {
     for (const terminal of TERMINAL_STATUSES) expect(SAGA_TRANSITIONS[terminal]).to.be.empty;
     const saga = start();

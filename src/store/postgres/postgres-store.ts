@@ -177,7 +177,21 @@ SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
  * and a hash join win, and kept as they grow until an ANALYZE (a save then scanned every saga:
  * 12 ms at 20,000 sagas, instead of 0.5 ms). With these off, plans use the indexes at any size.
  */
-const INDEX_ONLY_PLANS = 'SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off';
+const INDEX_ONLY_PLANS = '-c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off';
+
+/**
+ * Connection settings that carry INDEX_ONLY_PLANS in each connection's startup packet (`options`),
+ * so that no query of their own is queued ahead of the pool's first one. pg takes `options` from the
+ * DSN over the config, and from PGOPTIONS only when the config has none: either is kept, after ours
+ * (a setting given there wins).
+ */
+export function indexOnlyPlansConnection(dsn: string, env: NodeJS.ProcessEnv = process.env): { connectionString: string; options: string } {
+  return {
+    // Spaces as %20, '=' as is: pg re-encodes a DSN holding a space or a stray '%' with encodeURI.
+    connectionString: dsn.replace(/([?&])options=/, `$1options=${INDEX_ONLY_PLANS.replaceAll(' ', '%20')}%20`),
+    options: [INDEX_ONLY_PLANS, env.PGOPTIONS].filter(Boolean).join(' '),
+  };
+}
 
 /** Socket-level failures: the database is unreachable, not wrong. */
 const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -222,7 +236,7 @@ export class PostgresSagaStore implements SagaStore {
   /** Connects, brings the schema up to date (see migrate()), and returns the store. */
   static async create(opts: PostgresStoreOptions, log: Logger): Promise<PostgresSagaStore> {
     const pool = new Pool({
-      connectionString: opts.dsn,
+      ...indexOnlyPlansConnection(opts.dsn),
       max: opts.poolSize,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
       keepAlive: true,
@@ -232,10 +246,6 @@ export class PostgresSagaStore implements SagaStore {
     // dropped by the pool, which opens new ones on demand. Unhandled, it would crash the process.
     pool.on('error', (err) => {
       log.warn('idle postgres connection failed; the pool will replace it', { error: err.message, code: (err as { code?: unknown }).code });
-    });
-    // Queued ahead of the connection's first query: see INDEX_ONLY_PLANS.
-    pool.on('connect', (client) => {
-      client.query(INDEX_ONLY_PLANS).catch((err: Error) => log.warn('could not set the planner options', { error: err.message }));
     });
     try {
       await migrate(pool, log);
