@@ -20,8 +20,10 @@ export class RssSampler {
   constructor(private readonly pid: number, private readonly intervalMs = 500) {}
 
   start(): void {
-    this.sample();
-    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    // fire-and-forget: sample() never rejects (rssMb catches), and takePeak() samples once more, awaited
+    void this.sample();
+    // fire-and-forget, as above: each tick only raises the peak
+    this.timer = setInterval(() => void this.sample(), this.intervalMs);
   }
 
   stop(): void {

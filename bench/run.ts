@@ -77,7 +77,11 @@ async function main(): Promise<void> {
   const results: FacadeResult[] = [];
   let clients: Clients | undefined;
   let samplers: RssSampler[] = [];
-  const interrupt = () => { console.log('interrupted; stopping'); stack.stop().finally(() => process.exit(130)); };
+  const interrupt = () => {
+    console.log('interrupted; stopping');
+    // fire-and-forget from a signal handler: the process exits once the stack has stopped, or failed to
+    void stack.stop().finally(() => process.exit(130));
+  };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {

@@ -92,7 +92,10 @@ export class Proc {
 }
 
 const healthProto = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String })) as unknown as {
-  grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  grpc: { health: { v1: { Health: new (address: string, credentials: grpc.ChannelCredentials) => HealthClient } } };
+};
+type HealthClient = grpc.Client & {
+  Check(request: { service: string }, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
 };
 
 function healthStatus(address: string): Promise<string> {
@@ -111,7 +114,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Polls grpc.health.v1.Health/Check until SERVING; fails if the process exits first or on timeout. */
 export async function waitServing(address: string, proc: Proc, timeoutMs = 60_000): Promise<void> {
   let exitCode: number | null | undefined;
-  proc.exited.then((code) => { exitCode = code; });
+  // fire-and-forget: `exited` never rejects; the loop below polls exitCode
+  void proc.exited.then((code) => { exitCode = code; });
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (exitCode !== undefined) throw new Error(`${proc.name} exited with ${exitCode} before serving:\n${proc.lastLines()}`);

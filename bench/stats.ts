@@ -66,7 +66,7 @@ export interface FacadeResult {
 const ms = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(1));
 
 export function resultLine(r: FacadeResult): string {
-  return `[${r.facade}] completed=${r.completed} failures=${r.failures} sagas/s=${r.sagasPerSec.toFixed(1)} ` +
+  return `[${r.facade}] completed=${r.completed} failures=${r.failures.toString()} sagas/s=${r.sagasPerSec.toFixed(1)} ` +
     `(over ${r.seconds.toFixed(1)} s) latency ms p50=${ms(r.latency.p50)} p99=${ms(r.latency.p99)} max=${ms(r.latency.max)} ` +
     `peakRSS=${r.peakRssMb.toFixed(0)} MB cpu% orchestrator=${r.cpu.orchestrator.toFixed(0)} bench=${r.cpu.bench.toFixed(0)} upstreams=${r.cpu.upstreams.toFixed(0)} postgres=${r.cpu.postgres.toFixed(0)} kafka=${r.cpu.kafka.toFixed(0)} host=${r.cpu.host.toFixed(0)}%${r.note ? ` | ${r.note}` : ''}`;
 }
@@ -84,6 +84,6 @@ export function summaryTable(results: readonly FacadeResult[]): string {
     r.cpu.orchestrator.toFixed(0), r.cpu.bench.toFixed(0), r.cpu.upstreams.toFixed(0), r.cpu.postgres.toFixed(0), r.cpu.kafka.toFixed(0), r.cpu.host.toFixed(0),
   ]);
   const text = table(['facade', 'completed', 'failures', 'sagas/s', 'p50 ms', 'p99 ms', 'max ms', 'peak RSS MB', 'och cpu%', 'bench cpu%', 'upstreams cpu%', 'pg cpu%', 'kafka cpu%', 'host busy%'], rows);
-  const failureLines = results.filter((r) => r.failures.total > 0).map((r) => `  ${r.facade} failures: ${r.failures}`);
+  const failureLines = results.filter((r) => r.failures.total > 0).map((r) => `  ${r.facade} failures: ${r.failures.toString()}`);
   return [text, ...failureLines].join('\n');
 }

@@ -37,4 +37,8 @@ async function main(): Promise<void> {
   }
 }
 
-main();
+// What escapes main (a start-up bug, not a failed start) ends the process with its stack, as an unhandled rejection would.
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

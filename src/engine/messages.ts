@@ -93,5 +93,5 @@ export function decodeMessage(message: Message): SagaMessage {
     const issue = parsed.error.issues[0];
     throw new PoisonMessageError(`invalid saga message: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
-  return parsed.data as SagaMessage;
+  return parsed.data;
 }

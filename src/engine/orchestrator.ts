@@ -596,7 +596,7 @@ export class Orchestrator {
       await untilAborted(step.compensate!({
         requestId: saga.requestId, facade: def.name, step: step.name, attempt,
         idempotencyKey: `${saga.requestId}:${step.name}:compensate`, input: saga.input, results: saga.results(),
-        signal, log, output: saga.step(step.name).output as never,
+        signal, log, output: saga.step(step.name).output,
       }), signal);
       saga.compensationSucceeded(step.name);
       await this.save(saga);

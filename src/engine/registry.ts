@@ -7,8 +7,8 @@ export class FacadeRegistry {
 
   register<I, R>(def: FacadeDefinition<I, R>): this {
     if (this.facades.has(def.name)) throw new AlreadyExistsError(`facade ${def.name}`);
-    checkFacade(def as FacadeDefinition);
-    this.facades.set(def.name, def as FacadeDefinition);
+    checkFacade(def);
+    this.facades.set(def.name, def);
     return this;
   }
 

@@ -22,7 +22,7 @@ export async function startGrpcServer(opts: { address: string; protos: LoadedPro
   const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
   for (const { name, implementation } of opts.services) server.addService(serviceOf(opts.protos, name), implementation);
   new ReflectionService(opts.protos.packageDefinition).addToServer(server);
-  const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...opts.services.map((s) => [s.name, 'SERVING'])]));
+  const health = new HealthImplementation(Object.fromEntries(['', ...opts.services.map((s) => s.name)].map((name) => [name, 'SERVING' as const])));
   health.addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>

@@ -131,6 +131,7 @@ export class KafkaTransport implements Transport {
       // A batch is handled concurrently across request ids and in order within one (one saga's
       // messages never overtake each other); the offset advances only over messages fully handled.
       eachBatchAutoResolve: false,
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- kafkajs builds these as closures; its docs destructure them
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const topic = batch.topic.slice(this.config.topicPrefix.length);
         const done = new Set<string>();

@@ -22,7 +22,7 @@ function fireLoad(client: grpc.Client, prefix: string, counts: { sync: number; a
       ids.push(id);
       // Every tenth fails at the payment; delays spread the sagas so that many are mid-flight.
       const request = { ProductID: 1 + i, Count: 1, FaultInject: i % 10 === 9, DelayMs: 200 + ((i * 37) % 1500) };
-      calls.push(call(client, method, request, { 'x-request-id': id }, 20_000).catch((e) => e));
+      calls.push(call(client, method, request, { 'x-request-id': id }, 20_000).catch((e: unknown) => e));
     }
   }
   return { ids, calls };
@@ -76,13 +76,13 @@ async function audit(stack: Stack, ids: string[], timeoutMs = 90_000) {
       // A step that succeeded was called: the audit above is not comparing against an empty log.
       if (saga.status === 'COMPLETED' && runs === 0) counts.mismatched.push(`${id}: no upstream call with key ${id}:${step.name}`);
     }
-    if (orders.length > 1 || payments.length > 1) counts.mismatched.push(`${id}: ${orders}/${payments}`);
+    if (orders.length > 1 || payments.length > 1) counts.mismatched.push(`${id}: ${orders.join()}/${payments.join()}`);
     if (saga.status === 'COMPLETED') {
       counts.completed++;
-      if (orders.join() !== 'CREATED' || payments.join() !== 'PAID') counts.mismatched.push(`${id}: ${orders}/${payments}`);
+      if (orders.join() !== 'CREATED' || payments.join() !== 'PAID') counts.mismatched.push(`${id}: ${orders.join()}/${payments.join()}`);
     } else if (saga.status === 'COMPENSATED') {
       counts.compensated++;
-      if (orders.some((o) => o !== 'CANCELLED') || payments.some((p) => p !== 'REFUNDED')) counts.mismatched.push(`${id}: ${orders}/${payments}`);
+      if (orders.some((o) => o !== 'CANCELLED') || payments.some((p) => p !== 'REFUNDED')) counts.mismatched.push(`${id}: ${orders.join()}/${payments.join()}`);
     } else {
       counts.lost++;
     }

@@ -90,7 +90,7 @@ describe('resilience (Kafka + Postgres)', function () {
         const method = methods[i % 3];
         const id = `up-${method.slice(6, 10).toLowerCase()}-${i}`;
         ids.push(id);
-        calls.push(call(s.booking, method, { ProductID: 1 + i, Count: 1, FaultInject: i % 10 === 9, DelayMs: 100 + ((i * 37) % 400) }, { 'x-request-id': id }, 60_000).catch((e) => e));
+        calls.push(call(s.booking, method, { ProductID: 1 + i, Count: 1, FaultInject: i % 10 === 9, DelayMs: 100 + ((i * 37) % 400) }, { 'x-request-id': id }, 60_000).catch((e: unknown) => e));
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
@@ -112,7 +112,7 @@ describe('resilience (Kafka + Postgres)', function () {
     // Only the sagas that asked for a failure were compensated: the outage itself undid nothing.
     const compensated = ids.filter((id) => statuses.get(id) === 'COMPENSATED');
     const undone = compensated.filter((id) => Number(id.split('-').pop()) % 10 !== 9);
-    const why = await Promise.all(undone.slice(0, 3).map(async (id) => `${id}: ${(await s.saga(id)).error}`));
+    const why = await Promise.all(undone.slice(0, 3).map(async (id) => `${id}: ${String((await s.saga(id)).error)}`));
     expect(undone, why.join('\n')).to.deep.equal([]);
     const ledger = await s.ledger();
     const wrong = ids.filter((id) => {

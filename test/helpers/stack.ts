@@ -60,7 +60,10 @@ export class Proc {
 }
 
 const healthProto = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String })) as unknown as {
-  grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  grpc: { health: { v1: { Health: new (address: string, credentials: grpc.ChannelCredentials) => HealthClient } } };
+};
+type HealthClient = grpc.Client & {
+  Check(request: { service: string }, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
 };
 
 export function healthCheck(address: string, service = ''): Promise<string> {

@@ -417,7 +417,7 @@ describe(`Orchestrator (${make().name})`, function () {
 
     it('runs at most maxConcurrent at once, queues maxQueue, and refuses the rest with RESOURCE_EXHAUSTED', async () => {
       const { orchestrator } = await setup({ a: { runMs: 100 } }, { throttle: { maxConcurrent: 2, maxQueue: 1 } });
-      const calls = [1, 2, 3, 4].map((i) => orchestrator.runThrottled('Throttled', `q${i}`, { n: i }).then(() => 'ok', (e) => e.code));
+      const calls = [1, 2, 3, 4].map((i) => orchestrator.runThrottled('Throttled', `q${i}`, { n: i }).then(() => 'ok', (e: Error & { code?: string }) => e.code));
       expect(await Promise.all(calls)).to.deep.equal(['ok', 'ok', 'ok', 'RESOURCE_EXHAUSTED']);
     });
 
@@ -467,7 +467,8 @@ describe(`Orchestrator (${make().name})`, function () {
       // o3's lease would have run out too, had it not been renewed.
       await orphan(store, 'async', 'o3-gone', [], 'a', 'gone-pod');
       await orphan(store, 'async', 'o3', [], 'a');
-      const renew = setInterval(() => store.renewLeases('dead-pod'), 20);
+      // fire-and-forget: a renewal every 20 ms stands in for the live owner's; each is independent of the last
+      const renew = setInterval(() => void store.renewLeases('dead-pod'), 20);
       try {
         const { journal, orchestrator } = await setup({}, {}, store);
         const gone = await finished(store, 'o3-gone');

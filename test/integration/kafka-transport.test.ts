@@ -103,14 +103,14 @@ describe('KafkaTransport against the real broker', function () {
     const transport = await transportFor(uniqueKafkaNames());
     open.push(transport);
     let error: Error | undefined;
-    await transport.publish({ topic: 'undeclared', key: 'k', value: 'v', headers: {} }).catch((e) => { error = e; });
+    await transport.publish({ topic: 'undeclared', key: 'k', value: 'v', headers: {} }).catch((e: Error) => { error = e; });
     expect(error?.message).to.equal('topic undeclared is not declared in topics/');
   });
 
   it('fails start-up with UNAVAILABLE when no broker answers', async () => {
     let error: (Error & { code?: string }) | undefined;
     await KafkaTransport.create({ brokers: ['127.0.0.1:1'], clientId: 't', groupId: 'g', topicPrefix: '', partitionsConsumedConcurrently: 1, connectTimeoutMs: 2_000 }, ALL_TOPICS, silentLogger)
-      .catch((e) => { error = e; });
+      .catch((e: Error & { code?: string }) => { error = e; });
     expect(error?.code).to.equal('UNAVAILABLE');
   });
 });

@@ -65,6 +65,7 @@ describe('leases (Postgres store)', function () {
     const { store: s } = await store();
     // The first process dies with step b in flight (its promise never settles; its loop stops).
     const first = await instance(s, 'pod-1', { b: { runMs: 3_600_000 } });
+    // fire-and-forget: this call never settles (step b hangs); the test follows the saga in the store
     void first.orchestrator.runSync('Sync', 'restart-1', { n: 1 }).catch(() => undefined);
     await waitFor(async () => (await s.get('restart-1'))?.steps[1].status === 'RUNNING', 5_000, 'step b to start');
     first.orchestrator.stop();
@@ -128,7 +129,7 @@ describe('leases (Postgres store)', function () {
   it('retries a failed compensation from a durable timer in the store, not by holding the rollback message', async () => {
     const { store: s } = await store();
     const { orchestrator, journal } = await instance(s, 'pod-4', { b: { failRuns: Infinity }, a: { failCompensations: 1 } });
-    (orchestrator.options as EngineOptions).compensation = { maxAttempts: 3, initialBackoffMs: 400, maxBackoffMs: 400, multiplier: 1, jitter: 0 };
+    orchestrator.options.compensation = { maxAttempts: 3, initialBackoffMs: 400, maxBackoffMs: 400, multiplier: 1, jitter: 0 };
     await rejectionOf(orchestrator.runSync('Sync', 'timer-1', { n: 1 }));
     const waiting = await waitFor(async () => {
       const saga = await s.get('timer-1');
@@ -142,7 +143,7 @@ describe('leases (Postgres store)', function () {
   it('retries a throttled step from its durable timer while the caller waits, and answers the caller', async () => {
     const { store: s } = await store();
     const { orchestrator, journal } = await instance(s, 'pod-5', { b: { failRuns: 2, retryable: true } });
-    (orchestrator.options as EngineOptions).retry = { maxAttempts: 5, initialBackoffMs: 50, maxBackoffMs: 50, multiplier: 1, jitter: 0 };
+    orchestrator.options.retry = { maxAttempts: 5, initialBackoffMs: 50, maxBackoffMs: 50, multiplier: 1, jitter: 0 };
     expect(await orchestrator.runThrottled('Throttled', 'th-retry', { n: 1 })).to.deep.equal(['a', 'b', 'c']);
     expect(journal.calls).to.deep.equal(['run:a', 'run:b', 'run:b', 'run:b', 'run:c']);
   });
@@ -153,6 +154,7 @@ describe('leases (Postgres store)', function () {
     const a = await instance(s, 'pod-a', { c: { failRuns: Infinity }, b: { failCompensations: Infinity, runMs: 0 } });
     const hang = (a.orchestrator as unknown as { registry: FacadeRegistry }).registry.get('Sync').steps[1];
     hang.compensate = () => new Promise(() => undefined);
+    // fire-and-forget: this call never settles (b's compensation hangs); the test follows the saga in the store
     void a.orchestrator.runSync('Sync', 'twice-1', { n: 1 }).catch(() => undefined);
     await waitFor(async () => (await s.get('twice-1'))?.steps[1].status === 'COMPENSATING', 10_000, 'b to be compensating');
     const b = await instance(s, 'pod-b');

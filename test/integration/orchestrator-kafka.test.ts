@@ -85,7 +85,7 @@ describe('Orchestrator over Kafka', function () {
     await onTopic.stop();
     expect(m.key!.toString()).to.equal('k1');
     expect(m.headers!['x-node']!.toString()).to.equal('b');
-    expect(JSON.parse(m.value!.toString()).results).to.deep.equal({ a: { step: 'a', n: 1 } });
+    expect((JSON.parse(m.value!.toString()) as { results: unknown }).results).to.deep.equal({ a: { step: 'a', n: 1 } });
   });
 
   it('compensates an async saga through the rollback topic', async () => {

@@ -494,7 +494,7 @@ describe('PostgresSagaStore', function () {
   it('records its migrations in schema_migrations; migrating again applies nothing', async () => {
     const store = await open(db!.dsn);
     try {
-      const ledger = async (): Promise<unknown[]> => (await admin!.query('SELECT id, name FROM schema_migrations ORDER BY id')).rows;
+      const ledger = async (): Promise<unknown[]> => (await admin!.query<{ id: number; name: string }>('SELECT id, name FROM schema_migrations ORDER BY id')).rows;
       const want = MIGRATIONS.map((m) => ({ id: m.id, name: m.name }));
       expect(await ledger()).to.deep.equal(want);
       expect(await migrate(admin!, silentLogger)).to.deep.equal([]);

@@ -95,7 +95,7 @@ function publishedPorts(svc: ComposeService): number[] {
 
 function envOf(svc: ComposeService): Record<string, string> {
   const env = svc.environment ?? {};
-  const entries = Array.isArray(env)
+  const entries: [string, string][] = Array.isArray(env)
     ? env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])
     : Object.entries(env).map(([k, v]) => [k, String(v ?? '')]);
   return Object.fromEntries(entries);
@@ -139,7 +139,7 @@ function listeners(spec: string | undefined): { name: string; host: string; port
 /** The .ts source that tsc compiles to `jsPath` (relative to the image's workdir, which mirrors the repo). */
 function sourceOf(jsPath: string): string {
   const tsconfigPath = path.join(ROOT, 'tsconfig.json');
-  const { config } = ts.readConfigFile(tsconfigPath, ts.sys.readFile) as { config: { compilerOptions: { outDir: string; rootDir: string } } };
+  const { config } = ts.readConfigFile(tsconfigPath, (p) => ts.sys.readFile(p)) as { config: { compilerOptions: { outDir: string; rootDir: string } } };
   const outDir = path.resolve(ROOT, config.compilerOptions.outDir);
   const relative = path.relative(outDir, path.resolve(ROOT, jsPath));
   expect(relative, `${jsPath} is under the build output ${config.compilerOptions.outDir}/`).not.to.match(/^\.\./);

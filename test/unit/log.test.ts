@@ -5,7 +5,7 @@ import { createLogger } from '../../src/log';
 function stdoutOf(fn: () => void): string[] {
   const lines: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => { lines.push(String(chunk).trim()); return true; }) as typeof process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => { lines.push(String(chunk).trim()); return true; });
   try {
     fn();
   } finally {

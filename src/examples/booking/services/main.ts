@@ -32,8 +32,9 @@ async function main(): Promise<void> {
     if (stateFile) writeFileSync(stateFile, JSON.stringify({ book, calls: calls.all() }));
     process.exit(0);
   });
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // fire-and-forget from a signal handler: stop() ends the process (a failure is an unhandled rejection: exit 1)
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
 }
 
 main().catch((err) => {
