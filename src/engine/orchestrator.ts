@@ -90,7 +90,7 @@ export class Orchestrator {
   readonly options: EngineOptions;
   private readonly throttle: Throttle;
   private readonly outcomes = new Outcomes();
-  private readonly recent = new RecentSagas(10_000);
+  private readonly recent: RecentSagas;
   /** Sync and throttled sagas whose caller this instance holds: concurrent duplicates share one run. */
   private readonly calls = new Map<string, Promise<unknown>>();
   /**
@@ -120,6 +120,7 @@ export class Orchestrator {
     this.owner = `${deps.podId}/${deps.incarnation ?? randomBytes(4).toString('hex')}`;
     this.outcomeTopic = deps.outcomeTopic;
     this.options = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
+    this.recent = new RecentSagas(10_000, this.silenceMs());
     this.throttle = new Throttle(this.options.throttle.maxConcurrent, this.options.throttle.maxQueue);
   }
 
@@ -405,21 +406,29 @@ export class Orchestrator {
       log.debug('step message of a past attempt: skipped', { messageAttempt, attempts: st.attempts });
       return;
     }
-    // The owner is an earlier run of this pod: it is dead, and may have run the attempt on record.
-    const predecessor = saga.owner !== this.owner && podOf(saga.owner) === this.podId;
-    if (predecessor && saga.mode === 'throttled') {
-      log.info('step message of a throttled saga whose caller died with this pod\'s previous run: recovery compensates it');
+    const mine = saga.owner === this.owner;
+    // The owner is gone: an earlier run of this pod, or a process that no longer renews its lease.
+    // Its own consumer may have run the attempt on record without a write.
+    const ownerGone = !mine && (podOf(saga.owner) === this.podId || (saga.leaseAgeMs ?? 0) > this.silenceMs());
+    if (ownerGone && saga.mode === 'throttled') {
+      log.info('step message of a throttled saga whose caller died with its instance: recovery compensates it', { owner: saga.owner });
       return;
     }
-    // The attempt on record may be run by whoever consumes its message, without a write, unless
-    // it may have run already: then a new attempt is recorded first, so that the record shows both.
+    // The attempt on record is run by whoever consumes its message, without a write of its own,
+    // unless it may have run already (its owner is gone, another process took it, or this one ran
+    // it and could not store the outcome): then a new attempt is recorded first, so that the
+    // record shows every run.
     const ranHere = this.unrecorded.delete(`${requestId}:${step.name}:${st.attempts}`);
-    const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt && !predecessor && !ranHere;
+    const mayHaveRun = ownerGone || st.runner !== undefined || ranHere;
+    const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt && !mayHaveRun;
     const attempt = onRecord ? st.attempts : saga.stepStarted(step.name);
-    // The lease follows an async saga's work, taken by a write before the step runs; a throttled
-    // saga stays with the instance holding its caller.
-    const takeOver = saga.mode === 'async' && saga.owner !== this.owner;
-    if (takeOver) saga.own(this.owner);
+    // Another process's saga: the lease of an async one follows its work; a throttled one stays
+    // with the instance holding its caller. Either way, who runs the attempt is on record first.
+    const takeOver = !mine;
+    if (takeOver) {
+      if (saga.mode === 'async') saga.own(this.owner);
+      saga.stepTaken(step.name, this.owner);
+    }
     if (!onRecord || takeOver) {
       saga.wakeAt(undefined);
       await this.save(saga);
@@ -718,6 +727,14 @@ export class Orchestrator {
     this.released.set(requestId, Date.now());
     this.log.warn('saga given up after a failure: recovery takes it over once its lease lapses', { requestId, error: error.message });
     return error;
+  }
+
+  /**
+   * A lease older than this was not renewed by two heartbeats in a row: its owner is gone. Well under
+   * Kafka's session timeout (10 s), after which a dead consumer's messages are delivered elsewhere.
+   */
+  private silenceMs(): number {
+    return 2 * this.options.heartbeatMs + 1_000;
   }
 
   /** The sagas released within the last two lease TTLs: by then their leases have lapsed and been claimed. */

@@ -51,6 +51,11 @@ export interface StepState {
   error?: string;
   startedAt?: string;
   endedAt?: string;
+  /**
+   * The process (owner id) that took the current attempt from its message without being the one
+   * that recorded it: if it dies, the attempt may have run, and whoever runs it again records a new one.
+   */
+  runner?: string;
 }
 
 export interface SagaEvent {
@@ -81,6 +86,11 @@ export interface SagaSnapshot {
   deadline?: string;
   /** A durable timer: when the current step's next attempt is due. */
   wakeAt?: string;
+  /**
+   * Read-only, filled in by the store on reads: how long ago (ms, by the store's clock) the lease was
+   * last taken or renewed. A live owner renews it every heartbeat; an older one means its owner is gone.
+   */
+  leaseAgeMs?: number;
   input: unknown;
   output?: unknown;
   error?: string;
@@ -153,6 +163,7 @@ export class Saga {
   get deadline(): Date | undefined { return this.state.deadline ? new Date(this.state.deadline) : undefined; }
   get pastDeadline(): boolean { return this.state.deadline !== undefined && Date.parse(this.state.deadline) <= Date.now(); }
   get steps(): readonly Readonly<StepState>[] { return this.state.steps; }
+  get leaseAgeMs(): number | undefined { return this.state.leaseAgeMs; }
   get wakeAtMs(): number | undefined { return this.state.wakeAt === undefined ? undefined : Date.parse(this.state.wakeAt); }
 
   /** The step whose compensation attempt started and has no outcome on record: it is running now, or was cut off. */
@@ -239,9 +250,18 @@ export class Saga {
   stepStarted(name: string): number {
     const step = this.moveStep(name, 'RUNNING');
     step.attempts += 1;
+    delete step.runner;
     step.startedAt = new Date().toISOString();
     this.record('STEP_STARTED', name, `attempt ${step.attempts}`);
     return step.attempts;
+  }
+
+  /** `owner` runs the attempt on record, which another process recorded (and published). */
+  stepTaken(name: string, owner: string): void {
+    const step = this.step(name) as StepState;
+    step.runner = owner;
+    this.changedSteps.add(name);
+    this.record('STEP_TAKEN', name, `attempt ${step.attempts} by ${owner}`);
   }
 
   stepSucceeded(name: string, output: unknown): void {

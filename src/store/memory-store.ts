@@ -22,15 +22,16 @@ export class MemorySagaStore implements SagaStore {
 
   async create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }> {
     const existing = this.rows.get(saga.requestId);
-    if (existing) return { created: false, saga: structuredClone(existing.saga) };
+    if (existing) return { created: false, saga: { ...structuredClone(existing.saga), leaseAgeMs: this.leaseTtlMs - (existing.leaseExpiresAt - Date.now()) } };
     const stored = { ...structuredClone(saga), revision: 1 };
+    delete stored.leaseAgeMs;
     this.rows.set(saga.requestId, { saga: stored, leaseExpiresAt: Date.now() + this.leaseTtlMs });
     return { created: true, saga: structuredClone(stored) };
   }
 
   async get(requestId: string): Promise<SagaSnapshot | undefined> {
     const row = this.rows.get(requestId);
-    return row && structuredClone(row.saga);
+    return row && { ...structuredClone(row.saga), leaseAgeMs: this.leaseTtlMs - (row.leaseExpiresAt - Date.now()) };
   }
 
   /** Keeps a whole copy: `changes` is of no use here. */
@@ -39,6 +40,7 @@ export class MemorySagaStore implements SagaStore {
     if (!row || row.saga.revision !== saga.revision) throw new ConcurrencyError(saga.requestId, saga.revision);
     if (row.saga.status !== saga.status || row.saga.owner !== saga.owner) row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
     row.saga = { ...structuredClone(saga), revision: saga.revision + 1 };
+    delete row.saga.leaseAgeMs; // read-only: filled in on reads
     return row.saga.revision;
   }
 
@@ -77,7 +79,7 @@ export class MemorySagaStore implements SagaStore {
       if (row.leaseExpiresAt > now && !due) continue;
       row.saga = { ...saga, owner, wakeAt: undefined, revision: saga.revision + 1 };
       row.leaseExpiresAt = now + this.leaseTtlMs;
-      claimed.push(structuredClone(row.saga));
+      claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0 });
     }
     return claimed;
   }

@@ -35,9 +35,9 @@ describe('leases (Postgres store)', function () {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function store(): Promise<{ store: PostgresSagaStore; dsn: string }> {
+  async function store(leaseTtlMs = 300): Promise<{ store: PostgresSagaStore; dsn: string }> {
     const db = await freshDatabase();
-    const s = await PostgresSagaStore.create({ dsn: db.dsn, poolSize: 5, leaseTtlMs: 300, connectTimeoutMs: 2_000 }, silentLogger);
+    const s = await PostgresSagaStore.create({ dsn: db.dsn, poolSize: 5, leaseTtlMs, connectTimeoutMs: 2_000 }, silentLogger);
     cleanups.push(async () => { await s.close(); await db.drop(); });
     return { store: s, dsn: db.dsn };
   }
@@ -171,6 +171,70 @@ describe('leases (Postgres store)', function () {
     expect(b.journal.calls).to.deep.equal(['undo:b', 'undo:a']);
     expect(saga.history.filter((e) => e.step === 'b' && e.type.startsWith('COMPENSATION_')).map((e) => e.type))
       .to.deep.equal(['COMPENSATION_STARTED', 'COMPENSATION_FAILED', 'COMPENSATION_STARTED', 'COMPENSATION_SUCCEEDED']);
+  });
+
+  /** A transport that keeps the first message of `topic` instead of delivering it: the test hands it to an instance. */
+  function holding(topic: string): { transport: MemoryTransport; held: () => Message } {
+    const transport = new MemoryTransport(TOPICS, silentLogger);
+    const publish = transport.publish.bind(transport);
+    let held: Message | undefined;
+    transport.publish = async (m: Message) => {
+      if (m.topic === topic && !held) {
+        held = m;
+        return;
+      }
+      return publish(m);
+    };
+    return { transport, held: () => held! };
+  }
+
+  it('a throttled step taken by another instance that dies is run again as a new attempt, so the record shows both runs', async () => {
+    const { store: s } = await store(5_000);
+    const a = holding('th.a');
+    const owner = await instance(s, 'pod-a', {}, a.transport);
+    const taker = await instance(s, 'pod-b', { a: { runMs: 3_600_000 } });
+    const call = owner.orchestrator.runThrottled('Throttled', 'taken-1', { n: 1 });
+    await waitFor(() => a.held(), 5_000, 'the first step message');
+    // pod-b takes the attempt from its message, runs it, and dies with it in flight.
+    void taker.orchestrator.handle(a.held()).catch(() => undefined);
+    await waitFor(() => taker.journal.calls.includes('run:a'), 5_000, 'pod-b to run the attempt');
+    taker.orchestrator.stop();
+    // Kafka hands the message to the owner once the taker's session times out (10 s): by then the
+    // owner's in-memory copy of the saga is too old to be used (2 heartbeats + 1 s; 1.1 s here).
+    await new Promise((r) => setTimeout(r, 1_200));
+    // The attempt may have run, so the owner records a new one.
+    await owner.orchestrator.handle(a.held());
+    expect(await call).to.deep.equal(['a', 'b', 'c']);
+    const saga = (await s.get('taken-1'))!;
+    expect(taker.journal.calls.concat(owner.journal.calls)).to.deep.equal(['run:a', 'run:a', 'run:b', 'run:c']);
+    expect(saga.steps[0]).to.include({ status: 'SUCCEEDED', attempts: 2 });
+    expect(saga.history.filter((e) => e.step === 'a').map((e) => `${e.type} ${e.detail ?? ''}`)).to.deep.equal([
+      'STEP_STARTED attempt 1', `STEP_TAKEN attempt 1 by ${taker.orchestrator.owner}`, 'STEP_STARTED attempt 2', 'STEP_SUCCEEDED ',
+    ]);
+  });
+
+  it('an async step whose owner stopped renewing its lease is run as a new attempt; one whose owner is alive, as recorded', async () => {
+    const { store: s } = await store(5_000);
+    const alive = holding('t.a');
+    const owner = await instance(s, 'pod-a', {}, alive.transport);
+    const other = await instance(s, 'pod-b');
+    await owner.orchestrator.startAsync('Async', 'handoff-1', { n: 1 });
+    await other.orchestrator.handle(alive.held());
+    await waitFor(async () => (await s.get('handoff-1'))?.status === 'COMPLETED', 10_000, 'handoff-1 to complete');
+    const handedOff = (await s.get('handoff-1'))!.steps[0];
+    expect(handedOff.attempts).to.equal(1);
+
+    const dead = holding('t.a');
+    const gone = await instance(s, 'pod-c', {}, dead.transport);
+    await gone.orchestrator.startAsync('Async', 'handoff-2', { n: 1 });
+    gone.orchestrator.stop();
+    // Its lease is still valid for seconds, but no heartbeat renews it any more.
+    await waitFor(async () => ((await s.get('handoff-2'))?.leaseAgeMs ?? 0) > 2 * 50 + 1_000, 10_000, 'the lease to go unrenewed');
+    await other.orchestrator.handle(dead.held());
+    await waitFor(async () => (await s.get('handoff-2'))?.status === 'COMPLETED', 10_000, 'handoff-2 to complete');
+    expect((await s.get('handoff-2'))!.steps[0]).to.include({ attempts: 2 });
+    // Who took the attempt that another process recorded is on record.
+    expect(handedOff.runner).to.equal(other.orchestrator.owner);
   });
 
   it('renewing leases while batched saves lock the same sagas in another order never deadlocks', async () => {

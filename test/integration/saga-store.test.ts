@@ -22,8 +22,10 @@ const BULK = 3000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** As a snapshot travels as JSON: no keys holding undefined. Stores must return exactly this. */
+/** As JSON, without what a store fills in on reads (leaseAgeMs). */
 function plain<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  if (value === undefined) return value;
+  return JSON.parse(JSON.stringify(value, (key, v: unknown) => (key === 'leaseAgeMs' ? undefined : v))) as T;
 }
 
 function started(requestId: string, opts: { facade?: string; podId?: string; steps?: string[]; deadline?: Date; input?: unknown } = {}): Saga {
@@ -80,6 +82,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         midway.stepStarted('reserve');
         midway.stepSucceeded('reserve', { orderId: 'o-1', lines: [1, 2.5, null, 'ünïcødé ✓'], nested: { empty: {}, no: false } });
         midway.stepStarted('charge');
+        midway.stepTaken('charge', 'pod-b/2f9c01aa');
         midway.stepRetrying('charge', 'payment: UNAVAILABLE', new Date(Date.now() + 5_000));
         midway.wakeAt(new Date(Date.now() + 5_000));
 
@@ -103,9 +106,9 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
           const result = await store.create(snapshot);
           expect(result.created, saga.requestId).to.equal(true);
           expect(plain(result.saga), saga.requestId).to.deep.equal({ ...snapshot, revision: 1 });
-          expect(await store.get(saga.requestId), saga.requestId).to.deep.equal({ ...snapshot, revision: 1 });
+          expect(plain(await store.get(saga.requestId)), saga.requestId).to.deep.equal({ ...snapshot, revision: 1 });
         }
-        expect(await store.get('no-such-saga')).to.equal(undefined);
+        expect(plain(await store.get('no-such-saga'))).to.equal(undefined);
       });
 
       it('with an existing request id, inserts nothing and returns the stored saga (created=false)', async () => {
@@ -115,16 +118,28 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         other.stepStarted('x');
         const result = await store.create(snap(other));
         expect(result.created).to.equal(false);
-        expect(result.saga).to.deep.equal({ ...first, revision: 1 });
-        expect(await store.get('dup-1')).to.deep.equal({ ...first, revision: 1 });
+        expect(plain(result.saga)).to.deep.equal({ ...first, revision: 1 });
+        expect(plain(await store.get('dup-1'))).to.deep.equal({ ...first, revision: 1 });
+      });
+
+      it('reports on reads how long ago the lease was taken or renewed: the age grows until a renewal', async () => {
+        await store.create(snap(started('age-1', { podId: 'pod-a' })));
+        const young = (await store.get('age-1'))!.leaseAgeMs!;
+        expect(young).to.be.within(0, LEASE_MS);
+        const old = await waitFor(async () => {
+          const age = (await store.get('age-1'))!.leaseAgeMs!;
+          return age >= young + 100 ? age : undefined;
+        }, 10_000, 'the lease to age');
+        expect(await store.renewLeases('pod-a')).to.equal(1);
+        expect((await store.get('age-1'))!.leaseAgeMs).to.be.lessThan(old);
       });
 
       it('creates a request id once when two creates race', async () => {
         const results = await Promise.all([store.create(snap(started('race-1'))), store.create(snap(started('race-1', { podId: 'pod-b' })))]);
         expect(results.map((r) => r.created).sort()).to.deep.equal([false, true]);
         const winner = results.find((r) => r.created)?.saga;
-        expect(await store.get('race-1')).to.deep.equal(plain(winner));
-        expect(results.find((r) => !r.created)?.saga).to.deep.equal(plain(winner));
+        expect(plain(await store.get('race-1'))).to.deep.equal(plain(winner));
+        expect(plain(results.find((r) => !r.created)?.saga)).to.deep.equal(plain(winner));
       });
     });
 
@@ -160,7 +175,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         saga.stepStarted('reserve');
         expect(await store.save(snap(saga))).to.equal(2);
         saga.saved(2);
-        expect(await store.get('save-1')).to.deep.equal(snap(saga));
+        expect(plain(await store.get('save-1'))).to.deep.equal(snap(saga));
 
         saga.stepSucceeded('reserve', { orderId: 'o-7' });
         saga.stepStarted('charge');
@@ -168,7 +183,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         saga.wakeAt(new Date(Date.now() + 1_000));
         expect(await store.save(snap(saga))).to.equal(3);
         saga.saved(3);
-        const third = await store.get('save-1');
+        const third = plain(await store.get('save-1'));
         expect(third).to.deep.equal(snap(saga));
         expect(third?.history.map((e) => [e.seq, e.type])).to.deep.equal([
           [1, 'SAGA_STARTED'], [2, 'STEP_STARTED'], [3, 'STEP_SUCCEEDED'], [4, 'STEP_STARTED'], [5, 'STEP_ATTEMPT_FAILED'],
@@ -186,7 +201,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         next.compensated();
         expect(await store.save(snap(next))).to.equal(4);
         next.saved(4);
-        const last = await store.get('save-1');
+        const last = plain(await store.get('save-1'));
         expect(last).to.deep.equal(snap(next));
         expect(last?.wakeAt).to.equal(undefined);
         expect(last?.history).to.have.length(11);
@@ -207,13 +222,13 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         const err = await rejectionOf(store.save(snap(loser)));
         expect(err).to.be.instanceOf(ConcurrencyError);
         expect(err).to.include({ code: 'CONFLICT', retryable: true });
-        expect(await store.get('stale-1')).to.deep.equal(snap(winner));
+        expect(plain(await store.get('stale-1'))).to.deep.equal(snap(winner));
 
         // Ahead of the store, or unknown: the same.
         expect(await rejectionOf(store.save({ ...snap(winner), revision: 9 }))).to.be.instanceOf(ConcurrencyError);
         expect(await rejectionOf(store.save({ ...snap(winner), requestId: 'never-created' }))).to.be.instanceOf(ConcurrencyError);
-        expect(await store.get('stale-1')).to.deep.equal(snap(winner));
-        expect(await store.get('never-created')).to.equal(undefined);
+        expect(plain(await store.get('stale-1'))).to.deep.equal(snap(winner));
+        expect(plain(await store.get('never-created'))).to.equal(undefined);
       });
 
       it('lets exactly one of two racing saves of the same revision win', async () => {
@@ -231,7 +246,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         expect((lost as PromiseRejectedResult).reason).to.be.instanceOf(ConcurrencyError);
         const winner = won === 0 ? a : b;
         winner.saved(2);
-        expect(await store.get('race-save')).to.deep.equal(snap(winner));
+        expect(plain(await store.get('race-save'))).to.deep.equal(snap(winner));
       });
     });
 
@@ -518,7 +533,7 @@ describe('PostgresSagaStore', function () {
       }
       const saga = snap(started('fresh-1'));
       await stores[0].create(saga);
-      expect(await stores[2].get('fresh-1')).to.deep.equal({ ...saga, revision: 1 });
+      expect(plain(await stores[2].get('fresh-1'))).to.deep.equal({ ...saga, revision: 1 });
     } finally {
       await Promise.all(stores.map((s) => s.close()));
       await fresh.drop();
@@ -652,7 +667,7 @@ describe('PostgresSagaStore', function () {
         .to.be.instanceOf(StoreUnavailableError);
 
       await server.start();
-      expect(await waitFor(() => s.get('outage-1'), 15_000, 'the store to recover')).to.deep.equal(snap(saga));
+      expect(plain(await waitFor(() => s.get('outage-1'), 15_000, 'the store to recover'))).to.deep.equal(snap(saga));
       expect(await s.save(snap(saga))).to.equal(3);
       expect((await s.list({ pageSize: 10 })).sagas.map((x) => x.requestId)).to.deep.equal(['outage-1']);
     });

@@ -94,4 +94,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE sagas ADD COLUMN error_code text;
     `,
   },
+  {
+    id: 4,
+    name: 'who took a step attempt from its message',
+    sql: `
+      -- The process that runs a step attempt another one recorded: if it dies, the attempt may have
+      -- run, and whoever runs it again records a new attempt rather than reusing this one.
+      ALTER TABLE saga_steps ADD COLUMN runner text;
+    `,
+  },
 ];

@@ -42,12 +42,13 @@ interface SagaRow extends QueryResultRow {
   error_code: string | null;
   created_at: Date;
   updated_at: Date;
+  lease_left_ms: number;
   steps: StepTuple[] | null;
   history?: EventTuple[] | null;
 }
 
 /** Timestamps inside json are ISO 8601 strings with an offset; output is jsonb as text. */
-type StepTuple = [name: string, status: StepStatus, attempts: number, compensationAttempts: number, output: string | null, error: string | null, startedAt: string | null, endedAt: string | null];
+type StepTuple = [name: string, status: StepStatus, attempts: number, compensationAttempts: number, output: string | null, error: string | null, startedAt: string | null, endedAt: string | null, runner: string | null];
 type EventTuple = [seq: number, at: string, type: string, step: string | null, detail: string | null, podId: string | null];
 
 const ACTIVE = `('RUNNING', 'COMPENSATING')`;
@@ -55,9 +56,10 @@ const LEASE = (param: string): string => `now() + ${param}::double precision * i
 
 const SAGA_COLUMNS = `
   s.request_id, s.facade, s.version, s.mode, s.status, s.revision, s.owner, s.deadline, s.wake_at,
-  s.input::text AS input, s.output::text AS output, s.error, s.error_code, s.created_at, s.updated_at`;
+  s.input::text AS input, s.output::text AS output, s.error, s.error_code, s.created_at, s.updated_at,
+  (extract(epoch from s.lease_expires_at - now()) * 1000)::float8 AS lease_left_ms`;
 const STEPS_OF_S = `
-  (SELECT json_agg(json_build_array(t.name, t.status, t.attempts, t.compensation_attempts, t.output::text, t.error, t.started_at, t.ended_at)
+  (SELECT json_agg(json_build_array(t.name, t.status, t.attempts, t.compensation_attempts, t.output::text, t.error, t.started_at, t.ended_at, t.runner)
                    ORDER BY t.position)
      FROM saga_steps t WHERE t.request_id = s.request_id) AS steps`;
 const HISTORY_OF_S = `
@@ -66,12 +68,12 @@ const HISTORY_OF_S = `
 
 /** The columns of a step and of an event, as they travel inside a jsonb parameter. */
 const STEP_RECORD = `position integer, name text, status text, attempts integer, compensation_attempts integer,
-  output text, error text, started_at timestamptz, ended_at timestamptz`;
+  output text, error text, started_at timestamptz, ended_at timestamptz, runner text`;
 const EVENT_RECORD = `seq integer, at timestamptz, type text, step text, detail text, pod_id text`;
 
 const INSERT_STEPS = `
-  INSERT INTO saga_steps AS t (request_id, position, name, status, attempts, compensation_attempts, output, error, started_at, ended_at)
-  SELECT saga.request_id, x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.output::jsonb, x.error, x.started_at, x.ended_at
+  INSERT INTO saga_steps AS t (request_id, position, name, status, attempts, compensation_attempts, output, error, started_at, ended_at, runner)
+  SELECT saga.request_id, x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.output::jsonb, x.error, x.started_at, x.ended_at, x.runner
     FROM saga JOIN i ON i.request_id = saga.request_id CROSS JOIN LATERAL jsonb_to_recordset(i.steps) AS x(${STEP_RECORD})`;
 const INSERT_EVENTS = `
   INSERT INTO saga_events (request_id, seq, at, type, step, detail, pod_id)
@@ -127,11 +129,11 @@ WITH i AS (
   ON CONFLICT (request_id, name) DO UPDATE
      SET position = excluded.position, status = excluded.status, attempts = excluded.attempts,
          compensation_attempts = excluded.compensation_attempts, output = excluded.output, error = excluded.error,
-         started_at = excluded.started_at, ended_at = excluded.ended_at
-   WHERE (t.position, t.status, t.attempts, t.compensation_attempts, t.output, t.error, t.started_at, t.ended_at)
+         started_at = excluded.started_at, ended_at = excluded.ended_at, runner = excluded.runner
+   WHERE (t.position, t.status, t.attempts, t.compensation_attempts, t.output, t.error, t.started_at, t.ended_at, t.runner)
          IS DISTINCT FROM
          (excluded.position, excluded.status, excluded.attempts, excluded.compensation_attempts, excluded.output, excluded.error,
-          excluded.started_at, excluded.ended_at)
+          excluded.started_at, excluded.ended_at, excluded.runner)
 ), events AS (${INSERT_EVENTS}
   ON CONFLICT (request_id, seq) DO NOTHING
 )
@@ -296,7 +298,7 @@ export class PostgresSagaStore implements SagaStore {
        ORDER BY s.created_at DESC, s.request_id DESC
        LIMIT ${param(filter.pageSize + 1)}`;
     const { rows } = await this.query<SagaRow>({ text, values }, 'list');
-    const sagas = rows.slice(0, filter.pageSize).map(toSnapshot);
+    const sagas = rows.slice(0, filter.pageSize).map((r) => toSnapshot(r, this.leaseTtlMs));
     const last = sagas[sagas.length - 1];
     return { sagas, nextPageToken: rows.length > filter.pageSize ? encodePageToken(last.createdAt, last.requestId) : undefined };
   }
@@ -308,7 +310,7 @@ export class PostgresSagaStore implements SagaStore {
 
   async claim(owner: string, limit: number): Promise<SagaSnapshot[]> {
     const { rows } = await this.query<SagaRow>({ name: 'saga_claim', text: CLAIM_SQL, values: [owner, limit, this.leaseTtlMs] }, 'claim');
-    return rows.map(toSnapshot);
+    return rows.map((r) => toSnapshot(r, this.leaseTtlMs));
   }
 
   private async flushCreates(sagas: Write[]): Promise<FlushResult<boolean>> {
@@ -326,7 +328,7 @@ export class PostgresSagaStore implements SagaStore {
     const byId = new Map(rows.map((r) => [r.request_id, r]));
     return ids.map((id) => {
       const row = byId.get(id);
-      return row && toSnapshot(row);
+      return row && toSnapshot(row, this.leaseTtlMs);
     });
   }
 
@@ -424,6 +426,7 @@ function stepRecord(s: StepState, position: number) {
     error: s.error,
     started_at: s.startedAt,
     ended_at: s.endedAt,
+    runner: s.runner,
   };
 }
 
@@ -442,7 +445,7 @@ function iso(value: Date | string): string {
 }
 
 /** Columns that are NULL become absent keys (undefined), never null: snapshots stay plain JSON. */
-function toSnapshot(row: SagaRow): SagaSnapshot {
+function toSnapshot(row: SagaRow, leaseTtlMs: number): SagaSnapshot {
   const saga = {
     requestId: row.request_id,
     facade: row.facade,
@@ -460,17 +463,19 @@ function toSnapshot(row: SagaRow): SagaSnapshot {
   if (row.error_code !== null) saga.errorCode = row.error_code;
   saga.steps = (row.steps ?? []).map(toStep);
   saga.history = (row.history ?? []).map(toEvent);
+  saga.leaseAgeMs = Math.max(0, Math.round(leaseTtlMs - row.lease_left_ms));
   saga.createdAt = iso(row.created_at);
   saga.updatedAt = iso(row.updated_at);
   return saga;
 }
 
-function toStep([name, status, attempts, compensationAttempts, output, error, startedAt, endedAt]: StepTuple): StepState {
+function toStep([name, status, attempts, compensationAttempts, output, error, startedAt, endedAt, runner]: StepTuple): StepState {
   const step: StepState = { name, status, attempts, compensationAttempts };
   if (output !== null) step.output = JSON.parse(output);
   if (error !== null) step.error = error;
   if (startedAt !== null) step.startedAt = iso(startedAt);
   if (endedAt !== null) step.endedAt = iso(endedAt);
+  if (runner !== null) step.runner = runner;
   return step;
 }
 
