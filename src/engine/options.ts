@@ -1,0 +1,37 @@
+import { DEFAULT_COMPENSATION, DEFAULT_RETRY, type RetryPolicy } from './retry';
+
+export interface EngineOptions {
+  /** Upper bound for one attempt of a step or a compensation. */
+  stepTimeoutMs: number;
+  /** Default retry policy of steps; a step may override it. */
+  retry: RetryPolicy;
+  compensation: RetryPolicy;
+  /** Deadline of an async saga, from its start. */
+  asyncDeadlineMs: number;
+  /** Deadline of a sync or throttled saga whose caller sets none. */
+  callDeadlineMs: number;
+  /** How often leases are renewed; must be well under the store's lease TTL. */
+  heartbeatMs: number;
+  /** The store's lease TTL: how long a saga this process gave up on stays listed as released. */
+  leaseTtlMs: number;
+  /** How often expired leases and due timers are claimed. */
+  recoveryIntervalMs: number;
+  recoveryBatch: number;
+  throttle: { maxConcurrent: number; maxQueue: number };
+  /** Fallback poll of the store while a caller waits for a saga another instance drives. */
+  outcomePollMs: number;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  stepTimeoutMs: 30_000,
+  retry: DEFAULT_RETRY,
+  compensation: DEFAULT_COMPENSATION,
+  asyncDeadlineMs: 300_000,
+  callDeadlineMs: 60_000,
+  heartbeatMs: 3_000,
+  leaseTtlMs: 10_000,
+  recoveryIntervalMs: 1_000,
+  recoveryBatch: 100,
+  throttle: { maxConcurrent: 64, maxQueue: 1_000 },
+  outcomePollMs: 500,
+};
