@@ -1,18 +1,10 @@
 import { expect } from 'chai';
-import { OrchestratorError, SagaAbortedError } from '../../src/engine/errors';
-import { silentLogger } from '../../src/engine/logger';
-import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
-import { FacadeRegistry } from '../../src/engine/registry';
-import { StepError } from '../../src/engine/errors';
+import { OrchestratorError, SagaAbortedError, StepError } from '../../src/engine/errors';
+import type { EngineOptions } from '../../src/engine/orchestrator';
 import type { SagaStore } from '../../src/engine/store';
-import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
-import { MemoryTransport } from '../../src/transport/memory-transport';
-import type { TopicSpec } from '../../topics/topics';
-import { fakeFacade, fakeStep, type FakeStepOptions, type Journal } from '../helpers/fake-facade';
-import { freshDatabase } from '../helpers/postgres';
+import type { FakeStepOptions } from '../helpers/fake-facade';
+import { ended, Instances } from '../helpers/instances';
 import { rejectionOf, waitFor } from '../helpers/wait';
-
-const TOPICS: TopicSpec[] = ['th.a', 'th.b', 'th.c', 'rb.sync', 'rb.th', 'outcomes'].map((name) => ({ name, partitions: 1 }));
 
 const OPTIONS: Partial<EngineOptions> = {
   stepTimeoutMs: 60_000,
@@ -27,36 +19,10 @@ const OPTIONS: Partial<EngineOptions> = {
 /** Every caller of one request id gets one answer: the first caller's, from what the store keeps (Postgres). */
 describe('one answer per request id (Postgres store)', function () {
   this.timeout(60_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-
-  async function store(): Promise<SagaStore> {
-    const db = await freshDatabase();
-    const s = await PostgresSagaStore.create({ dsn: db.dsn, poolSize: 5, leaseTtlMs: 1_000, connectTimeoutMs: 2_000 }, silentLogger);
-    cleanups.push(async () => { await s.close(); await db.drop(); });
-    return s;
-  }
-
-  async function instance(s: SagaStore, podId: string, steps: Record<string, FakeStepOptions> = {}) {
-    const journal: Journal = { calls: [] };
-    const make = (topic?: string) => ['a', 'b', 'c'].map((n) => fakeStep(n, journal, { ...steps[n], topic: topic && `${topic}.${n}` }));
-    const registry = new FacadeRegistry()
-      .register(fakeFacade('Sync', 'sync', make(), 'rb.sync'))
-      .register(fakeFacade('Throttled', 'throttled', make('th'), 'rb.th'));
-    const orchestrator = new Orchestrator({
-      registry, store: s, transport: new MemoryTransport(TOPICS, silentLogger), logger: silentLogger, podId, outcomeTopic: 'outcomes', options: OPTIONS,
-    });
-    await orchestrator.start();
-    cleanups.push(() => orchestrator.stop());
-    return { orchestrator, journal };
-  }
-
-  const ended = (s: SagaStore, id: string) => waitFor(async () => {
-    const saga = await s.get(id);
-    return saga && !['RUNNING', 'COMPENSATING'].includes(saga.status) ? saga : undefined;
-  }, 20_000, `saga ${id} to end`);
+  const instances = new Instances(OPTIONS);
+  afterEach(() => instances.cleanup());
+  const store = () => instances.store(1_000);
+  const instance = (s: SagaStore, podId: string, steps: Record<string, FakeStepOptions> = {}) => instances.start(s, podId, steps);
 
   // Step errors whose wording says nothing of their code, or says the wrong thing.
   const cases: [string, StepError][] = [
@@ -67,11 +33,11 @@ describe('one answer per request id (Postgres store)', function () {
   for (const [code, error] of cases) {
     it(`a duplicate caller of a saga aborted with ${code} is answered with ${code}, as the first one was`, async () => {
       const s = await store();
-      const { orchestrator } = await instance(s, 'pod-1');
+      const one = await instance(s, 'pod-1');
+      const { orchestrator } = one;
       const other = await instance(s, 'pod-2');
       // Step b fails with `error`: the fake step's own errors are replaced for this test.
-      const registryStep = (o: Orchestrator) => (o as unknown as { registry: FacadeRegistry }).registry.get('Sync').steps[1];
-      for (const o of [orchestrator, other.orchestrator]) registryStep(o).run = async () => { throw error; };
+      for (const { registry } of [one, other]) registry.get('Sync').steps[1].run = async () => { throw error; };
       const first = await rejectionOf(orchestrator.runSync('Sync', `dup-${code}`, { n: 1 }));
       expect(first).to.be.instanceOf(SagaAbortedError);
       expect((first as unknown as SagaAbortedError).causeCode).to.equal(code);

@@ -3,19 +3,14 @@ import type { Pool } from 'pg';
 import { StoreUnavailableError } from '../../src/engine/errors';
 import { silentLogger } from '../../src/engine/logger';
 import { encodeMessage } from '../../src/engine/messages';
-import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
-import { FacadeRegistry } from '../../src/engine/registry';
+import type { EngineOptions } from '../../src/engine/orchestrator';
 import { Saga, type SagaSnapshot } from '../../src/engine/saga';
 import type { SagaStore } from '../../src/engine/store';
 import type { Message } from '../../src/engine/transport';
-import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
 import { MemoryTransport } from '../../src/transport/memory-transport';
-import type { TopicSpec } from '../../topics/topics';
-import { fakeFacade, fakeStep, type FakeStepOptions, type Journal } from '../helpers/fake-facade';
-import { freshDatabase } from '../helpers/postgres';
+import type { FakeStepOptions } from '../helpers/fake-facade';
+import { ended, FAKE_TOPICS, Instances } from '../helpers/instances';
 import { rejectionOf, waitFor } from '../helpers/wait';
-
-const TOPICS: TopicSpec[] = ['t.a', 't.b', 't.c', 'th.a', 'th.b', 'th.c', 'rb.sync', 'rb.async', 'rb.th', 'outcomes', 'dlq'].map((name) => ({ name, partitions: 1 }));
 
 const FAST: Partial<EngineOptions> = {
   stepTimeoutMs: 60_000,
@@ -30,36 +25,12 @@ const FAST: Partial<EngineOptions> = {
 /** Who owns what, on the real Postgres: process incarnations, sagas given up on, renewals beside saves. */
 describe('leases (Postgres store)', function () {
   this.timeout(60_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-
-  async function store(leaseTtlMs = 300): Promise<{ store: PostgresSagaStore; dsn: string }> {
-    const db = await freshDatabase();
-    const s = await PostgresSagaStore.create({ dsn: db.dsn, poolSize: 5, leaseTtlMs, connectTimeoutMs: 2_000 }, silentLogger);
-    cleanups.push(async () => { await s.close(); await db.drop(); });
-    return { store: s, dsn: db.dsn };
-  }
-
+  const instances = new Instances(FAST);
+  afterEach(() => instances.cleanup());
+  const store = async (leaseTtlMs = 300) => ({ store: await instances.store(leaseTtlMs) });
   /** One orchestrator process: its own transport (messages do not outlive it), the shared store. */
-  async function instance(sagaStore: SagaStore, podId: string, steps: Record<string, FakeStepOptions> = {}, transport = new MemoryTransport(TOPICS, silentLogger)) {
-    const journal: Journal = { calls: [] };
-    const make = (topic?: string) => ['a', 'b', 'c'].map((n) => fakeStep(n, journal, { ...steps[n], topic: topic && `${topic}.${n}` }));
-    const registry = new FacadeRegistry()
-      .register(fakeFacade('Sync', 'sync', make(), 'rb.sync'))
-      .register(fakeFacade('Async', 'async', make('t'), 'rb.async'))
-      .register(fakeFacade('Throttled', 'throttled', make('th'), 'rb.th'));
-    const orchestrator = new Orchestrator({ registry, store: sagaStore, transport, logger: silentLogger, podId, outcomeTopic: 'outcomes', options: FAST });
-    await orchestrator.start();
-    cleanups.push(() => orchestrator.stop());
-    return { orchestrator, journal, transport };
-  }
-
-  const ended = (s: SagaStore, id: string) => waitFor(async () => {
-    const saga = await s.get(id);
-    return saga && !['RUNNING', 'COMPENSATING'].includes(saga.status) ? saga : undefined;
-  }, 20_000, `saga ${id} to end`);
+  const instance = (s: SagaStore, podId: string, steps: Record<string, FakeStepOptions> = {}, transport?: MemoryTransport) =>
+    instances.start(s, podId, steps, transport);
 
   it('a process restarted under the same pod id takes over the sagas its predecessor left running', async () => {
     const { store: s } = await store();
@@ -101,7 +72,7 @@ describe('leases (Postgres store)', function () {
   it('an async saga whose first publish and fallback save both failed is published by recovery; a retry answers truly', async () => {
     const { store: s } = await store();
     let failPublish = true;
-    const transport = new MemoryTransport(TOPICS, silentLogger);
+    const transport = new MemoryTransport(FAKE_TOPICS, silentLogger);
     const publish = transport.publish.bind(transport);
     transport.publish = async (m: Message) => {
       if (failPublish && m.topic === 't.a') {
@@ -152,7 +123,7 @@ describe('leases (Postgres store)', function () {
     const { store: s } = await store();
     // pod-a's compensation of b never ends: it holds the saga under a live lease.
     const a = await instance(s, 'pod-a', { c: { failRuns: Infinity }, b: { failCompensations: Infinity, runMs: 0 } });
-    const hang = (a.orchestrator as unknown as { registry: FacadeRegistry }).registry.get('Sync').steps[1];
+    const hang = a.registry.get('Sync').steps[1];
     hang.compensate = () => new Promise(() => undefined);
     // fire-and-forget: this call never settles (b's compensation hangs); the test follows the saga in the store
     void a.orchestrator.runSync('Sync', 'twice-1', { n: 1 }).catch(() => undefined);
@@ -175,7 +146,7 @@ describe('leases (Postgres store)', function () {
 
   /** A transport that keeps the first message of `topic` instead of delivering it: the test hands it to an instance. */
   function holding(topic: string): { transport: MemoryTransport; held: () => Message } {
-    const transport = new MemoryTransport(TOPICS, silentLogger);
+    const transport = new MemoryTransport(FAKE_TOPICS, silentLogger);
     const publish = transport.publish.bind(transport);
     let held: Message | undefined;
     transport.publish = async (m: Message) => {
