@@ -75,6 +75,10 @@ export const configSchema = z
       })
       .strict()
       .refine((s) => s.heartbeatMs * 2 <= s.leaseTtlMs, { message: 'heartbeatMs must be at most half of leaseTtlMs', path: ['heartbeatMs'] })
+      // A lease unrenewed for two heartbeats + 1 s marks its owner gone (steps it may have run are run
+      // again as new attempts): that must come before Kafka's 10 s session timeout hands the owner's
+      // messages to another instance.
+      .refine((s) => s.heartbeatMs <= 4_000, { message: 'heartbeatMs must be at most 4000 (two heartbeats + 1 s must stay under the Kafka session timeout, 10 s)', path: ['heartbeatMs'] })
       .prefault({}),
     throttle: z
       .object({

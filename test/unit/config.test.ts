@@ -43,6 +43,11 @@ describe('configuration (app.yaml)', () => {
     expect(loadError('upstreams:\n  order: nowhere\n')).to.equal('FILE: upstreams.order: expected host:port');
   });
 
+  it('refuses a heartbeat too slow to tell a dead owner before Kafka hands its messages on', () => {
+    expect(loadConfig(yamlFile('saga:\n  heartbeatMs: 4000\n  leaseTtlMs: 10000\n'), {}).saga.heartbeatMs).to.equal(4000);
+    expect(loadError('saga:\n  heartbeatMs: 4500\n  leaseTtlMs: 20000\n')).to.match(/^FILE: saga\.heartbeatMs: heartbeatMs must be at most 4000/);
+  });
+
   it('reports invalid YAML and a missing file with the path', () => {
     expect(loadError('grpc: [\n')).to.match(/^FILE: invalid YAML/);
     expect(() => loadConfig('/nonexistent/app.yaml', {})).to.throw(ConfigError, /^\/nonexistent\/app\.yaml: cannot read/);
