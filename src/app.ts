@@ -51,7 +51,7 @@ export class App {
       options: { ...saga, throttle },
     });
     await orchestrator.start();
-    this.closers.push({ name: 'orchestrator', close: () => orchestrator.stop() });
+    this.closers.push({ name: 'orchestrator', close: () => orchestrator.shutdown() });
 
     this.server = await startGrpcServer({
       address: `${config.grpc.host}:${config.grpc.port}`,

@@ -90,6 +90,19 @@ export class Orchestrator {
     this.recovery.stop();
   }
 
+  /**
+   * The last step of a shutdown, once nothing is in hand any more (calls answered, transport
+   * drained): stops the recovery loop and hands this process's sagas to the other instances now.
+   */
+  async shutdown(): Promise<void> {
+    this.stop();
+    // Calls cut off by the gRPC grace period are being aborted: their sagas go to their rollback first.
+    const inHand = Promise.allSettled([...this.rt.calls.values()]);
+    await Promise.race([inHand, sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false })]);
+    if (this.rt.calls.size > 0) return; // still running: their leases lapse rather than being handed on mid-step
+    await this.recovery.releaseLeases();
+  }
+
   async getSaga(requestId: string): Promise<SagaSnapshot | undefined> {
     return this.rt.store.get(requestId);
   }

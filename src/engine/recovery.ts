@@ -29,6 +29,12 @@ export class Recovery {
     clearInterval(this.timer);
   }
 
+  /** After stop(), at the end of a shutdown: other instances take this process's sagas at once. */
+  async releaseLeases(): Promise<void> {
+    const released = await this.rt.store.releaseLeases(this.rt.owner);
+    if (released > 0) this.rt.log.info('leases released: other instances take these sagas over now', { sagas: released });
+  }
+
   /** Renews this instance's leases, and takes over sagas whose lease expired or whose timer is due. */
   private async tick(): Promise<void> {
     if (this.ticking || this.state !== 'RUNNING') return;

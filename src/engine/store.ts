@@ -57,6 +57,11 @@ export interface SagaStore {
    */
   renewLeases(owner: string, except?: readonly string[]): Promise<number>;
   /**
+   * Ends the leases of every unfinished saga `owner` holds (it is shutting down): other instances
+   * take them over at once instead of when they lapse. Returns how many.
+   */
+  releaseLeases(owner: string): Promise<number>;
+  /**
    * Takes over up to `limit` unfinished sagas whose lease has expired, or whose wakeAt is due and
    * that `owner` owns: sets owner, clears wakeAt, renews the lease, bumps the revision, and returns
    * them (with history).

@@ -68,6 +68,16 @@ export class MemorySagaStore implements SagaStore {
     return n;
   }
 
+  async releaseLeases(owner: string): Promise<number> {
+    let n = 0;
+    for (const row of this.rows.values()) {
+      if (row.saga.owner !== owner || !ACTIVE_STATUSES.includes(row.saga.status)) continue;
+      row.leaseExpiresAt = Date.now() - 1;
+      n++;
+    }
+    return n;
+  }
+
   async claim(owner: string, limit: number): Promise<SagaSnapshot[]> {
     const now = Date.now();
     const claimed: SagaSnapshot[] = [];

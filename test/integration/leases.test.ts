@@ -208,6 +208,20 @@ describe('leases (Postgres store)', function () {
     expect(handedOff.runner).to.equal(other.orchestrator.owner);
   });
 
+  it('a process that shuts down hands its unfinished sagas to the other instances at once, not when their leases lapse', async () => {
+    const { store: s } = await store(60_000);
+    const held = holding('t.a');
+    const leaving = await instance(s, 'pod-a', {}, held.transport);
+    const staying = await instance(s, 'pod-b');
+    await leaving.orchestrator.startAsync('Async', 'leaving-1', { n: 1 });
+    await waitFor(() => held.held(), 5_000, 'the first step message');
+    // Its message never reaches anyone (as if the consumer had given it back): only recovery can run the saga.
+    await leaving.orchestrator.shutdown();
+    const saga = await ended(s, 'leaving-1');
+    expect(saga).to.include({ status: 'COMPLETED', owner: staying.orchestrator.owner });
+    expect(staying.journal.calls).to.deep.equal(['run:a', 'run:b', 'run:c']);
+  });
+
   it('renewing leases while batched saves lock the same sagas in another order never deadlocks', async () => {
     const { store: s } = await store();
     const ids = Array.from({ length: 200 }, (_, i) => `dl-${String(i).padStart(3, '0')}`);

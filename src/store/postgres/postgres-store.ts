@@ -156,6 +156,13 @@ WITH mine AS (
 )
 UPDATE sagas s SET lease_expires_at = ${LEASE('$2')} FROM mine WHERE s.request_id = mine.request_id`;
 
+/** As renewal: never waits for a row lock (a row a save holds keeps its lease until it lapses). */
+const RELEASE_SQL = `
+WITH mine AS (
+  SELECT request_id FROM sagas WHERE owner = $1 AND status IN ${ACTIVE} ORDER BY request_id FOR UPDATE SKIP LOCKED
+)
+UPDATE sagas s SET lease_expires_at = now() - interval '1 millisecond' FROM mine WHERE s.request_id = mine.request_id`;
+
 /** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
 const CLAIM_SQL = `
 WITH due AS (
@@ -305,6 +312,11 @@ export class PostgresSagaStore implements SagaStore {
 
   async renewLeases(owner: string, except: readonly string[] = []): Promise<number> {
     const result = await this.query({ name: 'saga_renew_leases', text: RENEW_SQL, values: [owner, this.leaseTtlMs, except] }, 'renewLeases');
+    return result.rowCount ?? 0;
+  }
+
+  async releaseLeases(owner: string): Promise<number> {
+    const result = await this.query({ name: 'saga_release_leases', text: RELEASE_SQL, values: [owner] }, 'releaseLeases');
     return result.rowCount ?? 0;
   }
 
