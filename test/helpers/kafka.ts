@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { silentLogger } from '../../src/engine/logger';
+import { KafkaTransport } from '../../src/transport/kafka-transport';
+import { ALL_TOPICS } from '../../topics/topics';
 import { waitFor } from './wait';
 
 /** The broker that scripts/test.sh started (or found): scripts/kafka.sh, 127.0.0.1:9092. */
@@ -9,6 +12,11 @@ export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').spl
 export function uniqueKafkaNames(): { topicPrefix: string; groupId: string } {
   const id = randomUUID().slice(0, 8);
   return { topicPrefix: `test-${id}.`, groupId: `test-${id}` };
+}
+
+/** A KafkaTransport on the test broker with every topic of topics/, under the given prefix and group. */
+export function transportFor(names: { topicPrefix: string; groupId: string }): Promise<KafkaTransport> {
+  return KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: 'test', partitionsConsumedConcurrently: 4, connectTimeoutMs: 20_000, ...names }, ALL_TOPICS, silentLogger);
 }
 
 export function testKafka(): Kafka {

@@ -1,13 +1,8 @@
 import { expect } from 'chai';
-import { silentLogger } from '../../src/engine/logger';
-import { KafkaTransport } from '../../src/transport/kafka-transport';
-import { ALL_TOPICS, TOPICS } from '../../topics/topics';
-import { collect, KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
+import type { KafkaTransport } from '../../src/transport/kafka-transport';
+import { TOPICS } from '../../topics/topics';
+import { collect, transportFor, uniqueKafkaNames } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
-
-function transportFor(names: { topicPrefix: string; groupId: string }): Promise<KafkaTransport> {
-  return KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: 'test', partitionsConsumedConcurrently: 4, connectTimeoutMs: 20_000, ...names }, ALL_TOPICS, silentLogger);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

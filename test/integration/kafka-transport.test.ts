@@ -8,12 +8,8 @@ import { silentLogger } from '../../src/engine/logger';
 import type { Message } from '../../src/engine/transport';
 import { KafkaTransport } from '../../src/transport/kafka-transport';
 import { ALL_TOPICS, TOPICS } from '../../topics/topics';
-import { collect, KAFKA_BROKERS, testKafka, uniqueKafkaNames } from '../helpers/kafka';
+import { collect, KAFKA_BROKERS, testKafka, transportFor, uniqueKafkaNames } from '../helpers/kafka';
 import { waitFor } from '../helpers/wait';
-
-function transportFor(names: { topicPrefix: string; groupId: string }): Promise<KafkaTransport> {
-  return KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: 'test', partitionsConsumedConcurrently: 4, connectTimeoutMs: 20_000, ...names }, ALL_TOPICS, silentLogger);
-}
 
 describe('KafkaTransport against the real broker', function () {
   this.timeout(60_000);
