@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compensator } from './compensation';
+import { describeFacade, type FacadeDescription } from './describe';
 import { AlreadyExistsError, ConcurrencyError, errorCode, OrchestratorError, PoisonMessageError, StepError } from './errors';
 import type { FacadeMode } from './facade';
 import type { Logger } from './logger';
@@ -101,6 +102,11 @@ export class Orchestrator {
     await Promise.race([inHand, sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false })]);
     if (this.rt.calls.size > 0) return; // still running: their leases lapse rather than being handed on mid-step
     await this.recovery.releaseLeases();
+  }
+
+  /** Every registered facade as data: mode, version, nodes and the graph as Mermaid text. */
+  listFacades(): FacadeDescription[] {
+    return this.registry.all().map(describeFacade);
   }
 
   async getSaga(requestId: string): Promise<SagaSnapshot | undefined> {

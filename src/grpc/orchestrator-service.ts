@@ -69,6 +69,9 @@ function timestamp(value: string, field: string): string | undefined {
 /** orchestrator.v1.OrchestratorService: inspects and steers sagas of every facade. */
 export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger): grpc.UntypedServiceImplementation {
   return {
+    ListFacades: unary(log, 'ListFacades', async () => ({
+      facades: orchestrator.listFacades().map((f) => ({ ...f, nodes: f.nodes.map((n) => ({ ...n, topic: n.topic ?? '' })) })),
+    })),
     GetSaga: unary(log, 'GetSaga', async (request: { request_id?: string }) => {
       const id = requireId(request);
       const saga = await orchestrator.getSaga(id);

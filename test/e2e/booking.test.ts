@@ -54,6 +54,20 @@ describe('booking over gRPC (embedded transport)', function () {
     });
   });
 
+  it('ListFacades shows every booking facade: mode, version, nodes and the graph as Mermaid', async () => {
+    type Facade = { name: string; mode: string; version: number; nodes: { name: string; kind: string; after: string[]; topic: string; compensable: boolean }[]; mermaid: string };
+    const { facades } = (await call<{ facades: Facade[] }>(stack.sagas, 'ListFacades', {})).response;
+    expect(facades.map((f) => [f.name, f.mode, f.version])).to.deep.equal([
+      ['SyncBooking', 'sync', 1], ['AsyncBooking', 'async', 1], ['ThrottledBooking', 'throttled', 1],
+    ]);
+    const async = facades.find((f) => f.mode === 'async')!;
+    expect(async.nodes).to.deep.equal([
+      { name: 'createOrder', kind: 'step', after: [], topic: 'booking.async.create-order', compensable: true },
+      { name: 'createPayment', kind: 'step', after: ['createOrder'], topic: 'booking.async.create-payment', compensable: true },
+    ]);
+    expect(async.mermaid).to.match(/^flowchart LR\n/).and.contain('n0 --> n1');
+  });
+
   it('generates a request id when the caller sends none, and returns it', async () => {
     const { response, headers } = await call<{ RequestID: string }>(stack.booking, 'HandleSyncBooking', { ProductID: 3 });
     expect(response.RequestID).to.match(/^[0-9a-f-]{36}$/);
