@@ -54,7 +54,7 @@ export class StepRunner {
    * Async and throttled facades: one step, on whichever instance consumed its message. Whoever
    * publishes a step's first message records the attempt as started in the write before it (write
    * ahead), so the consumer of that attempt runs it without a write of its own. A message for an
-   * attempt not on record (recovery republishing a step) records a new attempt first.
+   * attempt not on record (sent before recovery recorded its own attempts) records a new attempt first.
    */
   async handleStep(def: FacadeDefinition, step: StepDefinition, requestId: string, messageAttempt: number): Promise<void> {
     const index = def.steps.indexOf(step);
