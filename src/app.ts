@@ -48,6 +48,7 @@ export class App {
     const { saga, throttle } = config;
     const orchestrator = new Orchestrator({
       registry, store, transport, logger: log, podId: config.podId, outcomeTopic: TOPICS.sagaOutcomes.name,
+      eventTopic: TOPICS.sagaEvents.name, replyTopic: TOPICS.stepReplies.name,
       options: { ...saga, throttle },
     });
     await orchestrator.start();

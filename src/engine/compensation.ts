@@ -1,8 +1,9 @@
 import { ensureError } from './errors';
-import type { FacadeDefinition, StepDefinition } from './facade';
+import { compensationOf, type FacadeDefinition } from './facade';
+import type { Graph } from './graph';
 import { backoffMs } from './retry';
 import type { SagaRuntime } from './runtime';
-import type { Saga } from './saga';
+import { nodeOf, visitOf, type Saga, type StepState } from './saga';
 import { untilAborted } from './steps';
 
 /** The rollback consumer: how a failed saga's steps are undone, and in which order. */
@@ -13,8 +14,8 @@ export class Compensator {
   constructor(private readonly rt: SagaRuntime) {}
 
   /**
-   * The rollback consumer: compensates every step that may have acted, in reverse order, one attempt
-   * at a time. A failed attempt is retried by a durable timer, not a sleep: the message is done, and
+   * The rollback consumer: compensates every visit that may have acted, in reverse dependency order
+   * (independent ones at the same time, loop visits newest first), one attempt each at a time. A failed attempt is retried by a durable timer, not a sleep: the message is done, and
    * recovery publishes the rollback again when the timer is due. A message is held at most about one
    * attempt past stepTimeoutMs, so that the consumer stays in its group whatever the upstreams do.
    */
@@ -49,27 +50,41 @@ export class Compensator {
     saga.wakeAt(undefined);
     const log = this.rt.sagaLog(saga);
     const began = Date.now();
-    const started = def.steps.filter((s) => saga.step(s.name).attempts > 0).reverse();
-    for (const step of started) {
-      if (!step.compensate || saga.step(step.name).status === 'COMPENSATED') continue;
+    const graph = this.rt.graph(def);
+    if (this.siblingsStillRunning(saga)) {
+      // A visit running on another instance may still act: its outcome first, then the undo.
+      saga.wakeAt(new Date(Date.now() + SIBLING_POLL_MS));
+      await this.rt.save(saga);
+      return;
+    }
+    for (;;) {
+      const todo = saga.steps.filter((v) => v.attempts > 0 && graph.compensable(nodeOf(v.name)) && !['COMPENSATED', 'SKIPPED', 'PENDING'].includes(v.status));
+      if (todo.length === 0) break;
       if (Date.now() - began >= this.rt.options.stepTimeoutMs) {
         // Held long enough: the rest goes on from a timer, through the rollback topic again.
         saga.wakeAt(new Date());
         await this.rt.save(saga);
         return;
       }
-      const outcome = await this.compensateOnce(saga, def, step);
-      if (outcome === 'compensated') continue;
-      if (outcome instanceof Date) {
-        saga.wakeAt(outcome);
+      // Reverse dependency order: a visit after everything that ran after it and depends on it; the others at once.
+      const wave = todo.filter((v) => !todo.some((w) => w !== v && runsAfter(graph, w, v)));
+      const outcomes = await Promise.all(wave.map((v) => this.compensateOnce(saga, def, v.name)));
+      const failed = outcomes.findIndex((o) => o instanceof Error);
+      if (failed >= 0) {
+        const key = wave[failed].name;
+        const error = outcomes[failed] as Error;
+        saga.compensationFailed(`compensation of ${key} failed after ${saga.step(key).compensationAttempts} attempts: ${error.message}`);
+        await this.rt.save(saga);
+        await this.rt.announce(saga);
+        log.error('saga COMPENSATION_FAILED: RetryCompensation resumes it', { node: key, error: error.message });
+        return;
+      }
+      const retries = outcomes.filter((o): o is Date => o instanceof Date);
+      if (retries.length > 0) {
+        saga.wakeAt(new Date(Math.min(...retries.map((d) => d.getTime()))));
         await this.rt.save(saga);
         return;
       }
-      saga.compensationFailed(`compensation of ${step.name} failed after ${saga.step(step.name).compensationAttempts} attempts: ${outcome.message}`);
-      await this.rt.save(saga);
-      await this.rt.announce(saga);
-      log.error('saga COMPENSATION_FAILED: RetryCompensation resumes it', { node: step.name, error: outcome.message });
-      return;
     }
     saga.compensated();
     await this.rt.save(saga);
@@ -77,30 +92,52 @@ export class Compensator {
     log.info('saga compensated');
   }
 
+  /** A step visit recorded as running, started recently enough that its instance may still be running it. */
+  private siblingsStillRunning(saga: Saga): boolean {
+    const horizon = this.rt.options.stepTimeoutMs + this.rt.silenceMs();
+    return saga.steps.some((v) => v.status === 'RUNNING' && v.startedAt !== undefined && Date.now() - Date.parse(v.startedAt) < horizon && v.runner !== undefined && v.runner !== this.rt.owner);
+  }
+
   /** One attempt, written ahead: 'compensated', when the next attempt is due, or the last error once attempts are exhausted. */
-  private async compensateOnce(saga: Saga, def: FacadeDefinition, step: StepDefinition): Promise<'compensated' | Date | Error> {
+  private async compensateOnce(saga: Saga, def: FacadeDefinition, key: string): Promise<'compensated' | Date | Error> {
     const policy = this.rt.options.compensation;
-    const log = this.rt.sagaLog(saga, step.name);
-    const attempt = saga.compensationStarted(step.name);
-    await this.rt.save(saga);
-    const signal = AbortSignal.timeout(step.timeoutMs ?? this.rt.options.stepTimeoutMs);
+    const node = this.rt.graph(def).node(nodeOf(key));
+    const compensate = compensationOf(node)!;
+    const log = this.rt.sagaLog(saga, node.name);
+    const attempt = await this.rt.update(saga, (s) => s.compensationStarted(key));
+    const own = (node as { timeoutMs?: unknown }).timeoutMs;
+    const signal = AbortSignal.timeout(typeof own === 'number' ? own : this.rt.options.stepTimeoutMs);
     try {
-      await untilAborted(step.compensate!({
-        requestId: saga.requestId, facade: def.name, step: step.name, attempt,
-        idempotencyKey: `${saga.requestId}:${step.name}:compensate`, input: saga.input, results: saga.results(),
-        signal, log, output: saga.step(step.name).output,
+      await untilAborted(compensate({
+        requestId: saga.requestId, facade: def.name, step: node.name, visit: visitOf(key), attempt: attempt!,
+        idempotencyKey: `${saga.requestId}:${key}:compensate`, input: saga.input, results: saga.results(),
+        signal, log, output: saga.step(key).output,
       }), signal);
-      saga.compensationSucceeded(step.name);
-      await this.rt.save(saga);
-      log.info('step compensated', { attempt });
+      await this.rt.update(saga, (s) => (s.compensationSucceeded(key), true));
+      log.info('step compensated', { attempt, visit: visitOf(key) });
       return 'compensated';
     } catch (err) {
       const error = ensureError(err);
-      const final = attempt >= policy.maxAttempts;
-      saga.compensationAttemptFailed(step.name, error.message, final);
+      const final = attempt! >= policy.maxAttempts;
+      await this.rt.update(saga, (s) => (s.compensationAttemptFailed(key, error.message, final), true));
       log.warn('compensation attempt failed', { attempt, final, error: error.message });
       if (final) return error;
-      return new Date(Date.now() + backoffMs(policy, attempt));
+      return new Date(Date.now() + backoffMs(policy, attempt!));
     }
   }
+}
+
+/** Polls for the outcome of a step visit running on another instance before undoing anything. */
+const SIBLING_POLL_MS = 200;
+
+/** `w` must be undone before `v`: it lies after v's node in the graph and started after v. */
+function runsAfter(graph: Graph, w: Readonly<StepState>, v: Readonly<StepState>): boolean {
+  const wn = nodeOf(w.name);
+  const vn = nodeOf(v.name);
+  if (wn === vn) return visitOf(w.name) > visitOf(v.name);
+  if (!graph.downstream(vn).has(wn)) return false;
+  const ws = w.startedAt ?? '';
+  const vs = v.startedAt ?? '';
+  if (ws !== vs) return ws > vs;
+  return !graph.downstream(wn).has(vn);
 }

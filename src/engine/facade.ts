@@ -76,7 +76,9 @@ export interface StepDefinition<I = unknown, O = unknown> extends NodeCommon<I> 
 }
 
 /** A duration that may come from the saga's input (e.g. a timeout the client chose). */
-export type Duration<I> = number | ((input: I, results: Readonly<Record<string, unknown>>) => number | undefined);
+export type Duration<I> = number | DurationOf<I>['fn'];
+// A method's parameters are bivariant: a facade typed by its input stays assignable to FacadeDefinition<unknown>.
+interface DurationOf<I> { fn(input: I, results: Readonly<Record<string, unknown>>): number | undefined }
 
 /**
  * Parks the saga until one of `events` arrives (SendEvent or the events topic). With one event,

@@ -9,6 +9,8 @@ export interface StepMessage {
   facade: string;
   version: number;
   node: string;
+  /** Which visit of the node (absent: 1, the first; a loop came back for more). */
+  visit?: number;
   attempt: number;
   input: unknown;
   results: Record<string, unknown>;
@@ -51,6 +53,7 @@ const schema = z.discriminatedUnion('kind', [
     kind: z.literal('step'),
     ...base,
     node: z.string().min(1),
+    visit: z.number().int().min(1).default(1),
     attempt: z.number().int().min(1),
     results: z.record(z.string(), z.unknown()),
   }),
@@ -92,6 +95,93 @@ export function decodeMessage(message: Message): SagaMessage {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new PoisonMessageError(`invalid saga message: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** The command of an external step, for the worker that runs it: it answers on replyTopic (see StepReply). */
+export interface CommandMessage {
+  requestId: string;
+  facade: string;
+  step: string;
+  visit: number;
+  attempt: number;
+  /** The same for every attempt of this visit: the worker acts once per key. */
+  idempotencyKey: string;
+  replyTopic: string;
+  payload: unknown;
+}
+
+export function encodeCommand(topic: string, msg: CommandMessage): Message {
+  return {
+    topic,
+    key: msg.requestId,
+    value: JSON.stringify(msg),
+    headers: {
+      [HEADERS.requestId]: msg.requestId,
+      [HEADERS.facade]: msg.facade,
+      [HEADERS.node]: msg.step,
+      [HEADERS.attempt]: String(msg.attempt),
+      'content-type': 'application/json',
+    },
+  };
+}
+
+/** On the events topic (key = request id): the same as SendEvent. */
+export interface EventMessage {
+  requestId: string;
+  event: string;
+  payload: Record<string, unknown>;
+  idempotencyKey?: string;
+}
+
+/** On the step-replies topic (key = request id): the same as CompleteStep (output) or FailStep (error). */
+export interface StepReply {
+  requestId: string;
+  step: string;
+  /** Which visit the command was for; absent: the latest. */
+  visit?: number;
+  output?: unknown;
+  error?: string;
+}
+
+const eventSchema = z.object({
+  event: z.string().min(1),
+  payload: z.record(z.string(), z.unknown()).default({}),
+  idempotencyKey: z.string().min(1).optional(),
+});
+
+const replySchema = z.object({
+  step: z.string().min(1),
+  visit: z.number().int().min(1).optional(),
+  output: z.unknown().optional(),
+  error: z.string().min(1).optional(),
+}).refine((r) => (r.error === undefined) !== (r.output === undefined), { message: 'exactly one of output and error is required' });
+
+export function decodeEvent(message: Message): EventMessage {
+  return { requestId: keyOf(message), ...parse(message, eventSchema, 'event') };
+}
+
+export function decodeReply(message: Message): StepReply {
+  return { requestId: keyOf(message), ...parse(message, replySchema, 'step reply') };
+}
+
+function keyOf(message: Message): string {
+  if (!message.key) throw new PoisonMessageError('no key: the key must be the saga\'s request id');
+  return message.key;
+}
+
+function parse<T>(message: Message, schema: z.ZodType<T>, what: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(message.value);
+  } catch (err) {
+    throw new PoisonMessageError(`not JSON: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new PoisonMessageError(`invalid ${what}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   return parsed.data;
 }

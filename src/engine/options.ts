@@ -17,6 +17,10 @@ export interface EngineOptions {
   /** How often expired leases and due timers are claimed. */
   recoveryIntervalMs: number;
   recoveryBatch: number;
+  /** How often this instance looks for its own due timers (waits, sleeps, retries): how late a timer may fire. */
+  timerPollMs: number;
+  /** How many times a loop may come back to one node before the saga fails (a node may set its own). */
+  maxVisits: number;
   throttle: { maxConcurrent: number; maxQueue: number };
   /** Fallback poll of the store while a caller waits for a saga another instance drives. */
   outcomePollMs: number;
@@ -32,6 +36,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   leaseTtlMs: 10_000,
   recoveryIntervalMs: 1_000,
   recoveryBatch: 100,
+  timerPollMs: 50,
+  maxVisits: 100,
   throttle: { maxConcurrent: 64, maxQueue: 1_000 },
   outcomePollMs: 500,
 };

@@ -1,18 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compensator } from './compensation';
-import { describeFacade, type FacadeDescription } from './describe';
-import { AlreadyExistsError, ConcurrencyError, errorCode, OrchestratorError, PoisonMessageError, StepError } from './errors';
-import type { FacadeMode } from './facade';
+import { describeFacade, describeSaga, type FacadeDescription, type SagaDescription } from './describe';
+import { AlreadyExistsError, ConcurrencyError, errorCode, NotFoundError, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError } from './errors';
+import { Events } from './events';
+import { isStep, type FacadeMode } from './facade';
 import type { Logger } from './logger';
-import { decodeMessage } from './messages';
+import { decodeEvent, decodeMessage, decodeReply } from './messages';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './options';
 import { outcomeOf } from './outcome-of';
 import type { Wake } from './outcomes';
 import { Recovery } from './recovery';
 import type { FacadeRegistry } from './registry';
 import { currentStep, SagaRuntime } from './runtime';
-import { Saga, type SagaSnapshot } from './saga';
+import { nodeOf, Saga, type SagaSnapshot } from './saga';
+import type { Started } from './scheduler';
 import { StepRunner } from './steps';
 import type { SagaFilter, SagaPage, SagaStore } from './store';
 import { Throttle } from './throttle';
@@ -30,6 +32,10 @@ export interface OrchestratorDeps {
   incarnation?: string;
   /** The broadcast topic for saga outcomes (declared in topics/). */
   outcomeTopic: string;
+  /** Where events for sagas arrive (SendEvent's twin on Kafka); absent: only SendEvent. */
+  eventTopic?: string;
+  /** Where external steps' workers answer (CompleteStep / FailStep's twin); absent: only those calls. */
+  replyTopic?: string;
   options?: Partial<EngineOptions>;
 }
 
@@ -53,17 +59,21 @@ export class Orchestrator {
   private readonly steps: StepRunner;
   private readonly compensator: Compensator;
   private readonly recovery: Recovery;
+  private readonly events: Events;
   private readonly throttle: Throttle;
+  private readonly eventTopic?: string;
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
 
   constructor(deps: OrchestratorDeps) {
     this.registry = deps.registry;
     const options = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
     const incarnation = deps.incarnation ?? randomBytes(4).toString('hex');
-    this.rt = new SagaRuntime(deps.registry, deps.store, deps.transport, deps.logger, deps.podId, incarnation, deps.outcomeTopic, options);
+    this.rt = new SagaRuntime(deps.registry, deps.store, deps.transport, deps.logger, deps.podId, incarnation, deps.outcomeTopic, deps.replyTopic ?? '', options);
+    this.eventTopic = deps.eventTopic;
     this.steps = new StepRunner(this.rt);
     this.compensator = new Compensator(this.rt);
-    this.recovery = new Recovery(this.rt);
+    this.events = new Events(this.rt, this.steps);
+    this.recovery = new Recovery(this.rt, this.events);
     this.throttle = new Throttle(options.throttle.maxConcurrent, options.throttle.maxQueue);
   }
 
@@ -79,7 +89,8 @@ export class Orchestrator {
   /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
-    await this.rt.transport.subscribe(this.registry.consumedTopics(), (m) => this.handle(m));
+    const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
+    await this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m));
     await this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true });
     this.state = 'RUNNING';
     await this.recovery.start();
@@ -98,15 +109,21 @@ export class Orchestrator {
   async shutdown(): Promise<void> {
     this.stop();
     // Calls cut off by the gRPC grace period are being aborted: their sagas go to their rollback first.
-    const inHand = Promise.allSettled([...this.rt.calls.values()]);
+    const inHand = Promise.allSettled(this.rt.inHand());
     await Promise.race([inHand, sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false })]);
-    if (this.rt.calls.size > 0) return; // still running: their leases lapse rather than being handed on mid-step
+    if (this.rt.inHand().length > 0) return; // still running: their leases lapse rather than being handed on mid-step
     await this.recovery.releaseLeases();
   }
 
   /** Every registered facade as data: mode, version, nodes and the graph as Mermaid text. */
   listFacades(): FacadeDescription[] {
     return this.registry.all().map(describeFacade);
+  }
+
+  /** GetSaga's view of a saga's graph: each node's visits and kind, what it waits for, the path taken as Mermaid. */
+  describeSaga(saga: SagaSnapshot): SagaDescription | undefined {
+    const def = this.registry.find(saga.facade);
+    return def && describeSaga(saga, this.registry.graph(def.name));
   }
 
   async getSaga(requestId: string): Promise<SagaSnapshot | undefined> {
@@ -122,15 +139,56 @@ export class Orchestrator {
     return this.once(requestId, async () => {
       const begun = await this.begin(facade, 'sync', requestId, rawInput, call.deadline ?? this.callDeadline());
       if (!begun.created) return this.awaitOutcome(requestId, call.signal);
-      return this.steps.runInProcess(begun.saga, begun.def, call.signal);
+      const { saga, def } = begun;
+      try {
+        await this.rt.send(saga, def, begun.started, false);
+        const ended = await this.steps.drive(saga, def, begun.started.steps, call.signal);
+        // Parked on a wait, a sleep or a reply: whichever instance moves it on, the store says when it ends.
+        if (ended === 'parked') return await this.awaitOutcome(requestId, call.signal);
+        return outcomeOf(saga.view());
+      } catch (err) {
+        if (err instanceof SagaAbortedError || err instanceof ConcurrencyError) throw err;
+        if (call.signal?.aborted && err === call.signal.reason) throw err;
+        // Anything else (the store failed mid-way): recovery compensates it once its lease lapses.
+        throw this.rt.release(requestId, err);
+      }
     });
   }
 
-  /** Starts an async facade: records the saga and publishes its first step. A repeated request id starts nothing. */
+  /** Starts an async facade: records the saga and publishes its first steps. A repeated request id starts nothing. */
   async startAsync(facade: string, requestId: string, rawInput: unknown): Promise<string> {
     const begun = await this.begin(facade, 'async', requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs));
-    if (begun.created) await this.rt.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0], 'prerecorded');
+    if (begun.created) await this.rt.send(begun.saga, begun.def, begun.started, true);
     return requestId;
+  }
+
+  /**
+   * StartSaga: starts any startable facade (version 0 = the newest) and returns its request id at
+   * once. An in-process facade runs in the background here; the others run from their topics.
+   */
+  async startSaga(facade: string, requestId: string, rawInput: unknown, version = 0): Promise<string> {
+    const def = this.registry.get(facade);
+    if (version !== 0 && version !== def.version) throw new NotFoundError(`facade ${facade} version ${version} (this instance has version ${def.version})`);
+    if (def.startable === false) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} cannot be started by StartSaga: use its own service`);
+    const begun = await this.begin(facade, def.mode, requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs), true);
+    if (!begun.created) return requestId;
+    await this.rt.send(begun.saga, def, begun.started, def.mode !== 'sync');
+    if (def.mode === 'sync' && begun.started.steps.length > 0) this.rt.inBackground(requestId, () => this.steps.drive(begun.saga, def, begun.started.steps));
+    return requestId;
+  }
+
+  /** SendEvent: resolves once the event is durably recorded (and taken by a wait, if one accepts it). */
+  async sendEvent(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
+    await this.events.send(requestId, event, payload, idempotencyKey);
+  }
+
+  /** CompleteStep / FailStep: the outcome of an external step, reported by the service that ran it. */
+  async completeStep(requestId: string, step: string, output: unknown): Promise<void> {
+    await this.events.reply(requestId, step, { output });
+  }
+
+  async failStep(requestId: string, step: string, error: string): Promise<void> {
+    await this.events.reply(requestId, step, { error });
   }
 
   /**
@@ -149,7 +207,7 @@ export class Orchestrator {
         // Listening before the first step leaves, so that even a saga that ends at once wakes us.
         const wake = this.rt.outcomes.next(requestId);
         try {
-          await this.rt.publishStepOrRetryLater(begun.saga, begun.def, begun.def.steps[0], 'prerecorded');
+          await this.rt.send(begun.saga, begun.def, begun.started, true);
         } catch (err) {
           wake.cancel();
           throw err;
@@ -191,6 +249,16 @@ export class Orchestrator {
 
   /** Entry point for every consumed message. Throws PoisonMessageError for messages that can never be handled. */
   async handle(message: Message): Promise<void> {
+    if (this.eventTopic && message.topic === this.eventTopic) {
+      const e = decodeEvent(message);
+      await this.events.send(e.requestId, e.event, e.payload, e.idempotencyKey).catch(poisonUnlessRetryable);
+      return;
+    }
+    if (this.rt.replyTopic && message.topic === this.rt.replyTopic) {
+      const r = decodeReply(message);
+      await this.events.reply(r.requestId, r.step, r.error !== undefined ? { error: r.error } : { output: r.output ?? null }, r.visit).catch(poisonUnlessRetryable);
+      return;
+    }
     const msg = decodeMessage(message);
     if (msg.kind === 'outcome') {
       this.rt.outcomes.notify(msg.requestId);
@@ -199,13 +267,15 @@ export class Orchestrator {
     const def = this.registry.find(msg.facade);
     if (!def) throw new PoisonMessageError(`unknown facade ${msg.facade}`);
     if (msg.kind === 'step') {
-      const step = def.steps.find((s) => s.name === msg.node);
+      const step = this.registry.graph(def.name).byName.get(msg.node);
       if (!step) throw new PoisonMessageError(`facade ${def.name} has no node ${msg.node}`);
+      if (!isStep(step)) throw new PoisonMessageError(`node ${msg.node} of facade ${def.name} is not run by the orchestrator (${step.kind})`);
       if (step.topic !== message.topic) throw new PoisonMessageError(`node ${msg.node} is not bound to topic ${message.topic}`);
-      await this.steps.handleStep(def, step, msg.requestId, msg.attempt);
+      await this.steps.handleStep(def, step, msg.requestId, msg.visit ?? 1, msg.attempt);
     } else {
       if (def.rollbackTopic !== message.topic) throw new PoisonMessageError(`facade ${def.name} does not roll back on topic ${message.topic}`);
-      const unknown = [msg.failedNode, ...msg.completed.map((c) => c.node)].find((n) => !def.steps.some((s) => s.name === n));
+      const graph = this.registry.graph(def.name);
+      const unknown = [msg.failedNode, ...msg.completed.map((c) => c.node)].find((n) => !graph.byName.has(nodeOf(n)));
       if (unknown) throw new PoisonMessageError(`facade ${def.name} has no node ${unknown}`);
       await this.compensator.handleRollback(def, msg.requestId);
     }
@@ -215,13 +285,15 @@ export class Orchestrator {
    * Records the new saga, with its first step as started in the same write (write ahead: sync
    * facades run it at once, the others publish it; see handleStep).
    */
-  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date) {
+  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date, detached = false) {
     if (this.state !== 'RUNNING') throw new OrchestratorError('UNAVAILABLE', 'orchestrator is not running (starting or shutting down)', true);
     const def = this.registry.get(facade);
     if (def.mode !== mode) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} is ${def.mode}, not ${mode}`);
     const input = def.parseInput(rawInput);
-    const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.steps.map((s) => s.name), podId: this.rt.podId, owner: this.owner, deadline });
-    saga.stepStarted(def.steps[0].name);
+    const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.nodes.map((n) => n.name), podId: this.rt.podId, owner: this.owner, deadline, detached });
+    const first = this.rt.conclude(saga, def, this.rt.scheduler(def).advance(saga));
+    if (first.kind !== 'continue') throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} ends before any node runs`);
+    const started: Started = first.started;
     const { created, saga: stored } = await this.rt.store.create(saga.view()).catch((err: unknown) => {
       // It may have been written all the same (the answer lost on the way back): not ours to renew.
       throw this.rt.release(requestId, err);
@@ -229,11 +301,11 @@ export class Orchestrator {
     if (!created) {
       if (stored.facade !== facade) throw new AlreadyExistsError(`request id ${requestId} (used by facade ${stored.facade})`);
       this.rt.sagaLog(saga).info('duplicate request id: answering with the first run', { status: stored.status });
-      return { def, created, saga: Saga.adopt(stored, this.rt.podId) };
+      return { def, created, saga: Saga.adopt(stored, this.rt.podId), started };
     }
     saga.saved(stored.revision);
     this.rt.sagaLog(saga).info('saga started', { mode });
-    return { def, created, saga };
+    return { def, created, saga, started };
   }
 
   /**
@@ -273,7 +345,7 @@ export class Orchestrator {
       if (saga.status !== 'RUNNING') throw new OrchestratorError('FAILED_PRECONDITION', `saga ${requestId} is already ${saga.status}`);
       const def = this.registry.get(saga.facade);
       try {
-        await this.rt.abort(saga, def, currentStep(saga, def).name, reason);
+        await this.rt.abort(saga, def, currentStep(saga), reason);
         return;
       } catch (err) {
         if (!(err instanceof ConcurrencyError) || tries >= 5) throw err;
@@ -300,4 +372,10 @@ function callerGone(signal: AbortSignal): StepError {
   const code = reason?.name === 'TimeoutError' ? 'DEADLINE_EXCEEDED' : errorCode(reason); // AbortSignal.timeout()'s reason
   if (code === 'DEADLINE_EXCEEDED') return new StepError(code, 'the caller deadline passed', false);
   return new StepError('CANCELLED', 'the caller cancelled the call', false);
+}
+
+/** Over Kafka nobody can be answered: an event or reply that can never apply is dead-lettered with its reason. */
+function poisonUnlessRetryable(err: unknown): never {
+  if (err instanceof OrchestratorError && !err.retryable) throw new PoisonMessageError(`${err.code}: ${err.message}`);
+  throw err;
 }

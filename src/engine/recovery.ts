@@ -1,6 +1,9 @@
 import { ensureError, StepError } from './errors';
+import type { Events } from './events';
+import { isStep } from './facade';
 import { currentStep, type SagaRuntime } from './runtime';
-import { Saga } from './saga';
+import { nodeOf, Saga } from './saga';
+import type { Started } from './scheduler';
 
 /**
  * Leases and recovery: renews this process's leases every heartbeat, and takes over the sagas
@@ -12,13 +15,14 @@ export class Recovery {
   private ticking = false;
   private lastHeartbeat = 0;
 
-  constructor(private readonly rt: SagaRuntime) {}
+  constructor(private readonly rt: SagaRuntime, private readonly events: Events) {}
 
-  /** Runs a first pass now, then one every recoveryIntervalMs. */
+  /** Runs a first pass now, then one every timerPollMs (due timers) or recoveryIntervalMs, whichever is sooner. */
   async start(): Promise<void> {
     this.state = 'RUNNING';
+    const { timerPollMs, recoveryIntervalMs } = this.rt.options;
     // fire-and-forget: a pass that fails logs it, and the next one tries again
-    this.timer = setInterval(() => void this.tick(), this.rt.options.recoveryIntervalMs);
+    this.timer = setInterval(() => void this.tick(), Math.min(timerPollMs, recoveryIntervalMs));
     this.timer.unref();
     await this.tick();
   }
@@ -70,27 +74,46 @@ export class Recovery {
         saga.compensationAttemptFailed(interrupted, 'interrupted: the instance running it went away', false);
         await this.rt.save(saga);
       }
-      log.info('recovery: republishing the rollback');
+      log.debug('recovery: republishing the rollback');
       await this.rt.publishRollbackOrRetryLater(saga, def);
       return;
     }
-    const step = currentStep(saga, def);
-    const callerHere = this.rt.calls.has(saga.requestId);
-    // A sync saga's run retries in place, in its caller's call; a throttled one's retries come from timers, as async ones.
-    if (saga.mode === 'sync' && callerHere) return;
-    if (saga.mode !== 'async' && !callerHere) {
-      log.warn('recovery: the caller of this saga is gone: compensating', { node: step.name });
-      await this.rt.abort(saga, def, step.name, new StepError('CANCELLED', 'the instance holding the caller went away', false));
+    // The lease lapsed: whoever drove the saga is gone (or was cut off from the store) and what it ran may be lost.
+    const lapsed = saga.view().leaseLapsed === true;
+    const here = this.rt.calls.has(saga.requestId) || this.rt.driving.has(saga.requestId);
+    if (lapsed && !here && saga.mode !== 'async' && !saga.detached) {
+      log.warn('recovery: the caller of this saga is gone: compensating', { node: currentStep(saga) });
+      await this.rt.abort(saga, def, currentStep(saga), new StepError('CANCELLED', 'the instance holding the caller went away', false));
       return;
     }
     if (saga.pastDeadline) {
-      await this.rt.abort(saga, def, step.name, new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
+      await this.rt.abort(saga, def, currentStep(saga), new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
       return;
     }
-    log.info('recovery: resuming at its current step', { node: step.name });
-    // A new attempt, on record before its message leaves: the one its lost owner had may have run.
-    saga.stepStarted(step.name);
-    await this.rt.save(saga);
-    await this.rt.publishStepOrRetryLater(saga, def, step, 'prerecorded');
+    const sched = this.rt.scheduler(def);
+    const move = await this.rt.update(saga, (s) => {
+      const resumed: Started = { steps: [], commands: [] };
+      // In-process runs here go on by themselves; elsewhere, a new attempt of what was cut off is on record before it runs.
+      if (lapsed && !(here && s.mode === 'sync')) {
+        for (const v of s.steps) {
+          const node = this.rt.graph(def).node(nodeOf(v.name));
+          if (v.status === 'RUNNING' && isStep(node)) {
+            s.stepStarted(v.name);
+            resumed.steps.push(v.name);
+          } else if (v.status === 'WAITING' && node.kind === 'external') resumed.commands.push(v.name);
+        }
+      }
+      const fired = sched.fire(s);
+      if (fired.kind === 'continue') {
+        fired.started.steps.push(...resumed.steps);
+        fired.started.commands.push(...resumed.commands);
+      }
+      return this.rt.conclude(s, def, fired);
+    });
+    if (!move) return;
+    if (move.kind === 'continue' && move.started.steps.length + move.started.commands.length > 0) {
+      log.info('recovery: resuming', { steps: move.started.steps, commands: move.started.commands });
+    }
+    await this.events.continue(saga, def, move);
   }
 }

@@ -1,12 +1,14 @@
-import { ensureError, SagaAbortedError, errorCode, NotFoundError, PoisonMessageError } from './errors';
-import type { FacadeDefinition, StepDefinition } from './facade';
+import { ConcurrencyError, ensureError, SagaAbortedError, errorCode, NotFoundError, PoisonMessageError } from './errors';
+import type { ExternalStepDefinition, FacadeDefinition } from './facade';
+import type { Graph } from './graph';
 import type { Logger } from './logger';
-import { encodeMessage, type SagaMessage } from './messages';
+import { encodeCommand, encodeMessage, type SagaMessage } from './messages';
 import type { EngineOptions } from './options';
 import { Outcomes } from './outcomes';
 import { RecentSagas } from './recent';
 import type { FacadeRegistry } from './registry';
-import { Saga } from './saga';
+import { nodeOf, Saga, visitOf } from './saga';
+import { Scheduler, type Advance, type Started } from './scheduler';
 import type { SagaStore } from './store';
 import type { Message, Transport } from './transport';
 
@@ -33,6 +35,12 @@ export class SagaRuntime {
    * run twice under one number. By `requestId:step:attempt`, when.
    */
   readonly unrecorded = new Map<string, number>();
+  /** In-process runs not held by a caller (after an event, a timer, StartSaga), by request id: how many. */
+  readonly driving = new Map<string, number>();
+  private readonly background = new Set<Promise<unknown>>();
+  /** Writes to one saga from this process, one after the other (see update()). */
+  private readonly writing = new Map<string, Promise<unknown>>();
+  private readonly schedulers = new Map<string, Scheduler>();
 
   constructor(
     readonly registry: FacadeRegistry,
@@ -42,19 +50,111 @@ export class SagaRuntime {
     readonly podId: string,
     incarnation: string,
     readonly outcomeTopic: string,
+    /** Where external steps' workers answer (declared in topics/). */
+    readonly replyTopic: string,
     readonly options: EngineOptions,
   ) {
     this.owner = `${podId}/${incarnation}`;
     this.recent = new RecentSagas(10_000, this.silenceMs());
   }
 
-  async finish(saga: Saga, def: FacadeDefinition): Promise<unknown> {
-    const output = def.result(saga.results());
-    saga.complete(output);
-    await this.save(saga);
-    await this.announce(saga);
-    this.sagaLog(saga).info('saga completed');
-    return output;
+  /** The facade's graph and its scheduler (both built once, at registration). */
+  graph(def: FacadeDefinition): Graph {
+    return this.registry.graph(def.name);
+  }
+
+  scheduler(def: FacadeDefinition): Scheduler {
+    let s = this.schedulers.get(def.name);
+    if (!s) this.schedulers.set(def.name, (s = new Scheduler(this.graph(def), this.options.maxVisits)));
+    return s;
+  }
+
+  /**
+   * A fenced change to a saga that others may be changing at the same time (a parallel step on
+   * another instance, an event, a timer): `change` works out the change on the saga as it is and
+   * returns what to do after the write, or undefined when there is nothing to write. On a
+   * ConcurrencyError the store's newer saga replaces `saga` and `change` runs again on it. Writes
+   * from this process to one saga go one after the other.
+   */
+  async update<T>(saga: Saga, change: (saga: Saga) => T | undefined): Promise<T | undefined> {
+    const id = saga.requestId;
+    const before = this.writing.get(id) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(async () => {
+      for (let tries = 1; ; tries++) {
+        const result = change(saga);
+        if (result === undefined) return undefined;
+        try {
+          await this.save(saga);
+          return result;
+        } catch (err) {
+          if (!(err instanceof ConcurrencyError) || tries >= 20) throw err;
+          const fresh = await this.store.get(id);
+          if (!fresh) throw err;
+          saga.replaceWith(fresh);
+        }
+      }
+    });
+    this.writing.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.writing.get(id) === run) this.writing.delete(id);
+    }
+  }
+
+  /** Runs an in-process drive nobody awaits; shutdown waits for them, recovery leaves their sagas alone. */
+  inBackground(requestId: string, run: () => Promise<unknown>): void {
+    this.driving.set(requestId, (this.driving.get(requestId) ?? 0) + 1);
+    const p = run()
+      .catch((err: unknown) => {
+        if (!(err instanceof SagaAbortedError)) this.release(requestId, err);
+      })
+      .finally(() => {
+        const n = (this.driving.get(requestId) ?? 1) - 1;
+        if (n > 0) this.driving.set(requestId, n);
+        else this.driving.delete(requestId);
+        this.background.delete(p);
+      });
+    this.background.add(p);
+  }
+
+  /** Work in hand: callers' runs and background drives. */
+  inHand(): Promise<unknown>[] {
+    return [...this.calls.values(), ...this.background];
+  }
+
+  /** Inside a change: records how the saga moved (completed, aborted, or its timer re-armed). */
+  conclude(saga: Saga, def: FacadeDefinition, move: Advance): Advance {
+    if (move.kind === 'complete') saga.complete(def.result(saga.results()));
+    else if (move.kind === 'fail') {
+      saga.startCompensating(move.node, move.error.message, errorCode(move.error));
+      saga.wakeAt(undefined);
+    } else saga.rearm();
+    return move;
+  }
+
+  /**
+   * After the write that recorded a move: sends what it started (async and throttled steps to their
+   * topics; external steps' commands to theirs), or ends the saga. In-process step visits are left
+   * to the caller, which runs them.
+   */
+  async effects(saga: Saga, def: FacadeDefinition, move: Advance): Promise<void> {
+    if (move.kind === 'continue') {
+      await this.send(saga, def, move.started, def.mode !== 'sync');
+    } else if (move.kind === 'complete') {
+      await this.announce(saga);
+      this.sagaLog(saga).info('saga completed');
+    } else {
+      await this.publishRollbackOrRetryLater(saga, def);
+      await this.announce(saga);
+      this.sagaLog(saga, move.node).warn('saga aborted: rollback published', { error: move.error.message });
+    }
+  }
+
+  /** Publishes started visits: commands always, steps when `steps` (they run from their topics). */
+  async send(saga: Saga, def: FacadeDefinition, started: Started, steps: boolean): Promise<void> {
+    for (const key of started.commands) await this.publishCommandOrRetryLater(saga, def, key);
+    if (steps) for (const key of started.steps) await this.publishVisitOrRetryLater(saga, def, key);
   }
 
   /**
@@ -71,13 +171,25 @@ export class SagaRuntime {
     return new SagaAbortedError(saga.requestId, failedNode, errorCode(error), error.message);
   }
 
-  /** `prerecorded`: the attempt the message asks for is the one on record, else the next one. */
-  async publishStepOrRetryLater(saga: Saga, def: FacadeDefinition, step: StepDefinition, attempt: 'prerecorded' | 'next' = 'next'): Promise<void> {
-    const { attempts } = saga.step(step.name);
-    await this.publishOrRetryLater(saga, encodeMessage(step.topic!, {
-      kind: 'step', requestId: saga.requestId, facade: def.name, version: def.version, node: step.name,
-      attempt: attempt === 'prerecorded' ? attempts : attempts + 1, input: saga.input, results: saga.results(),
+  /** Publishes a step visit's attempt on record to the step's topic. */
+  async publishVisitOrRetryLater(saga: Saga, def: FacadeDefinition, key: string): Promise<void> {
+    const node = this.graph(def).node(nodeOf(key)) as { topic?: string };
+    await this.publishOrRetryLater(saga, encodeMessage(node.topic!, {
+      kind: 'step', requestId: saga.requestId, facade: def.name, version: def.version, node: nodeOf(key), visit: visitOf(key),
+      attempt: saga.step(key).attempts, input: saga.input, results: saga.results(),
     }));
+  }
+
+  /** An external step's command, to the topic its worker consumes. Workers dedupe by idempotency key: it may come twice. */
+  async publishCommandOrRetryLater(saga: Saga, def: FacadeDefinition, key: string): Promise<void> {
+    const node = this.graph(def).node(nodeOf(key)) as ExternalStepDefinition;
+    const visit = visitOf(key);
+    const ctx = {
+      requestId: saga.requestId, facade: def.name, step: node.name, visit, attempt: saga.step(key).attempts,
+      idempotencyKey: `${saga.requestId}:${key}`, input: saga.input, results: saga.results(), deadline: saga.deadline,
+    };
+    const payload = node.command ? node.command(ctx) : { input: saga.input, results: ctx.results };
+    await this.publishOrRetryLater(saga, encodeCommand(node.topic, { requestId: ctx.requestId, facade: ctx.facade, step: ctx.step, visit, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey, replyTopic: this.replyTopic, payload }));
   }
 
   async publishRollbackOrRetryLater(saga: Saga, def: FacadeDefinition): Promise<void> {
@@ -85,8 +197,8 @@ export class SagaRuntime {
     const failed = snapshot.history.findLast((e) => e.type === 'SAGA_COMPENSATING');
     await this.publishOrRetryLater(saga, encodeMessage(def.rollbackTopic, {
       kind: 'rollback', requestId: saga.requestId, facade: def.name, version: def.version,
-      failedNode: failed?.step ?? def.steps[0].name, error: { code: 'SAGA_ABORTED', message: snapshot.error ?? '' },
-      completed: Object.entries(saga.results()).map(([node, output]) => ({ node, output })), input: saga.input,
+      failedNode: nodeOf(failed?.step ?? def.nodes[0].name), error: { code: 'SAGA_ABORTED', message: snapshot.error ?? '' },
+      completed: saga.steps.filter((st) => st.output !== undefined).map((st) => ({ node: nodeOf(st.name), output: st.output })), input: saga.input,
     }));
   }
 
@@ -99,7 +211,9 @@ export class SagaRuntime {
     } catch (err) {
       this.recent.delete(saga.requestId);
       this.sagaLog(saga).warn('publish failed: recovery will publish it again', { topic: message.topic, error: ensureError(err).message });
-      saga.wakeAt(new Date(Date.now() + this.options.recoveryIntervalMs));
+      const retryAt = Date.now() + this.options.recoveryIntervalMs;
+      const timer = saga.wakeAtMs;
+      saga.wakeAt(new Date(timer !== undefined && timer < retryAt ? timer : retryAt));
       // Without the timer on record, only an expired lease gets the message published.
       await this.save(saga).catch((saveErr: unknown) => { throw this.release(saga.requestId, saveErr); });
     }
@@ -184,9 +298,10 @@ export class SagaRuntime {
   }
 }
 
-/** The first step that has not succeeded (the last one if all have). */
-export function currentStep(saga: Saga, def: FacadeDefinition): StepDefinition {
-  return def.steps.find((s) => saga.step(s.name).status !== 'SUCCEEDED') ?? def.steps[def.steps.length - 1];
+/** The step visits running now: a cancel or a deadline names the first of them (else the latest visit). */
+export function currentStep(saga: Saga): string {
+  const active = saga.steps.find((s) => s.status === 'RUNNING' || s.status === 'RETRYING' || s.status === 'WAITING');
+  return nodeOf(active?.name ?? saga.steps.filter((s) => s.attempts > 0).at(-1)?.name ?? saga.steps[0].name);
 }
 
 /** The pod id of an owner (`<podId>/<start id>`). */

@@ -14,7 +14,11 @@ export type StepStatus =
   | 'FAILED'
   | 'COMPENSATING'
   | 'COMPENSATED'
-  | 'COMPENSATION_FAILED';
+  | 'COMPENSATION_FAILED'
+  /** Parked: a wait or race for an event, a sleep, or an external step waiting for its reply. */
+  | 'WAITING'
+  /** On a branch not taken (or after one): never ran. */
+  | 'SKIPPED';
 
 export const SAGA_TRANSITIONS: Readonly<Record<SagaStatus, readonly SagaStatus[]>> = {
   RUNNING: ['COMPLETED', 'COMPENSATING'],
@@ -26,10 +30,13 @@ export const SAGA_TRANSITIONS: Readonly<Record<SagaStatus, readonly SagaStatus[]
 };
 
 export const STEP_TRANSITIONS: Readonly<Record<StepStatus, readonly StepStatus[]>> = {
-  PENDING: ['RUNNING'],
+  PENDING: ['RUNNING', 'WAITING', 'SKIPPED'],
   // RUNNING -> RUNNING: the step is run again after a crash (its outcome was never recorded).
-  RUNNING: ['RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'COMPENSATING'],
-  RETRYING: ['RUNNING', 'COMPENSATING'],
+  RUNNING: ['RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'COMPENSATING', 'WAITING'],
+  RETRYING: ['RUNNING', 'FAILED', 'COMPENSATING'],
+  WAITING: ['SUCCEEDED', 'FAILED', 'COMPENSATING'],
+  // A loop came back before the branch that skipped it: it may run after all.
+  SKIPPED: ['PENDING'],
   SUCCEEDED: ['COMPENSATING'],
   // A failed or interrupted step may still have acted (e.g. a timeout): it is compensated too.
   FAILED: ['COMPENSATING'],
@@ -38,10 +45,16 @@ export const STEP_TRANSITIONS: Readonly<Record<StepStatus, readonly StepStatus[]
   COMPENSATION_FAILED: ['COMPENSATING'],
 };
 
+const DETACHED = 'detached: started by StartSaga, no caller waits for it';
+
 export const TERMINAL_STATUSES: readonly SagaStatus[] = ['COMPLETED', 'COMPENSATED'];
 /** Statuses an instance drives, under a lease. COMPENSATION_FAILED waits for RetryCompensation. */
 export const ACTIVE_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPENSATING'];
 
+/**
+ * One visit of a node. `name` is the node's name for its first visit and `node#n` for the n-th (a
+ * loop came back to it): each visit has its own attempts, output and compensation.
+ */
 export interface StepState {
   name: string;
   status: StepStatus;
@@ -56,6 +69,32 @@ export interface StepState {
    * that recorded it: if it dies, the attempt may have run, and whoever runs it again records a new one.
    */
   runner?: string;
+  /** This visit's timer: a wait's or external step's timeout, a sleep's end, a retry's next attempt. */
+  wakeAt?: string;
+}
+
+/** The key of a node's n-th visit. Node names hold no '#'. */
+export function visitKey(node: string, visit: number): string {
+  return visit === 1 ? node : `${node}#${visit}`;
+}
+
+export function nodeOf(key: string): string {
+  const i = key.indexOf('#');
+  return i < 0 ? key : key.slice(0, i);
+}
+
+export function visitOf(key: string): number {
+  const i = key.indexOf('#');
+  return i < 0 ? 1 : Number(key.slice(i + 1));
+}
+
+/** An event the saga received (SendEvent, the events topic), kept in its history until a wait takes it. */
+export interface ReceivedEvent {
+  /** The history seq of its EVENT_RECEIVED entry. */
+  seq: number;
+  event: string;
+  payload: unknown;
+  idempotencyKey?: string;
 }
 
 export interface SagaEvent {
@@ -91,6 +130,8 @@ export interface SagaSnapshot {
    * last taken or renewed. A live owner renews it every heartbeat; an older one means its owner is gone.
    */
   leaseAgeMs?: number;
+  /** Read-only, set by claim(): the lease had lapsed (its owner is gone), rather than a timer being due. */
+  leaseLapsed?: boolean;
   input: unknown;
   output?: unknown;
   error?: string;
@@ -111,7 +152,7 @@ export class Saga {
   private storedEvents: number;
   private readonly changedSteps = new Set<string>();
 
-  private constructor(private readonly state: SagaSnapshot, private readonly podId: string) {
+  private constructor(private state: SagaSnapshot, private readonly podId: string) {
     this.storedEvents = state.history.length;
   }
 
@@ -119,6 +160,8 @@ export class Saga {
     requestId: string; facade: string; version: number; mode: SagaMode; input: unknown; steps: readonly string[]; podId: string; deadline?: Date;
     /** The lease holder: this process incarnation (default: podId). */
     owner?: string;
+    /** Started by StartSaga: no caller waits for it, and recovery resumes it rather than compensating. */
+    detached?: boolean;
   }): Saga {
     const now = new Date().toISOString();
     const saga = new Saga(
@@ -139,7 +182,7 @@ export class Saga {
       },
       args.podId,
     );
-    saga.record('SAGA_STARTED');
+    saga.record('SAGA_STARTED', undefined, args.detached ? DETACHED : undefined);
     return saga;
   }
 
@@ -164,6 +207,7 @@ export class Saga {
   get pastDeadline(): boolean { return this.state.deadline !== undefined && Date.parse(this.state.deadline) <= Date.now(); }
   get steps(): readonly Readonly<StepState>[] { return this.state.steps; }
   get leaseAgeMs(): number | undefined { return this.state.leaseAgeMs; }
+  get detached(): boolean { return this.state.history[0]?.detail === DETACHED; }
   get wakeAtMs(): number | undefined { return this.state.wakeAt === undefined ? undefined : Date.parse(this.state.wakeAt); }
 
   /** The step whose compensation attempt started and has no outcome on record: it is running now, or was cut off. */
@@ -196,15 +240,111 @@ export class Saga {
     this.state.wakeAt = at?.toISOString();
   }
 
-  /** Outputs of the succeeded steps, by name, in step order. */
+  /** Outputs of the nodes that produced one, by node name (the latest visit's when a loop ran it again). */
   results(): Record<string, unknown> {
-    return Object.fromEntries(this.state.steps.filter((s) => s.output !== undefined).map((s) => [s.name, s.output]));
+    const results: Record<string, unknown> = {};
+    for (const s of this.state.steps) if (s.output !== undefined) results[nodeOf(s.name)] = s.output;
+    return results;
   }
 
   step(name: string): Readonly<StepState> {
-    const step = this.state.steps.find((s) => s.name === name);
+    const step = this.find(name);
     if (!step) throw new Error(`saga ${this.requestId} has no step ${name}`);
     return step;
+  }
+
+  find(key: string): Readonly<StepState> | undefined {
+    return this.state.steps.find((s) => s.name === key);
+  }
+
+  /** The node's latest visit (visits are appended in order). */
+  latest(node: string): Readonly<StepState> | undefined {
+    return this.state.steps.findLast((s) => s.name === node || (s.name.startsWith(node) && nodeOf(s.name) === node));
+  }
+
+  /** After a ConcurrencyError: the store's newer state replaces this one, and the change is worked out again. */
+  replaceWith(snapshot: SagaSnapshot): void {
+    this.state = snapshot;
+    this.storedEvents = snapshot.history.length;
+    this.changedSteps.clear();
+  }
+
+  /**
+   * Makes the node's latest visit PENDING again, for a loop: a skipped visit is reopened, a visit
+   * that ran stays in the record and a new one is added. Returns the pending visit's key.
+   */
+  reopen(node: string): string {
+    const last = this.latest(node);
+    if (!last) throw new Error(`saga ${this.requestId} has no node ${node}`);
+    if (last.status === 'PENDING') return last.name;
+    if (last.status === 'SKIPPED') return this.moveStep(last.name, 'PENDING').name;
+    const key = visitKey(node, visitOf(last.name) + 1);
+    this.state.steps.push({ name: key, status: 'PENDING', attempts: 0, compensationAttempts: 0 });
+    this.changedSteps.add(key);
+    return key;
+  }
+
+  skipped(key: string, why: string): void {
+    this.moveStep(key, 'SKIPPED');
+    this.record('STEP_SKIPPED', key, why);
+  }
+
+  /** A wait, sleep or external step parks the saga until an event, a reply or `until`. */
+  parked(key: string, until: Date | undefined, detail: string): void {
+    const step = this.step(key) as StepState;
+    const fresh = step.status === 'PENDING';
+    this.moveStep(key, 'WAITING');
+    if (fresh) {
+      step.attempts += 1;
+      step.startedAt = new Date().toISOString();
+    }
+    step.wakeAt = until?.toISOString();
+    this.record('STEP_WAITING', key, until ? `${detail} until ${step.wakeAt}` : detail);
+  }
+
+  /** Durably received, kept until a wait takes it. Returns its history seq. */
+  eventReceived(event: string, payload: unknown, idempotencyKey?: string): number {
+    this.record('EVENT_RECEIVED', undefined, JSON.stringify({ event, payload, idempotencyKey }));
+    return this.state.history.length;
+  }
+
+  /** The received events no wait has taken yet, oldest first. */
+  kept(): ReceivedEvent[] {
+    const consumed = new Set<number>();
+    const received: ReceivedEvent[] = [];
+    for (const e of this.state.history) {
+      if (e.type === 'EVENT_CONSUMED') consumed.add((JSON.parse(e.detail!) as { seq: number }).seq);
+      else if (e.type === 'EVENT_RECEIVED') {
+        const { event, payload, idempotencyKey } = JSON.parse(e.detail!) as Omit<ReceivedEvent, 'seq'>;
+        received.push({ seq: e.seq, event, payload, idempotencyKey });
+      }
+    }
+    return received.filter((r) => !consumed.has(r.seq));
+  }
+
+  /** An event with this idempotency key was received already. */
+  hasEvent(idempotencyKey: string): boolean {
+    const needle = JSON.stringify(idempotencyKey);
+    return this.state.history.some((e) => e.type === 'EVENT_RECEIVED' && e.detail!.includes(needle)
+      && (JSON.parse(e.detail!) as { idempotencyKey?: string }).idempotencyKey === idempotencyKey);
+  }
+
+  eventConsumed(key: string, event: ReceivedEvent): void {
+    this.record('EVENT_CONSUMED', key, JSON.stringify({ seq: event.seq, event: event.event }));
+  }
+
+  /** The saga's timer: the earliest of its visits' timers. */
+  rearm(): void {
+    let earliest: string | undefined;
+    for (const s of this.state.steps) {
+      if (s.wakeAt && (s.status === 'WAITING' || s.status === 'RETRYING') && (!earliest || s.wakeAt < earliest)) earliest = s.wakeAt;
+    }
+    this.state.wakeAt = earliest;
+  }
+
+  /** Visits whose timer is due. */
+  due(now = Date.now()): Readonly<StepState>[] {
+    return this.state.steps.filter((s) => s.wakeAt && (s.status === 'WAITING' || s.status === 'RETRYING') && Date.parse(s.wakeAt) <= now);
   }
 
   snapshot(): SagaSnapshot {
@@ -251,6 +391,7 @@ export class Saga {
     const step = this.moveStep(name, 'RUNNING');
     step.attempts += 1;
     delete step.runner;
+    delete step.wakeAt;
     step.startedAt = new Date().toISOString();
     this.record('STEP_STARTED', name, `attempt ${step.attempts}`);
     return step.attempts;
@@ -267,6 +408,7 @@ export class Saga {
   stepSucceeded(name: string, output: unknown): void {
     const step = this.moveStep(name, 'SUCCEEDED');
     step.output = output;
+    delete step.wakeAt;
     step.endedAt = new Date().toISOString();
     this.record('STEP_SUCCEEDED', name);
   }
@@ -275,18 +417,21 @@ export class Saga {
   stepRetrying(name: string, error: string, nextAt: Date): void {
     const step = this.moveStep(name, 'RETRYING');
     step.error = error;
+    step.wakeAt = nextAt.toISOString();
     this.record('STEP_ATTEMPT_FAILED', name, `attempt ${step.attempts}: ${error}; next attempt at ${nextAt.toISOString()}`);
   }
 
   stepFailed(name: string, error: string): void {
     const step = this.moveStep(name, 'FAILED');
     step.error = error;
+    delete step.wakeAt;
     step.endedAt = new Date().toISOString();
     this.record('STEP_FAILED', name, error);
   }
 
   compensationStarted(name: string): number {
     const step = this.moveStep(name, 'COMPENSATING');
+    delete step.wakeAt;
     step.compensationAttempts += 1;
     this.record('COMPENSATION_STARTED', name, `attempt ${step.compensationAttempts}`);
     return step.compensationAttempts;

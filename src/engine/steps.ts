@@ -1,81 +1,87 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConcurrencyError, ensureError, errorCode, SagaAbortedError, StepError } from './errors';
+import { ensureError, errorCode, StepError } from './errors';
 import type { FacadeDefinition, StepDefinition } from './facade';
-import { outcomeOf } from './outcome-of';
 import { backoffMs, isRetryable } from './retry';
 import { podOf, type SagaRuntime } from './runtime';
-import type { Saga } from './saga';
+import { nodeOf, visitKey, visitOf, type Saga } from './saga';
+import type { Advance } from './scheduler';
 
 type Attempt = { ok: true; output: unknown } | { ok: false; error: Error };
 
+/** How an in-process run ended: done (completed or aborted), or parked on waits, sleeps or replies. */
+export type DriveResult = 'ended' | 'parked';
+
 /**
- * Runs steps: a sync saga's in its caller's call, retries in place; an async or throttled saga's
- * one message at a time, retries from durable timers. Each attempt is on record before it can act.
+ * Runs step visits: in-process (sync facades) several at once, retries in place; from their
+ * topics (async and throttled) one message at a time, retries from durable timers. Each attempt is
+ * on record before it can act, and each outcome is recorded with what it starts next in one write.
  */
 export class StepRunner {
   constructor(private readonly rt: SagaRuntime) {}
 
-  /** Sync facades: every step in this process, retries included (the caller is waiting anyway). */
-  async runInProcess(saga: Saga, def: FacadeDefinition, signal?: AbortSignal): Promise<unknown> {
-    try {
-      for (const step of def.steps) {
-        for (;;) {
-          // Write ahead: on record as started before it can act (the first step was, by begin()).
-          const prestarted = saga.step(step.name).status === 'RUNNING';
-          const attempt = prestarted ? saga.step(step.name).attempts : saga.stepStarted(step.name);
-          if (!prestarted) await this.rt.save(saga);
-          const result = await this.attempt(saga, def, step, signal);
-          if (result.ok) {
-            saga.stepSucceeded(step.name, result.output);
-            break;
-          }
-          const wait = this.retryDelay(saga, step, attempt, result.error, signal);
-          if (wait === undefined) {
-            saga.stepFailed(step.name, result.error.message);
-            throw await this.rt.abort(saga, def, step.name, result.error);
-          }
-          saga.stepRetrying(step.name, result.error.message, new Date(Date.now() + wait));
-          await this.rt.save(saga);
-          await sleep(wait, undefined, { signal }).catch(() => undefined);
-        }
+  /**
+   * Sync facades: runs the started step visits here, concurrently, and whatever they lead to,
+   * until the saga ends or parks. When a visit fails for good, the others are aborted through their
+   * signal and their outcome awaited before the saga is handed to its rollback.
+   */
+  async drive(saga: Saga, def: FacadeDefinition, started: readonly string[], callerSignal?: AbortSignal): Promise<DriveResult> {
+    const running = new Map<string, { done: Promise<[string, Attempt | 'lost']>; controller: AbortController }>();
+    const launch = (key: string) => {
+      const controller = new AbortController();
+      const onCaller = () => controller.abort(callerSignal!.reason);
+      if (callerSignal?.aborted) onCaller();
+      else callerSignal?.addEventListener('abort', onCaller, { once: true });
+      const done = this.runHere(saga, def, key, controller.signal)
+        .then((r): [string, Attempt | 'lost'] => [key, r])
+        .finally(() => callerSignal?.removeEventListener('abort', onCaller));
+      running.set(key, { done, controller });
+    };
+    started.forEach(launch);
+    while (running.size > 0) {
+      const [key, result] = await Promise.race([...running.values()].map((r) => r.done));
+      running.delete(key);
+      if (result === 'lost') continue;
+      const attempt = saga.step(key).attempts;
+      const move = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined));
+      if (!move) continue;
+      if (move.kind === 'fail') {
+        await this.abortSiblings(saga, running);
+        await this.rt.effects(saga, def, move);
+        return 'ended';
       }
-      return await this.rt.finish(saga, def);
-    } catch (err) {
-      // Someone else moved the saga on (CancelSaga, or recovery after we lost our lease).
-      if (err instanceof ConcurrencyError) return outcomeOf((await this.rt.load(saga.requestId)).snapshot());
-      // Handed to the rollback consumer: nothing left for this process to do.
-      if (err instanceof SagaAbortedError) throw err;
-      // Anything else (the store failed mid-way): recovery compensates it once its lease lapses.
-      throw this.rt.release(saga.requestId, err);
+      await this.rt.effects(saga, def, move);
+      if (move.kind === 'complete') return 'ended';
+      move.started.steps.forEach(launch);
     }
+    return saga.status === 'RUNNING' ? 'parked' : 'ended';
   }
 
   /**
-   * Async and throttled facades: one step, on whichever instance consumed its message. Whoever
-   * publishes a step's first message records the attempt as started in the write before it (write
-   * ahead), so the consumer of that attempt runs it without a write of its own. A message for an
-   * attempt not on record (sent before recovery recorded its own attempts) records a new attempt first.
+   * Async and throttled facades: one step visit, on whichever instance consumed its message.
+   * Whoever publishes a visit's first message records the attempt as started in the write before
+   * it (write ahead), so the consumer of that attempt runs it without a write of its own. A
+   * message for an attempt not on record, or for one that may have run (its owner is gone, another
+   * process took it, or this one ran it and could not store the outcome), records a new attempt first.
    */
-  async handleStep(def: FacadeDefinition, step: StepDefinition, requestId: string, messageAttempt: number): Promise<void> {
-    const index = def.steps.indexOf(step);
-    const applies = (s: Saga) => s.status === 'RUNNING' && def.steps.slice(0, index).every((p) => s.step(p.name).status === 'SUCCEEDED');
+  async handleStep(def: FacadeDefinition, step: StepDefinition, requestId: string, visit: number, messageAttempt: number): Promise<void> {
+    const key = visitKey(step.name, visit);
+    const applies = (s: Saga) => s.status === 'RUNNING' && ['RUNNING', 'RETRYING', 'SUCCEEDED'].includes(s.find(key)?.status ?? '');
     const saga = await this.rt.findRecent(requestId, applies);
     const log = this.rt.sagaLog(saga, step.name);
     if (!applies(saga)) {
-      log.debug('step message not applicable: skipped', { sagaStatus: saga.status });
+      log.debug('step message not applicable: skipped', { sagaStatus: saga.status, visit: saga.find(key)?.status });
       return;
     }
-    if (saga.step(step.name).status === 'SUCCEEDED') {
-      // A redelivery: advance() finds the next step on record (its message left with it, or recovery
-      // will republish it) and does nothing, or, for a saga recorded before that, publishes it.
-      await this.advance(saga, def, index);
+    const st = saga.step(key);
+    if (st.status === 'SUCCEEDED') {
+      // A redelivery: its outcome and what it started were recorded in one write, and published.
+      log.debug('step message of a visit already done: skipped', { visit });
       return;
     }
     if (saga.pastDeadline) {
       await this.rt.abort(saga, def, step.name, new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
       return;
     }
-    const st = saga.step(step.name);
     if (messageAttempt < st.attempts || (st.status === 'RETRYING' && messageAttempt === st.attempts)) {
       // A redelivery of an attempt that a later one replaced (its message is on its way) or that failed (its retry has a timer).
       log.debug('step message of a past attempt: skipped', { messageAttempt, attempts: st.attempts });
@@ -89,118 +95,155 @@ export class StepRunner {
       log.info('step message of a throttled saga whose caller died with its instance: recovery compensates it', { owner: saga.owner });
       return;
     }
-    // The attempt on record is run by whoever consumes its message, without a write of its own,
-    // unless it may have run already (its owner is gone, another process took it, or this one ran
-    // it and could not store the outcome): then a new attempt is recorded first, so that the
-    // record shows every run.
-    const ranHere = this.rt.unrecorded.delete(`${requestId}:${step.name}:${st.attempts}`);
+    const ranHere = this.rt.unrecorded.delete(`${requestId}:${key}:${st.attempts}`);
     const mayHaveRun = ownerGone || st.runner !== undefined || ranHere;
     const onRecord = st.status === 'RUNNING' && st.attempts === messageAttempt && !mayHaveRun;
-    const attempt = onRecord ? st.attempts : saga.stepStarted(step.name);
+    if (!onRecord) saga.stepStarted(key);
     // Another process's saga: the lease of an async one follows its work; a throttled one stays
     // with the instance holding its caller. Either way, who runs the attempt is on record first.
-    const takeOver = !mine;
-    if (takeOver) {
+    if (!mine) {
       if (saga.mode === 'async') saga.own(this.rt.owner);
-      saga.stepTaken(step.name, this.rt.owner);
+      saga.stepTaken(key, this.rt.owner);
     }
-    if (!onRecord || takeOver) {
-      saga.wakeAt(undefined);
+    if (!onRecord || !mine) {
+      saga.rearm();
       await this.rt.save(saga);
     }
-    const result = await this.attempt(saga, def, step);
+    const attempt = saga.step(key).attempts;
+    const result = await this.attempt(saga, def, step, key);
     try {
-      await this.recordOutcome(saga, def, step, index, attempt, result);
+      const move = await this.rt.update(saga, (s) => {
+        if (s.status === 'COMPENSATING' && s.find(key)?.status === 'RUNNING' && s.step(key).attempts === attempt && result.ok) {
+          // A sibling failed meanwhile: the output is recorded all the same, for this visit's compensation.
+          s.stepSucceeded(key, result.output);
+          return 'recorded' as const;
+        }
+        return this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined;
+      });
+      if (move && move !== 'recorded') await this.rt.effects(saga, def, move);
     } catch (err) {
-      if (this.rt.unrecorded.size < 100_000) this.rt.unrecorded.set(`${requestId}:${step.name}:${attempt}`, Date.now());
+      if (this.rt.unrecorded.size < 100_000) this.rt.unrecorded.set(`${requestId}:${key}:${attempt}`, Date.now());
       throw err;
     }
   }
 
-  private async recordOutcome(saga: Saga, def: FacadeDefinition, step: StepDefinition, index: number, attempt: number, result: Attempt): Promise<void> {
-    if (result.ok) {
-      saga.stepSucceeded(step.name, result.output);
-      await this.advance(saga, def, index);
-      return;
-    }
-    const wait = this.retryDelay(saga, step, attempt, result.error);
-    if (wait === undefined) {
-      saga.stepFailed(step.name, result.error.message);
-      await this.rt.abort(saga, def, step.name, result.error);
-      return;
-    }
-    // A durable timer, not a sleep: whichever instance holds the lease publishes the next attempt when due.
-    const at = new Date(Date.now() + wait);
-    saga.stepRetrying(step.name, result.error.message, at);
-    saga.wakeAt(at);
-    await this.rt.save(saga);
+  /** The visit's attempt is still the one this process ran, in a running saga. */
+  private isCurrent(saga: Saga, key: string, attempt: number): boolean {
+    const v = saga.find(key);
+    return saga.status === 'RUNNING' && v?.status === 'RUNNING' && v.attempts === attempt;
   }
 
   /**
-   * After step `index` succeeded: complete the saga, or record the next step as started with this
-   * step's outcome (one write) and publish it. A redelivered message finds the next step already
-   * on record and publishes nothing: whoever recorded it published it, or left a timer for recovery.
+   * Inside a change: an attempt's outcome and what it starts, or its retry's timer (async: a durable
+   * timer, which whichever instance holds the lease fires; sync: the run retries in place).
    */
-  private async advance(saga: Saga, def: FacadeDefinition, index: number): Promise<void> {
-    const next = def.steps[index + 1];
-    if (!next) {
-      await this.rt.finish(saga, def);
-      return;
+  private recordResult(saga: Saga, def: FacadeDefinition, key: string, result: Attempt | { retryAt: Date; error: Error }): Advance {
+    const sched = this.rt.scheduler(def);
+    if ('retryAt' in result) {
+      saga.stepRetrying(key, result.error.message, result.retryAt);
+      return this.rt.conclude(saga, def, { kind: 'continue', started: { steps: [], commands: [] } });
     }
-    if (saga.step(next.name).status !== 'PENDING') return;
-    saga.stepStarted(next.name);
-    await this.rt.save(saga);
-    await this.rt.publishStepOrRetryLater(saga, def, next, 'prerecorded');
+    if (result.ok) {
+      const outcome = sched.succeed(saga, key, result.output);
+      return this.rt.conclude(saga, def, outcome.kind === 'fail' ? outcome : sched.advance(saga, outcome.picks));
+    }
+    const retryAt = def.mode === 'sync' ? undefined : this.retryAt(saga, def, key, result.error);
+    if (retryAt) return this.recordResult(saga, def, key, { retryAt, error: result.error });
+    saga.stepFailed(key, result.error.message);
+    return this.rt.conclude(saga, def, { kind: 'fail', node: nodeOf(key), error: result.error });
   }
 
-  /** One attempt of a step, bounded by its timeout, the saga deadline and the caller. */
-  private async attempt(saga: Saga, def: FacadeDefinition, step: StepDefinition, callerSignal?: AbortSignal): Promise<Attempt> {
+  /** In-process: one visit, its retries in place. 'lost': someone else moved the saga on meanwhile. */
+  private async runHere(saga: Saga, def: FacadeDefinition, key: string, signal: AbortSignal): Promise<Attempt | 'lost'> {
+    const step = this.rt.graph(def).node(nodeOf(key)) as StepDefinition;
+    for (;;) {
+      const attempt = saga.step(key).attempts;
+      const result = await this.attempt(saga, def, step, key, signal);
+      if (result.ok) return result;
+      const retryAt = this.retryAt(saga, def, key, result.error, signal);
+      if (!retryAt) return result;
+      const noted = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? (s.stepRetrying(key, result.error.message, retryAt), true) : undefined));
+      if (!noted) return 'lost';
+      await sleep(retryAt.getTime() - Date.now(), undefined, { signal }).catch(() => undefined);
+      const again = await this.rt.update(saga, (s) => (s.status === 'RUNNING' && s.find(key)?.status === 'RETRYING' ? (s.stepStarted(key), true) : undefined));
+      if (!again) return 'lost';
+    }
+  }
+
+  /** A failed visit ends the saga: the others running here are aborted, and their outcome recorded. */
+  private async abortSiblings(saga: Saga, running: Map<string, { done: Promise<[string, Attempt | 'lost']>; controller: AbortController }>): Promise<void> {
+    if (running.size === 0) return;
+    for (const r of running.values()) r.controller.abort(new StepError('CANCELLED', 'a sibling step failed', false));
+    const results = await Promise.all([...running.values()].map((r) => r.done));
+    const attempts = new Map(results.map(([key]) => [key, saga.step(key).attempts]));
+    await this.rt.update(saga, (s) => {
+      let changed = false;
+      for (const [key, result] of results) {
+        if (result === 'lost' || s.find(key)?.status !== 'RUNNING' || s.step(key).attempts !== attempts.get(key)) continue;
+        if (result.ok) s.stepSucceeded(key, result.output);
+        else s.stepFailed(key, result.error.message);
+        changed = true;
+      }
+      return changed || undefined;
+    });
+  }
+
+  /** One attempt of a step, bounded by its timeout, the saga deadline and the caller (or a failed sibling). */
+  private async attempt(saga: Saga, def: FacadeDefinition, step: StepDefinition, key: string, outerSignal?: AbortSignal): Promise<Attempt> {
     const timeoutMs = step.timeoutMs ?? this.rt.options.stepTimeoutMs;
     const deadline = saga.deadline;
     const untilDeadline = deadline ? Math.max(0, deadline.getTime() - Date.now()) : Infinity;
     // One controller and one timer for whichever comes first: the step's timeout, the saga's deadline or the caller.
-    let cut: 'timeout' | 'deadline' | 'caller' | undefined;
+    let cut: 'timeout' | 'deadline' | 'outer' | undefined;
     const controller = new AbortController();
     const abort = (why: typeof cut, reason?: unknown) => {
       cut ??= why;
       controller.abort(reason);
     };
     const timer = setTimeout(() => abort(untilDeadline < timeoutMs ? 'deadline' : 'timeout'), Math.min(timeoutMs, untilDeadline));
-    const onCaller = () => abort('caller', callerSignal!.reason);
-    if (callerSignal?.aborted) onCaller();
-    else callerSignal?.addEventListener('abort', onCaller, { once: true });
+    const onOuter = () => abort('outer', outerSignal!.reason);
+    if (outerSignal?.aborted) onOuter();
+    else outerSignal?.addEventListener('abort', onOuter, { once: true });
     const { signal } = controller;
-    const st = saga.step(step.name);
+    const st = saga.step(key);
     const log = this.rt.sagaLog(saga, step.name);
     try {
       const output = await untilAborted(step.run({
-        requestId: saga.requestId, facade: def.name, step: step.name, attempt: st.attempts,
-        idempotencyKey: `${saga.requestId}:${step.name}`, input: saga.input, results: saga.results(), signal, deadline, log,
+        requestId: saga.requestId, facade: def.name, step: step.name, visit: visitOf(key), attempt: st.attempts,
+        idempotencyKey: `${saga.requestId}:${key}`, input: saga.input, results: saga.results(), signal, deadline, log,
       }), signal);
-      log.info('step succeeded', { attempt: st.attempts });
+      log.info('step succeeded', { attempt: st.attempts, visit: visitOf(key) });
       return { ok: true, output: output ?? null };
     } catch (err) {
       let error = ensureError(err);
       if (cut === 'deadline') error = new StepError('DEADLINE_EXCEEDED', `saga deadline passed during ${step.name}`, false);
-      else if (cut === 'caller') error = new StepError('CANCELLED', 'the caller went away', false);
+      else if (cut === 'outer') error = outerError(outerSignal!.reason);
       else if (cut === 'timeout') error = new StepError('DEADLINE_EXCEEDED', `${step.name} timed out after ${timeoutMs} ms`, true);
       log.warn('step attempt failed', { attempt: st.attempts, error: error.message, code: errorCode(error), retryable: isRetryable(error) });
       return { ok: false, error };
     } finally {
       clearTimeout(timer);
-      callerSignal?.removeEventListener('abort', onCaller);
+      outerSignal?.removeEventListener('abort', onOuter);
     }
   }
 
-  /** Milliseconds before the next attempt, or undefined when the step must not be retried. */
-  private retryDelay(saga: Saga, step: StepDefinition, attempt: number, error: Error, signal?: AbortSignal): number | undefined {
+  /** When the next attempt is due, or undefined when the step must not be retried. */
+  private retryAt(saga: Saga, def: FacadeDefinition, key: string, error: Error, signal?: AbortSignal): Date | undefined {
+    const step = this.rt.graph(def).node(nodeOf(key)) as StepDefinition;
     const policy = { ...this.rt.options.retry, ...step.retry };
+    const attempt = saga.step(key).attempts;
     if (!isRetryable(error) || attempt >= policy.maxAttempts || signal?.aborted) return undefined;
-    const wait = backoffMs(policy, attempt);
+    const at = Date.now() + backoffMs(policy, attempt);
     const deadline = saga.deadline;
-    if (deadline && Date.now() + wait >= deadline.getTime()) return undefined;
-    return wait;
+    if (deadline && at >= deadline.getTime()) return undefined;
+    return new Date(at);
   }
+}
+
+/** The caller went away, or a sibling failed: the reason, as the error the attempt ends with. */
+function outerError(reason: unknown): Error {
+  if (reason instanceof StepError) return reason;
+  return new StepError('CANCELLED', 'the caller went away', false);
 }
 
 /** Stops waiting for a step that ignores its AbortSignal. */

@@ -25,6 +25,7 @@ export class MemorySagaStore implements SagaStore {
     if (existing) return { created: false, saga: { ...structuredClone(existing.saga), leaseAgeMs: this.leaseTtlMs - (existing.leaseExpiresAt - Date.now()) } };
     const stored = { ...structuredClone(saga), revision: 1 };
     delete stored.leaseAgeMs;
+    delete stored.leaseLapsed;
     this.rows.set(saga.requestId, { saga: stored, leaseExpiresAt: Date.now() + this.leaseTtlMs });
     return { created: true, saga: structuredClone(stored) };
   }
@@ -41,6 +42,7 @@ export class MemorySagaStore implements SagaStore {
     if (row.saga.status !== saga.status || row.saga.owner !== saga.owner) row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
     row.saga = { ...structuredClone(saga), revision: saga.revision + 1 };
     delete row.saga.leaseAgeMs; // read-only: filled in on reads
+    delete row.saga.leaseLapsed;
     return row.saga.revision;
   }
 
@@ -86,10 +88,11 @@ export class MemorySagaStore implements SagaStore {
       const { saga } = row;
       if (!ACTIVE_STATUSES.includes(saga.status)) continue;
       const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && saga.owner === owner;
-      if (row.leaseExpiresAt > now && !due) continue;
+      const lapsed = row.leaseExpiresAt <= now;
+      if (!lapsed && !due) continue;
       row.saga = { ...saga, owner, wakeAt: undefined, revision: saga.revision + 1 };
       row.leaseExpiresAt = now + this.leaseTtlMs;
-      claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0 });
+      claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0, ...(lapsed ? { leaseLapsed: true } : {}) });
     }
     return claimed;
   }

@@ -1,5 +1,6 @@
 import { StepError, ValidationError } from '../../src/engine/errors';
 import type { FacadeDefinition, FacadeMode, StepDefinition } from '../../src/engine/facade';
+import { sequence } from '../../src/engine/graph';
 
 export interface Journal {
   /** Every run and compensation, in the order they happened: "run:a", "undo:a". */
@@ -74,7 +75,7 @@ export function fakeFacade(name: string, mode: FacadeMode, steps: StepDefinition
     name,
     version: 1,
     mode,
-    steps,
+    nodes: sequence(...steps),
     rollbackTopic,
     parseInput(raw) {
       const n = (raw as { n?: unknown } | undefined)?.n;

@@ -1,3 +1,4 @@
+import type { StepDefinition } from '../../src/engine/facade';
 import { expect } from 'chai';
 import { OrchestratorError, SagaAbortedError, StepError } from '../../src/engine/errors';
 import type { EngineOptions } from '../../src/engine/orchestrator';
@@ -37,7 +38,7 @@ describe('one answer per request id (Postgres store)', function () {
       const { orchestrator } = one;
       const other = await instance(s, 'pod-2');
       // Step b fails with `error`: the fake step's own errors are replaced for this test.
-      for (const { registry } of [one, other]) registry.get('Sync').steps[1].run = async () => { throw error; };
+      for (const { registry } of [one, other]) (registry.get('Sync').nodes[1] as StepDefinition).run = async () => { throw error; };
       const first = await rejectionOf(orchestrator.runSync('Sync', `dup-${code}`, { n: 1 }));
       expect(first).to.be.instanceOf(SagaAbortedError);
       expect((first as unknown as SagaAbortedError).causeCode).to.equal(code);

@@ -1,3 +1,4 @@
+import type { StepDefinition } from '../../src/engine/facade';
 import { expect } from 'chai';
 import type { Pool } from 'pg';
 import { StoreUnavailableError } from '../../src/engine/errors';
@@ -123,7 +124,7 @@ describe('leases (Postgres store)', function () {
     const { store: s } = await store();
     // pod-a's compensation of b never ends: it holds the saga under a live lease.
     const a = await instance(s, 'pod-a', { c: { failRuns: Infinity }, b: { failCompensations: Infinity, runMs: 0 } });
-    const hang = a.registry.get('Sync').steps[1];
+    const hang = a.registry.get('Sync').nodes[1] as StepDefinition;
     hang.compensate = () => new Promise(() => undefined);
     // fire-and-forget: this call never settles (b's compensation hangs); the test follows the saga in the store
     void a.orchestrator.runSync('Sync', 'twice-1', { n: 1 }).catch(() => undefined);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { PoisonMessageError } from '../../src/engine/errors';
 import { decodeMessage, encodeMessage, type StepMessage } from '../../src/engine/messages';
 
-const step: StepMessage = { kind: 'step', requestId: 'r1', facade: 'F', version: 1, node: 'a', attempt: 1, input: { n: 1 }, results: {} };
+const step: StepMessage = { kind: 'step', requestId: 'r1', facade: 'F', version: 1, node: 'a', visit: 1, attempt: 1, input: { n: 1 }, results: {} };
 
 describe('saga messages', () => {
   it('are keyed by request id, carry the saga headers and round-trip as JSON', () => {

@@ -18,8 +18,8 @@ describe('FacadeRegistry', () => {
   it('rejects an async step without a topic and duplicate step names at registration', () => {
     const registry = new FacadeRegistry();
     expect(() => registry.register(fakeFacade('A', 'async', [fakeStep('a', journal)], 'rb'))).to.throw(/async step a has no topic/);
-    expect(() => registry.register(fakeFacade('B', 'sync', [fakeStep('a', journal), fakeStep('a', journal)], 'rb'))).to.throw(/step a is declared twice/);
-    expect(() => registry.register(fakeFacade('C', 'sync', [], 'rb'))).to.throw(/has no steps/);
+    expect(() => registry.register(fakeFacade('B', 'sync', [fakeStep('a', journal), fakeStep('a', journal)], 'rb'))).to.throw(/node a is declared twice/);
+    expect(() => registry.register(fakeFacade('C', 'sync', [], 'rb'))).to.throw(/has no nodes/);
     expect(registry.all()).to.be.empty;
   });
 

@@ -1,4 +1,5 @@
 import type { FacadeDefinition, FacadeMode } from '../../engine/facade';
+import { sequence } from '../../engine/graph';
 import type { FacadeRegistry } from '../../engine/registry';
 import { TOPICS, type TopicSpec } from '../../../topics/topics';
 import type { BookingClients } from './clients';
@@ -22,7 +23,7 @@ export function registerBookingFacades(registry: FacadeRegistry, clients: Bookin
     name,
     version: 1,
     mode,
-    steps: [createOrderNode(clients, topics.order?.name), createPaymentNode(clients, topics.payment?.name)],
+    nodes: sequence(createOrderNode(clients, topics.order?.name), createPaymentNode(clients, topics.payment?.name)),
     rollbackTopic: topics.rollback.name,
     parseInput: parseBookingInput,
     result,

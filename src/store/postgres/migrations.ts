@@ -103,4 +103,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE saga_steps ADD COLUMN runner text;
     `,
   },
+  {
+    id: 5,
+    name: 'a timer per node visit',
+    sql: `
+      -- Flow graphs: each visit of a wait, sleep or external step has its own timer (timeout, end of
+      -- the sleep, next retry); sagas.wake_at is the earliest of them, for claim().
+      ALTER TABLE saga_steps ADD COLUMN wake_at timestamptz;
+    `,
+  },
 ];

@@ -43,12 +43,14 @@ interface SagaRow extends QueryResultRow {
   created_at: Date;
   updated_at: Date;
   lease_left_ms: number;
+  /** claim() only: the lease had lapsed. */
+  lapsed?: boolean;
   steps: StepTuple[] | null;
   history?: EventTuple[] | null;
 }
 
 /** Timestamps inside json are ISO 8601 strings with an offset; output is jsonb as text. */
-type StepTuple = [name: string, status: StepStatus, attempts: number, compensationAttempts: number, output: string | null, error: string | null, startedAt: string | null, endedAt: string | null, runner: string | null];
+type StepTuple = [name: string, status: StepStatus, attempts: number, compensationAttempts: number, output: string | null, error: string | null, startedAt: string | null, endedAt: string | null, runner: string | null, wakeAt: string | null];
 type EventTuple = [seq: number, at: string, type: string, step: string | null, detail: string | null, podId: string | null];
 
 const ACTIVE = `('RUNNING', 'COMPENSATING')`;
@@ -59,7 +61,7 @@ const SAGA_COLUMNS = `
   s.input::text AS input, s.output::text AS output, s.error, s.error_code, s.created_at, s.updated_at,
   (extract(epoch from s.lease_expires_at - now()) * 1000)::float8 AS lease_left_ms`;
 const STEPS_OF_S = `
-  (SELECT json_agg(json_build_array(t.name, t.status, t.attempts, t.compensation_attempts, t.output::text, t.error, t.started_at, t.ended_at, t.runner)
+  (SELECT json_agg(json_build_array(t.name, t.status, t.attempts, t.compensation_attempts, t.output::text, t.error, t.started_at, t.ended_at, t.runner, t.wake_at)
                    ORDER BY t.position)
      FROM saga_steps t WHERE t.request_id = s.request_id) AS steps`;
 const HISTORY_OF_S = `
@@ -68,12 +70,12 @@ const HISTORY_OF_S = `
 
 /** The columns of a step and of an event, as they travel inside a jsonb parameter. */
 const STEP_RECORD = `position integer, name text, status text, attempts integer, compensation_attempts integer,
-  output text, error text, started_at timestamptz, ended_at timestamptz, runner text`;
+  output text, error text, started_at timestamptz, ended_at timestamptz, runner text, wake_at timestamptz`;
 const EVENT_RECORD = `seq integer, at timestamptz, type text, step text, detail text, pod_id text`;
 
 const INSERT_STEPS = `
-  INSERT INTO saga_steps AS t (request_id, position, name, status, attempts, compensation_attempts, output, error, started_at, ended_at, runner)
-  SELECT saga.request_id, x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.output::jsonb, x.error, x.started_at, x.ended_at, x.runner
+  INSERT INTO saga_steps AS t (request_id, position, name, status, attempts, compensation_attempts, output, error, started_at, ended_at, runner, wake_at)
+  SELECT saga.request_id, x.position, x.name, x.status, x.attempts, x.compensation_attempts, x.output::jsonb, x.error, x.started_at, x.ended_at, x.runner, x.wake_at
     FROM saga JOIN i ON i.request_id = saga.request_id CROSS JOIN LATERAL jsonb_to_recordset(i.steps) AS x(${STEP_RECORD})`;
 const INSERT_EVENTS = `
   INSERT INTO saga_events (request_id, seq, at, type, step, detail, pod_id)
@@ -129,11 +131,11 @@ WITH i AS (
   ON CONFLICT (request_id, name) DO UPDATE
      SET position = excluded.position, status = excluded.status, attempts = excluded.attempts,
          compensation_attempts = excluded.compensation_attempts, output = excluded.output, error = excluded.error,
-         started_at = excluded.started_at, ended_at = excluded.ended_at, runner = excluded.runner
-   WHERE (t.position, t.status, t.attempts, t.compensation_attempts, t.output, t.error, t.started_at, t.ended_at, t.runner)
+         started_at = excluded.started_at, ended_at = excluded.ended_at, runner = excluded.runner, wake_at = excluded.wake_at
+   WHERE (t.position, t.status, t.attempts, t.compensation_attempts, t.output, t.error, t.started_at, t.ended_at, t.runner, t.wake_at)
          IS DISTINCT FROM
          (excluded.position, excluded.status, excluded.attempts, excluded.compensation_attempts, excluded.output, excluded.error,
-          excluded.started_at, excluded.ended_at, excluded.runner)
+          excluded.started_at, excluded.ended_at, excluded.runner, excluded.wake_at)
 ), events AS (${INSERT_EVENTS}
   ON CONFLICT (request_id, seq) DO NOTHING
 )
@@ -166,7 +168,7 @@ UPDATE sagas s SET lease_expires_at = now() - interval '1 millisecond' FROM mine
 /** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
 const CLAIM_SQL = `
 WITH due AS (
-  SELECT request_id FROM sagas
+  SELECT request_id, lease_expires_at < now() AS lapsed FROM sagas
    WHERE status IN ${ACTIVE}
      AND (lease_expires_at < now() OR (wake_at <= now() AND owner = $1))
    LIMIT $2
@@ -176,9 +178,9 @@ WITH due AS (
      SET owner = $1, wake_at = NULL, lease_expires_at = ${LEASE('$3')}, revision = u.revision + 1
     FROM due
    WHERE u.request_id = due.request_id
-  RETURNING u.*
+  RETURNING u.*, due.lapsed
 )
-SELECT ${SAGA_COLUMNS}, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
+SELECT ${SAGA_COLUMNS}, s.lapsed, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
 
 /**
  * Every statement here finds its rows through an index, by request id or by an indexed range. A
@@ -439,6 +441,7 @@ function stepRecord(s: StepState, position: number) {
     started_at: s.startedAt,
     ended_at: s.endedAt,
     runner: s.runner,
+    wake_at: s.wakeAt,
   };
 }
 
@@ -476,18 +479,20 @@ function toSnapshot(row: SagaRow, leaseTtlMs: number): SagaSnapshot {
   saga.steps = (row.steps ?? []).map(toStep);
   saga.history = (row.history ?? []).map(toEvent);
   saga.leaseAgeMs = Math.max(0, Math.round(leaseTtlMs - row.lease_left_ms));
+  if (row.lapsed) saga.leaseLapsed = true;
   saga.createdAt = iso(row.created_at);
   saga.updatedAt = iso(row.updated_at);
   return saga;
 }
 
-function toStep([name, status, attempts, compensationAttempts, output, error, startedAt, endedAt, runner]: StepTuple): StepState {
+function toStep([name, status, attempts, compensationAttempts, output, error, startedAt, endedAt, runner, wakeAt]: StepTuple): StepState {
   const step: StepState = { name, status, attempts, compensationAttempts };
   if (output !== null) step.output = JSON.parse(output);
   if (error !== null) step.error = error;
   if (startedAt !== null) step.startedAt = iso(startedAt);
   if (endedAt !== null) step.endedAt = iso(endedAt);
   if (runner !== null) step.runner = runner;
+  if (wakeAt !== null && wakeAt !== undefined) step.wakeAt = iso(wakeAt);
   return step;
 }
 

@@ -1,0 +1,89 @@
+import { NotFoundError, OrchestratorError, ValidationError } from './errors';
+import { eventsOf, type FacadeDefinition } from './facade';
+import type { SagaRuntime } from './runtime';
+import { visitKey, type Saga } from './saga';
+import type { Advance } from './scheduler';
+import type { StepRunner } from './steps';
+
+/**
+ * How the outside world talks to a saga: events for its waits (SendEvent, the events topic) and
+ * the answers of external steps (CompleteStep / FailStep, the step-replies topic). Each is on
+ * record before it is acknowledged; a wait that accepts an event takes it at once, otherwise it is
+ * kept in the saga's history and taken by the next wait that accepts it.
+ */
+export class Events {
+  constructor(private readonly rt: SagaRuntime, private readonly steps: StepRunner) {}
+
+  /**
+   * Records the event (a repeated idempotency key: no effect) and moves the saga on if a wait takes
+   * it. FAILED_PRECONDITION for a saga that is no longer running; INVALID_ARGUMENT for an event
+   * the facade never waits for.
+   */
+  async send(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
+    const saga = await this.rt.load(requestId);
+    const def = this.rt.registry.get(saga.facade);
+    const accepted = eventsOf(def);
+    if (!accepted.includes(event)) {
+      throw new ValidationError('event', `facade ${def.name} never waits for ${event}; it accepts ${accepted.length > 0 ? accepted.join(', ') : 'no events'}`);
+    }
+    const move = await this.rt.update(saga, (s) => {
+      requireRunning(s, `event ${event}`);
+      if (idempotencyKey !== undefined && s.hasEvent(idempotencyKey)) return undefined;
+      s.eventReceived(event, payload, idempotencyKey);
+      const sched = this.rt.scheduler(def);
+      const delivered = sched.deliver(s);
+      if (delivered.kind === 'fail') return this.rt.conclude(s, def, delivered);
+      // Kept for later: still a write, so that the event is on record before the answer.
+      if (delivered.consumed === 0) return 'kept' as const;
+      return this.rt.conclude(s, def, sched.advance(s, delivered.picks));
+    });
+    if (move === undefined) this.rt.sagaLog(saga).info('event with a known idempotency key: no effect', { event, idempotencyKey });
+    else if (move === 'kept') this.rt.sagaLog(saga).info('event kept until a wait takes it', { event });
+    else await this.continue(saga, def, move);
+  }
+
+  /** An external step's outcome, from the service that ran it. `visit` absent: its latest visit. */
+  async reply(requestId: string, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
+    const saga = await this.rt.load(requestId);
+    const def = this.rt.registry.get(saga.facade);
+    const node = this.rt.graph(def).byName.get(step);
+    if (!node) throw new NotFoundError(`step ${step} of facade ${def.name}`);
+    if (node.kind !== 'external') throw new OrchestratorError('FAILED_PRECONDITION', `step ${step} of facade ${def.name} is not an external step: the orchestrator runs it`);
+    const move = await this.rt.update(saga, (s) => {
+      requireRunning(s, `the outcome of ${step}`);
+      const key = visit === undefined ? s.latest(step)?.name : visitKey(step, visit);
+      const current = key === undefined ? undefined : s.find(key);
+      if (!current || current.status !== 'WAITING') {
+        // Told twice (a redelivered reply), or a visit that timed out: the first answer stands.
+        if (current && ['SUCCEEDED', 'FAILED', 'COMPENSATING', 'COMPENSATED'].includes(current.status)) return undefined;
+        throw new OrchestratorError('FAILED_PRECONDITION', `step ${step} of saga ${requestId} is not waiting for its outcome (${current?.status ?? 'not started'})`);
+      }
+      const sched = this.rt.scheduler(def);
+      if ('error' in outcome) {
+        const error = new OrchestratorError('FAILED_PRECONDITION', `${step}: ${outcome.error}`);
+        s.stepFailed(current.name, outcome.error);
+        return this.rt.conclude(s, def, { kind: 'fail', node: step, error });
+      }
+      const done = sched.succeed(s, current.name, outcome.output);
+      return this.rt.conclude(s, def, done.kind === 'fail' ? done : sched.advance(s, done.picks));
+    });
+    if (move === undefined) this.rt.sagaLog(saga, step).info('outcome of a step already settled: no effect');
+    else await this.continue(saga, def, move);
+  }
+
+  /**
+   * After a move recorded here: publish what it started; in-process facades run their started
+   * steps in this process, in the background (whoever waits for the saga polls the store).
+   */
+  async continue(saga: Saga, def: FacadeDefinition, move: Advance): Promise<void> {
+    await this.rt.effects(saga, def, move);
+    if (move.kind !== 'continue' || def.mode !== 'sync' || move.started.steps.length === 0) return;
+    this.rt.inBackground(saga.requestId, () => this.steps.drive(saga, def, move.started.steps));
+  }
+}
+
+function requireRunning(saga: Saga, what: string): void {
+  if (saga.status !== 'RUNNING') {
+    throw new OrchestratorError('FAILED_PRECONDITION', `saga ${saga.requestId} is ${saga.status}: ${what} can no longer change it`);
+  }
+}
