@@ -25,6 +25,12 @@ export const TOPICS = {
   bookingThrottledRollback: node('booking.throttled.rollback'),
   // Every instance reads all of it (a consumer group per pod): tells the instance holding a
   // throttled call that its saga ended, whichever instance ran the last step.
+  // How the outside world talks to a saga (key = request id): events for its waits, as SendEvent
+  // does, value `{"event": string, "payload": object, "idempotencyKey"?: string}` ...
+  sagaEvents: node('orchestrator.saga-events'),
+  // ... and the answers of the services running external steps, as CompleteStep / FailStep do,
+  // value `{"step": string, "output"?: object, "error"?: string}`.
+  stepReplies: node('orchestrator.step-replies'),
   sagaOutcomes: { name: 'orchestrator.saga-outcomes', partitions: 1, deadLetter: DEAD_LETTER.name },
   deadLetter: DEAD_LETTER,
 } as const satisfies Record<string, TopicSpec>;
