@@ -1,4 +1,5 @@
 import type { FacadeDefinition, FacadeMode } from './facade';
+import type { StepStatus } from './saga';
 
 /** A node of a facade, as ListFacades shows it. Today every node is a step; `after` is what it waits for. */
 export interface NodeDescription {
@@ -8,6 +9,10 @@ export interface NodeDescription {
   /** Async and throttled steps: the topic the orchestrator publishes to itself to run it. */
   topic?: string;
   compensable: boolean;
+  /** A branch: the nodes it may choose from. */
+  branches?: string[];
+  /** A wait or race: the events it accepts. */
+  events?: string[];
 }
 
 export interface FacadeDescription {
@@ -18,6 +23,14 @@ export interface FacadeDescription {
   /** The graph as Mermaid `flowchart` text: paste it into any Mermaid renderer. */
   mermaid: string;
 }
+
+/** One visit of a node by a saga (a loop visits a node more than once). */
+export interface VisitDescription { visit: number; status: StepStatus; attempts: number; output?: unknown; error?: string; startedAt?: string; endedAt?: string; wakeAt?: string }
+export interface NodeState { name: string; kind: string; visits: VisitDescription[] }
+/** A node parked until one of `events` arrives, or `until` (ISO 8601) passes. */
+export interface WaitingFor { node: string; events: string[]; until?: string }
+/** GetSaga's view of a saga's graph: each node's visits, what it waits for, the path taken as Mermaid. */
+export interface SagaDescription { nodes: NodeState[]; waiting: WaitingFor[]; mermaid: string }
 
 /** A facade's definition as data: its nodes, what each waits for, and the graph drawn as Mermaid. */
 export function describeFacade(def: FacadeDefinition): FacadeDescription {

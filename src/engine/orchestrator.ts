@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compensator } from './compensation';
-import { describeFacade, type FacadeDescription } from './describe';
-import { AlreadyExistsError, ConcurrencyError, errorCode, OrchestratorError, PoisonMessageError, StepError } from './errors';
+import { describeFacade, type FacadeDescription, type NodeState, type SagaDescription } from './describe';
+import { AlreadyExistsError, ConcurrencyError, ensureError, errorCode, NotFoundError, OrchestratorError, PoisonMessageError, StepError } from './errors';
 import type { FacadeMode } from './facade';
 import type { Logger } from './logger';
 import { decodeMessage } from './messages';
@@ -12,7 +12,7 @@ import type { Wake } from './outcomes';
 import { Recovery } from './recovery';
 import type { FacadeRegistry } from './registry';
 import { currentStep, SagaRuntime } from './runtime';
-import { Saga, type SagaSnapshot } from './saga';
+import { Saga, type SagaSnapshot, type StepStatus } from './saga';
 import { StepRunner } from './steps';
 import type { SagaFilter, SagaPage, SagaStore } from './store';
 import { Throttle } from './throttle';
@@ -189,6 +189,61 @@ export class Orchestrator {
     return saga.snapshot();
   }
 
+  /*
+   * The generic API (StartSaga, SendEvent, CompleteStep, FailStep, GetSaga's graph), ahead of the
+   * graph engine that gives it its full meaning; until then, what a line of steps can do with it.
+   */
+
+  /** StartSaga: starts any startable facade (version 0 = the newest) and returns its request id at once. */
+  async startSaga(facade: string, requestId: string, rawInput: unknown, version = 0): Promise<string> {
+    const def = this.registry.get(facade);
+    if (version !== 0 && version !== def.version) throw new NotFoundError(`facade ${facade} version ${version}`);
+    if (def.mode === 'async') return this.startAsync(facade, requestId, rawInput);
+    // Nobody awaits the run below: what it would refuse at once is refused here, to the caller.
+    if (this.state !== 'RUNNING') throw new OrchestratorError('UNAVAILABLE', 'orchestrator is not running (starting or shutting down)', true);
+    def.parseInput(rawInput);
+    const run = def.mode === 'sync' ? this.runSync(facade, requestId, rawInput) : this.runThrottled(facade, requestId, rawInput);
+    // The saga records its outcome (GetSaga); only a run that never recorded it is worth a line here.
+    void run.catch((err: unknown) => {
+      if (errorCode(err) !== 'SAGA_ABORTED') this.rt.log.warn('StartSaga: the run failed', { requestId, facade, error: ensureError(err).message });
+    });
+    return requestId;
+  }
+
+  /** SendEvent: resolves once the event is durably recorded. */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- the graph engine's signature; no step waits for an event yet
+  async sendEvent(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
+    const saga = await this.rt.load(requestId);
+    throw new OrchestratorError('FAILED_PRECONDITION', `facade ${saga.facade} has no node waiting for event ${event}`);
+  }
+
+  /** CompleteStep / FailStep: the outcome of an external step, reported by the service that ran it. */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- the graph engine's signature; there are no external steps yet
+  async completeStep(requestId: string, step: string, output: unknown): Promise<void> {
+    await this.refuseReply(requestId, step);
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- as completeStep
+  async failStep(requestId: string, step: string, error: string): Promise<void> {
+    await this.refuseReply(requestId, step);
+  }
+
+  /** GetSaga's view of a saga's graph: each node's visits and kind, what it waits for, the path taken as Mermaid. */
+  describeSaga(saga: SagaSnapshot): SagaDescription | undefined {
+    const def = this.registry.find(saga.facade);
+    if (!def || def.version !== saga.version) return undefined;
+    const nodes = saga.steps.map((s): NodeState => ({
+      name: s.name,
+      kind: 'step',
+      visits: s.status === 'PENDING' ? [] : [{
+        visit: 1, status: s.status, attempts: s.attempts, output: s.output, error: s.error, startedAt: s.startedAt, endedAt: s.endedAt,
+        // The saga's timer is its current step's next attempt while that step is RETRYING.
+        ...(s.status === 'RETRYING' && saga.wakeAt ? { wakeAt: saga.wakeAt } : {}),
+      }],
+    }));
+    return { nodes, waiting: [], mermaid: pathMermaid(describeFacade(def), saga.steps) };
+  }
+
   /** Entry point for every consumed message. Throws PoisonMessageError for messages that can never be handled. */
   async handle(message: Message): Promise<void> {
     const msg = decodeMessage(message);
@@ -266,6 +321,13 @@ export class Orchestrator {
     }
   }
 
+  /** Every node of a line of steps runs in the orchestrator: no other service reports its outcome. */
+  private async refuseReply(requestId: string, step: string): Promise<never> {
+    const saga = await this.rt.load(requestId);
+    if (!saga.steps.some((s) => s.name === step)) throw new NotFoundError(`node ${step} of saga ${requestId}`);
+    throw new OrchestratorError('FAILED_PRECONDITION', `node ${step} of facade ${saga.facade} is a step run by the orchestrator, not an external step`);
+  }
+
   private async cancel(requestId: string, reason: StepError): Promise<void> {
     for (let tries = 1; ; tries++) {
       const saga = await this.rt.load(requestId);
@@ -300,4 +362,23 @@ function callerGone(signal: AbortSignal): StepError {
   const code = reason?.name === 'TimeoutError' ? 'DEADLINE_EXCEEDED' : errorCode(reason); // AbortSignal.timeout()'s reason
   if (code === 'DEADLINE_EXCEEDED') return new StepError(code, 'the caller deadline passed', false);
   return new StepError('CANCELLED', 'the caller cancelled the call', false);
+}
+
+/** Mermaid classes for the statuses a visited node can be in: the facade's graph with the path taken coloured. */
+const PATH_CLASSES: readonly [string, string, readonly StepStatus[]][] = [
+  ['done', 'fill:#c8e6c9,stroke:#2e7d32', ['SUCCEEDED']],
+  ['active', 'fill:#fff3c4,stroke:#f9a825', ['RUNNING', 'RETRYING', 'WAITING', 'COMPENSATING']],
+  ['failed', 'fill:#ffcdd2,stroke:#c62828', ['FAILED', 'COMPENSATION_FAILED']],
+  ['undone', 'fill:#e0e0e0,stroke:#616161', ['COMPENSATED']],
+];
+
+/** The facade's flowchart (node ids n0, n1, … in node order) with each visited node classed by its status. */
+function pathMermaid(facade: FacadeDescription, steps: SagaSnapshot['steps']): string {
+  const status = new Map(steps.map((s) => [s.name, s.status]));
+  const lines = [facade.mermaid];
+  for (const [name, style, statuses] of PATH_CLASSES) {
+    const ids = facade.nodes.flatMap((n, i) => (statuses.includes(status.get(n.name) ?? 'PENDING') ? [`n${i}`] : []));
+    if (ids.length > 0) lines.push(`  classDef ${name} ${style}`, `  class ${ids.join(',')} ${name}`);
+  }
+  return lines.join('\n');
 }

@@ -14,7 +14,10 @@ export type StepStatus =
   | 'FAILED'
   | 'COMPENSATING'
   | 'COMPENSATED'
-  | 'COMPENSATION_FAILED';
+  | 'COMPENSATION_FAILED'
+  // The graph engine's: a wait parked on its events, a node a branch did not choose.
+  | 'WAITING'
+  | 'SKIPPED';
 
 export const SAGA_TRANSITIONS: Readonly<Record<SagaStatus, readonly SagaStatus[]>> = {
   RUNNING: ['COMPLETED', 'COMPENSATING'],
@@ -36,6 +39,9 @@ export const STEP_TRANSITIONS: Readonly<Record<StepStatus, readonly StepStatus[]
   COMPENSATING: ['COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'],
   COMPENSATED: [],
   COMPENSATION_FAILED: ['COMPENSATING'],
+  // No step enters these yet: the graph engine gives them their moves.
+  WAITING: [],
+  SKIPPED: [],
 };
 
 export const TERMINAL_STATUSES: readonly SagaStatus[] = ['COMPLETED', 'COMPENSATED'];
