@@ -3,9 +3,7 @@ import { Orchestrator } from './engine/orchestrator';
 import { FacadeRegistry } from './engine/registry';
 import type { Transport } from './engine/transport';
 import type { AppConfig } from './config/schema';
-import { createBookingClients } from './examples/booking/clients';
-import { registerBookingFacades } from './examples/booking/facades';
-import { bookingServiceImpl } from './grpc/booking-service';
+import { EXAMPLES } from './examples';
 import { orchestratorServiceImpl } from './grpc/orchestrator-service';
 import { loadProtos } from './grpc/protos';
 import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
@@ -34,17 +32,18 @@ export class App {
     if (this.state !== 'NEW') throw new Error(`app cannot start from ${this.state}`);
     this.state = 'STARTING';
     const { config, log } = this;
-    // Closed in reverse: the transport drains (compensations still call upstreams) before clients close.
-    const clients = createBookingClients(config.upstreams);
-    this.closers.push({ name: 'upstream clients', close: () => clients.close() });
+    // Closed in reverse: the transport drains (compensations still call upstreams) before the examples' clients close.
+    const registry = new FacadeRegistry();
+    for (const example of EXAMPLES) {
+      const close = example.register(registry, { upstreams: config.upstreams, log });
+      if (close) this.closers.push({ name: `${example.name} clients`, close });
+    }
     const store = await this.createStore();
     this.closers.push({ name: 'store', close: () => store.close() });
     const transport = await this.createTransport();
     this.transport = transport;
     this.closers.push({ name: 'transport', close: () => transport.close() });
 
-    const registry = new FacadeRegistry();
-    registerBookingFacades(registry, clients);
     const { saga, throttle } = config;
     const orchestrator = new Orchestrator({
       registry, store, transport, logger: log, podId: config.podId, outcomeTopic: TOPICS.sagaOutcomes.name,
@@ -56,10 +55,10 @@ export class App {
 
     this.server = await startGrpcServer({
       address: `${config.grpc.host}:${config.grpc.port}`,
-      protos: loadProtos(['booking.proto', 'orchestrator.proto']),
+      protos: loadProtos([...new Set(['orchestrator.proto', ...EXAMPLES.flatMap((e) => e.protoFiles)])]),
       log,
       services: [
-        { name: 'pb.BookingService', implementation: bookingServiceImpl(orchestrator, log) },
+        ...EXAMPLES.flatMap((e) => e.services?.(orchestrator, log) ?? []),
         { name: 'orchestrator.v1.OrchestratorService', implementation: orchestratorServiceImpl(orchestrator, log) },
       ],
     });

@@ -2,64 +2,21 @@ import type * as grpc from '@grpc/grpc-js';
 import { NotFoundError, ValidationError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
 import type { Orchestrator } from '../engine/orchestrator';
-import type { SagaSnapshot, SagaStatus, StepStatus } from '../engine/saga';
+import type { SagaSnapshot, SagaStatus } from '../engine/saga';
+import { jsonField, jsonObjectField, required } from './fields';
+import { sagaToProto } from './saga-proto';
 import { unary } from './unary';
-
-// Proto enum values share one namespace per package, so step statuses carry a prefix where they clash.
-const STEP_STATUS: Readonly<Record<StepStatus, string>> = {
-  PENDING: 'PENDING',
-  RUNNING: 'STEP_RUNNING',
-  RETRYING: 'STEP_RETRYING',
-  SUCCEEDED: 'SUCCEEDED',
-  FAILED: 'STEP_FAILED',
-  COMPENSATING: 'STEP_COMPENSATING',
-  COMPENSATED: 'STEP_COMPENSATED',
-  COMPENSATION_FAILED: 'STEP_COMPENSATION_FAILED',
-  WAITING: 'STEP_WAITING',
-  SKIPPED: 'STEP_SKIPPED',
-};
 
 const SAGA_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'];
 /** In the proto for wire compatibility, never set: a filter on it matches no saga. */
 const UNUSED_STATUSES: readonly string[] = ['FAILED'];
 const MAX_PAGE = 1_000;
 
-const json = (value: unknown): string => (value === undefined ? '' : JSON.stringify(value));
-
-export function sagaToProto(saga: SagaSnapshot): Record<string, unknown> {
-  return {
-    request_id: saga.requestId,
-    facade: saga.facade,
-    version: saga.version,
-    mode: saga.mode,
-    status: saga.status,
-    revision: saga.revision,
-    owner: saga.owner ?? '',
-    deadline: saga.deadline ?? '',
-    input_json: json(saga.input),
-    output_json: json(saga.output),
-    error: saga.error ?? '',
-    error_code: saga.errorCode ?? '',
-    created_at: saga.createdAt,
-    updated_at: saga.updatedAt,
-    steps: saga.steps.map((s) => ({
-      name: s.name,
-      status: STEP_STATUS[s.status],
-      attempts: s.attempts,
-      compensation_attempts: s.compensationAttempts,
-      output_json: json(s.output),
-      error: s.error ?? '',
-    })),
-    history: saga.history.map((e) => ({ seq: e.seq, at: e.at, type: e.type, step: e.step ?? '', detail: e.detail ?? '', pod_id: e.podId ?? '' })),
-  };
-}
-
 interface ListRequest { facade: string; status: string; created_from: string; created_to: string; page_size: number; page_token: string }
-
-function requireId(request: { request_id?: string }): string {
-  if (!request.request_id) throw new ValidationError('request_id', 'required');
-  return request.request_id;
-}
+interface StartRequest { facade: string; input_json: string; version: number }
+interface EventRequest { request_id: string; event: string; payload_json: string; idempotency_key: string }
+interface CompleteRequest { request_id: string; step: string; output_json: string }
+interface FailRequest { request_id: string; step: string; error: string }
 
 function timestamp(value: string, field: string): string | undefined {
   if (!value) return undefined;
@@ -68,17 +25,50 @@ function timestamp(value: string, field: string): string | undefined {
   return new Date(t).toISOString();
 }
 
-/** orchestrator.v1.OrchestratorService: inspects and steers sagas of every facade. */
+/**
+ * orchestrator.v1.OrchestratorService: starts, drives, inspects and steers sagas of every facade.
+ * Request fields are checked here (INVALID_ARGUMENT naming the field); what a request means for a
+ * saga (NOT_FOUND, FAILED_PRECONDITION, ...) is the engine's to say.
+ */
 export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger): grpc.UntypedServiceImplementation {
+  const withGraph = (saga: SagaSnapshot) => sagaToProto(saga, orchestrator.describeSaga(saga));
   return {
+    StartSaga: unary(log, 'StartSaga', async (request: StartRequest, ctx) => {
+      const facade = required(request.facade, 'facade');
+      const input = jsonField(request.input_json, 'input_json', {});
+      if (request.version < 0) throw new ValidationError('version', 'must be 0 (the newest) or a registered version');
+      return { request_id: await orchestrator.startSaga(facade, ctx.requestId, input, request.version) };
+    }),
+    SendEvent: unary(log, 'SendEvent', async (request: EventRequest) => {
+      const id = required(request.request_id, 'request_id');
+      const event = required(request.event, 'event');
+      const payload = jsonObjectField(request.payload_json, 'payload_json');
+      await orchestrator.sendEvent(id, event, payload, request.idempotency_key || undefined);
+      return {};
+    }),
+    CompleteStep: unary(log, 'CompleteStep', async (request: CompleteRequest) => {
+      const id = required(request.request_id, 'request_id');
+      const step = required(request.step, 'step');
+      await orchestrator.completeStep(id, step, jsonField(request.output_json, 'output_json', null));
+      return {};
+    }),
+    FailStep: unary(log, 'FailStep', async (request: FailRequest) => {
+      const id = required(request.request_id, 'request_id');
+      const step = required(request.step, 'step');
+      await orchestrator.failStep(id, step, required(request.error, 'error'));
+      return {};
+    }),
     ListFacades: unary(log, 'ListFacades', async () => ({
-      facades: orchestrator.listFacades().map((f) => ({ ...f, nodes: f.nodes.map((n) => ({ ...n, topic: n.topic ?? '' })) })),
+      facades: orchestrator.listFacades().map((f) => ({
+        ...f,
+        nodes: f.nodes.map((n) => ({ ...n, topic: n.topic ?? '', branches: n.branches ?? [], events: n.events ?? [] })),
+      })),
     })),
     GetSaga: unary(log, 'GetSaga', async (request: { request_id?: string }) => {
-      const id = requireId(request);
+      const id = required(request.request_id, 'request_id');
       const saga = await orchestrator.getSaga(id);
       if (!saga) throw new NotFoundError(`saga ${id}`);
-      return sagaToProto(saga);
+      return withGraph(saga);
     }),
     ListSagas: unary(log, 'ListSagas', async (request: ListRequest) => {
       const unused = UNUSED_STATUSES.includes(request.status);
@@ -95,10 +85,11 @@ export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger)
       };
       if (unused) return { sagas: [], next_page_token: '' };
       const page = await orchestrator.listSagas(filter);
-      return { sagas: page.sagas.map(sagaToProto), next_page_token: page.nextPageToken ?? '' };
+      return { sagas: page.sagas.map((s) => sagaToProto(s)), next_page_token: page.nextPageToken ?? '' };
     }),
-    CancelSaga: unary(log, 'CancelSaga', async (request: { request_id?: string }) => sagaToProto(await orchestrator.cancelSaga(requireId(request)))),
+    CancelSaga: unary(log, 'CancelSaga', async (request: { request_id?: string }) =>
+      withGraph(await orchestrator.cancelSaga(required(request.request_id, 'request_id')))),
     RetryCompensation: unary(log, 'RetryCompensation', async (request: { request_id?: string }) =>
-      sagaToProto(await orchestrator.retryCompensation(requireId(request)))),
+      withGraph(await orchestrator.retryCompensation(required(request.request_id, 'request_id')))),
   };
 }

@@ -23,7 +23,7 @@ export function loadProtos(files: string[]): LoadedProtos {
   return { packageDefinition, grpcObject: grpc.loadPackageDefinition(packageDefinition) };
 }
 
-/** The service definition at a dotted path such as `pb.BookingService`. */
+/** The service definition at a dotted path such as `orchestrator.v1.OrchestratorService`. */
 export function serviceOf(protos: LoadedProtos, dotted: string): grpc.ServiceDefinition {
   let node: unknown = protos.grpcObject;
   for (const part of dotted.split('.')) node = (node as Record<string, unknown>)[part];

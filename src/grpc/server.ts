@@ -5,7 +5,7 @@ import type { Logger } from '../engine/logger';
 import { serviceOf, type LoadedProtos } from './protos';
 
 export interface ServiceBinding {
-  /** Fully qualified, e.g. `pb.BookingService`. */
+  /** Fully qualified, e.g. `orchestrator.v1.OrchestratorService`. */
   name: string;
   implementation: grpc.UntypedServiceImplementation;
 }

@@ -62,8 +62,8 @@ describe('booking over gRPC (embedded transport)', function () {
     ]);
     const async = facades.find((f) => f.mode === 'async')!;
     expect(async.nodes).to.deep.equal([
-      { name: 'createOrder', kind: 'step', after: [], topic: 'booking.async.create-order', compensable: true },
-      { name: 'createPayment', kind: 'step', after: ['createOrder'], topic: 'booking.async.create-payment', compensable: true },
+      { name: 'createOrder', kind: 'step', after: [], topic: 'booking.async.create-order', compensable: true, branches: [], events: [] },
+      { name: 'createPayment', kind: 'step', after: ['createOrder'], topic: 'booking.async.create-payment', compensable: true, branches: [], events: [] },
     ]);
     expect(async.mermaid).to.match(/^flowchart LR\n/).and.contain('n0 --> n1');
   });

@@ -21,6 +21,19 @@ describe('architecture', () => {
     }
   });
 
+  it('the gRPC edge does not know the examples: src/grpc imports nothing from src/examples', () => {
+    const examples = path.join(ROOT, 'src', 'examples');
+    const files = tsFiles('src/grpc');
+    expect(files.map((f) => path.basename(f))).to.include('orchestrator-service.ts'); // the walk found the edge
+    for (const file of files) {
+      const imports = [...readFileSync(file, 'utf8').matchAll(/(?:from|import|require\()\s*'([^']+)'/g)].map((m) => m[1]);
+      for (const spec of imports.filter((s) => s.startsWith('.'))) {
+        const target = path.resolve(path.dirname(file), spec);
+        expect(path.relative(examples, target).startsWith('..'), `${path.relative(ROOT, file)} imports ${spec}`).to.equal(true);
+      }
+    }
+  });
+
   it('no topic name is spelled outside topics/', () => {
     for (const file of tsFiles('src')) {
       const text = readFileSync(file, 'utf8');

@@ -1,8 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../engine/logger';
-import type { Orchestrator } from '../engine/orchestrator';
-import { ASYNC_BOOKING, SYNC_BOOKING, THROTTLED_BOOKING, type BookingResult } from '../examples/booking/facades';
-import { unary } from './unary';
+import type { Logger } from '../../engine/logger';
+import type { Orchestrator } from '../../engine/orchestrator';
+import { unary } from '../../grpc/unary';
+import { ASYNC_BOOKING, SYNC_BOOKING, THROTTLED_BOOKING, type BookingResult } from './facades';
 
 /** pb.BookingService, wire-compatible with the reference facade orchestrator. */
 export function bookingServiceImpl(orchestrator: Orchestrator, log: Logger): grpc.UntypedServiceImplementation {

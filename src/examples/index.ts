@@ -1,0 +1,5 @@
+import type { Example } from './example';
+import { booking } from './booking';
+
+/** Every example the orchestrator serves, in registration order (ListFacades lists them so). */
+export const EXAMPLES: readonly Example[] = [booking];
