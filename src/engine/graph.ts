@@ -8,7 +8,7 @@ export class Graph {
   readonly byName: ReadonlyMap<string, NodeDefinition>;
   /** Nodes that list the key in their `after`. */
   readonly dependents: ReadonlyMap<string, readonly NodeDefinition[]>;
-  /** Nodes some branch may pick: they run when picked, never on their own. */
+  /** Nodes a branch before them may pick: they run when picked, never on their own (a loop's way back does not count). */
   readonly branchTargets: ReadonlySet<string>;
   /** Nodes that start the saga: no `after`, and no branch picks them. */
   readonly roots: readonly NodeDefinition[];
@@ -19,7 +19,9 @@ export class Graph {
     const dependents = new Map<string, NodeDefinition[]>();
     for (const n of def.nodes) for (const a of n.after ?? []) dependents.set(a, [...(dependents.get(a) ?? []), n]);
     this.dependents = dependents;
-    this.branchTargets = new Set(def.nodes.flatMap((n) => n.branches ?? []));
+    // Computed after dependents: downstream() needs them. A branch back to a node it comes after is a loop, not a way in.
+    const forward = def.nodes.flatMap((b) => (b.branches ?? []).filter((t) => t !== b.name && !this.downstream(t).has(b.name)));
+    this.branchTargets = new Set(forward);
     this.roots = def.nodes.filter((n) => (n.after ?? []).length === 0 && !this.branchTargets.has(n.name));
   }
 
@@ -49,6 +51,11 @@ export class Graph {
     found = seen;
     this.downstreamOf.set(name, found);
     return found;
+  }
+
+  /** A root: it runs whenever its visit is pending, so a loop reopens it only by picking it. */
+  isRoot(name: string): boolean {
+    return this.roots.some((r) => r.name === name);
   }
 
   /** Compensable nodes, for the rollback: steps and external steps with a compensation. */
@@ -83,7 +90,7 @@ export function checkFacade(def: FacadeDefinition): Graph {
 
 function checkNodes(def: FacadeDefinition, names: ReadonlySet<string>): string[] {
   const problems: string[] = [];
-  const targets = new Set(def.nodes.flatMap((n) => n.branches ?? []));
+  const targets = new Set(def.nodes.flatMap((n) => (n.branches ?? []).filter((t) => t !== n.name)));
   for (const node of def.nodes) {
     const at = `node ${node.name}`;
     for (const a of node.after ?? []) if (!names.has(a)) problems.push(`${at}: after names unknown node ${a}`);

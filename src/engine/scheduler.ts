@@ -77,7 +77,7 @@ export class Scheduler {
     // A loop: what lies after the picked node runs again, as new visits.
     for (const d of this.graph.downstream(pick)) {
       const last = saga.latest(d)!;
-      if (d !== pick && (last.status === 'SUCCEEDED' || last.status === 'FAILED' || last.status === 'SKIPPED')) saga.reopen(d);
+      if (d !== pick && !this.graph.isRoot(d) && (last.status === 'SUCCEEDED' || last.status === 'FAILED' || last.status === 'SKIPPED')) saga.reopen(d);
     }
     return { kind: 'ok', picks: [pick] };
   }
