@@ -146,8 +146,10 @@ export function isStep(node: NodeDefinition): node is StepDefinition {
 }
 
 /** Compensable: a step or an external step with a compensation. */
-export function compensationOf(node: NodeDefinition): StepDefinition['compensate'] | undefined {
-  return node.kind === 'wait' || node.kind === 'sleep' ? undefined : node.compensate;
+export function compensationOf(node: NodeDefinition): ((ctx: CompensationContext) => Promise<void>) | undefined {
+  if (node.kind === 'wait' || node.kind === 'sleep' || !node.compensate) return undefined;
+  const step = node;
+  return (ctx) => step.compensate!(ctx);
 }
 
 /** Every event some wait of the facade accepts. */

@@ -10,8 +10,8 @@ export class FacadeRegistry {
   /** Checks the definition (start-up error naming the facade and node) and adds it. */
   register<I, R>(def: FacadeDefinition<I, R>): this {
     if (this.facades.has(def.name)) throw new AlreadyExistsError(`facade ${def.name}`);
-    const graph = checkFacade(def as FacadeDefinition);
-    this.facades.set(def.name, def as FacadeDefinition);
+    const graph = checkFacade(def);
+    this.facades.set(def.name, def);
     this.graphs.set(def.name, graph);
     return this;
   }

@@ -162,7 +162,7 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
       it(`${mode}: a loop visits a node again as a new visit, and a loop past its visit limit fails naming the node`, async () => {
         const log = new Log();
         const loop = (name: string, limit?: number) => facade(name, mode, [
-          { ...log.step('count', { topic: t('x') }), branches: ['count'], maxVisits: limit, next: (_out, ctx) => (ctx.visit < (ctx.input as In).loops! ? 'count' : undefined) },
+          { ...log.step('count', { topic: t('x') }), branches: ['count'], maxVisits: limit, next: (_out, ctx) => (ctx.visit < (ctx.input).loops! ? 'count' : undefined) },
         ]);
         await start([loop('Loop'), loop('Spin', 5)]);
         await orchestrator.startSaga('Loop', `loop-${mode}`, { n: 1, loops: 3 });
