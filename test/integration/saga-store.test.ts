@@ -337,7 +337,7 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
           return got.length > 0 && got;
         }, 5_000, 'the lease to expire');
         expect(Date.now() - t0).to.be.at.least(LEASE_MS);
-        expect(claimed.map(plain)).to.deep.equal([{ ...plain(stored), owner: 'pod-b', revision: 2 }]);
+        expect(claimed.map(plain)).to.deep.equal([{ ...plain(stored), owner: 'pod-b', revision: 2, leaseLapsed: true }]);
         expect(claimed[0].history).to.have.length(1);
 
         // The claim renewed the lease: nobody else gets it, and the old owner is fenced off.
