@@ -111,22 +111,21 @@ export function parseHeadCommand(value: string): ExternalStepCommand<HeadCommand
     throw new PoisonMessageError('not JSON: a head command must be a JSON object');
   }
   const cmd = object(raw, 'command');
-  const payload = object(cmd.payload, 'payload');
-  const replyTopic = text(cmd.replyTopic, 'replyTopic');
-  // The only reply topic there is; anything else would be a publish to a topic nobody declared.
-  if (replyTopic !== TOPICS.stepReplies.name) throw new PoisonMessageError(`replyTopic: ${JSON.stringify(replyTopic)} is not the step-replies topic`);
-  // An empty head type is well-formed: the factory refuses it, and the step fails with its reason.
-  if (typeof payload.headType !== 'string') throw new PoisonMessageError('payload.headType: must be a string');
-  return {
+  const header = {
     requestId: text(cmd.requestId, 'requestId'),
     facade: text(cmd.facade, 'facade'),
     step: text(cmd.step, 'step'),
     visit: count(cmd.visit, 'visit'),
     attempt: count(cmd.attempt, 'attempt'),
     idempotencyKey: text(cmd.idempotencyKey, 'idempotencyKey'),
-    replyTopic,
-    payload: { headType: payload.headType, delayMs: whole(payload.delayMs, 'payload.delayMs') },
+    replyTopic: text(cmd.replyTopic, 'replyTopic'),
   };
+  // The only reply topic there is; anything else would be a publish to a topic nobody declared.
+  if (header.replyTopic !== TOPICS.stepReplies.name) throw new PoisonMessageError(`replyTopic: ${JSON.stringify(header.replyTopic)} is not the step-replies topic`);
+  const payload = object(cmd.payload, 'payload');
+  // An empty head type is well-formed: the factory refuses it, and the step fails with its reason.
+  if (typeof payload.headType !== 'string') throw new PoisonMessageError('payload.headType: must be a string');
+  return { ...header, payload: { headType: payload.headType, delayMs: whole(payload.delayMs, 'payload.delayMs') } };
 }
 
 function object(value: unknown, field: string): Record<string, unknown> {
