@@ -8,7 +8,7 @@ import { freePort, ROOT } from '../helpers/stack';
 const run = promisify(execFile);
 const BUF = path.join(ROOT, 'node_modules', '.bin', 'buf');
 
-interface Ports { orchestrator: number; order: number; payment: number; factory: number; accounts: number; gateway: number }
+type Ports = Record<'orchestrator' | 'order' | 'payment' | 'factory' | 'accounts' | 'gateway', number>;
 
 /** The demo services run-local.sh starts before the orchestrator. */
 const DEMO_SERVICES = ['order', 'payment', 'factory', 'accounts', 'gateway'] as const;
