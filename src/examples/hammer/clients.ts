@@ -8,6 +8,9 @@ export interface Head { id: string; request_id: string; type: string; status: 'M
 export interface Handle { id: string; request_id: string; size: string }
 export interface Hammer { id: string; request_id: string; head_id: string; handle_id: string }
 
+/** The longest the factory takes to make a part (a request's delay_ms). */
+export const FACTORY_MAX_DELAY_MS = 60_000;
+
 export interface HammerClients {
   factory: grpc.Client;
   close(): void;

@@ -1,5 +1,5 @@
 import { ValidationError } from '../../engine/errors';
-import { MAX_DELAY_MS } from './services/factory-service';
+import { FACTORY_MAX_DELAY_MS as MAX_DELAY_MS } from './clients';
 
 export interface HammerInput {
   headType: string;

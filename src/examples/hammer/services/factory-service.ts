@@ -3,7 +3,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../../engine/logger';
 import type { CallLog } from '../../demo/call-log';
 import { Refusal, respond, signalOf } from '../../demo/refusal';
-import type { Hammer, Handle, Head } from '../clients';
+import { FACTORY_MAX_DELAY_MS, type Hammer, type Handle, type Head } from '../clients';
 import type { HeadMaker, HeadOrder } from './head-worker';
 
 type Call<Req> = grpc.ServerUnaryCall<Req, unknown>;
@@ -25,9 +25,6 @@ export interface FactoryCall {
 
 export interface HandleOrder { requestId: string; idempotencyKey: string; size: string; delayMs: number }
 export interface HammerOrder { requestId: string; idempotencyKey: string; headId: string; handleId: string; delayMs: number; faultInject: boolean }
-
-/** Longest a demo part takes to make. */
-export const MAX_DELAY_MS = 60_000;
 
 /**
  * The demo factory of hammer parts, in memory. Every make is idempotent per idempotency key, even
@@ -103,7 +100,7 @@ export class Factory implements HeadMaker {
   /** One piece of work per idempotency key; a failed or cut one may be tried again under the same key. */
   private once<T>(making: Map<string, Promise<T>>, order: { idempotencyKey: string; delayMs: number }, signal: AbortSignal, make: () => T): Promise<T> {
     if (!order.idempotencyKey) return Promise.reject(new Refusal('INVALID_ARGUMENT', 'idempotency_key: required'));
-    if (!(order.delayMs >= 0 && order.delayMs <= MAX_DELAY_MS)) return Promise.reject(new Refusal('INVALID_ARGUMENT', `delay_ms: must be between 0 and ${MAX_DELAY_MS}`));
+    if (!(order.delayMs >= 0 && order.delayMs <= FACTORY_MAX_DELAY_MS)) return Promise.reject(new Refusal('INVALID_ARGUMENT', `delay_ms: must be between 0 and ${FACTORY_MAX_DELAY_MS}`));
     const existing = making.get(order.idempotencyKey);
     if (existing) return existing;
     const work = (async () => {
