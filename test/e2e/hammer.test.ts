@@ -42,7 +42,7 @@ describe('hammer (seed 002): head and handle in parallel, then the hammer, on Ka
 
   it('COMPLETED with three ids; head and handle were made at the same time, the hammer after both', async () => {
     const input: HammerInput = { headType: 'claw', handleSize: 'short', failAt: '', delayMs: 1_500 };
-    expect(await stack!.startSaga(HAMMER, input, 'hammer-ok')).to.deep.equal({ request_id: 'hammer-ok' });
+    expect(await stack!.startSaga(HAMMER, input, 'hammer-ok')).to.include({ request_id: 'hammer-ok' });
     const saga = await stack!.sagaReaches('hammer-ok', 'COMPLETED', 60_000);
 
     const output = JSON.parse(saga.output_json) as HammerResult;

@@ -61,7 +61,7 @@ describe('transfer with webhook (seed 001) on Kafka + Postgres', function () {
   }
 
   it('CONFIRMED by SendEvent: COMPLETED, one debit of from and one credit of to', async () => {
-    expect(await stack!.startSaga(TRANSFER, transfer(), 'tr-ok')).to.deep.equal({ request_id: 'tr-ok' });
+    expect(await stack!.startSaga(TRANSFER, transfer(), 'tr-ok')).to.include({ request_id: 'tr-ok' });
     await waitingForWebhook('tr-ok');
     await stack!.sendEvent('tr-ok', WEBHOOK_EVENT, { status: 'CONFIRMED' } satisfies WebhookPayload, 'tr-ok:webhook-1');
     const saga = await stack!.sagaReaches('tr-ok', 'COMPLETED', 60_000);
