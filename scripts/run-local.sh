@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs the demo order and payment services in the background and, once both serve, the
-# orchestrator in the foreground, with the given transport. Ctrl-C or SIGTERM stops all three.
-# Addresses: OCH_ORDER_ADDR (127.0.0.1:10001), OCH_PAYMENT_ADDR (127.0.0.1:10002) and the
-# orchestrator's port OCH_GRPC_PORT (app.yaml: 10000).
+# Runs the demo services in the background and, once all of them serve, the orchestrator in the
+# foreground, with the given transport. Ctrl-C or SIGTERM stops them all.
+# Addresses: OCH_ORDER_ADDR (127.0.0.1:10001), OCH_PAYMENT_ADDR (127.0.0.1:10002) for booking,
+# OCH_FACTORY_ADDR (127.0.0.1:10003) for hammer, OCH_ACCOUNTS_ADDR (127.0.0.1:10004) and
+# OCH_GATEWAY_ADDR (127.0.0.1:10005) for transfer, and the orchestrator's port OCH_GRPC_PORT
+# (app.yaml: 10000). DEMO_GATEWAY_UNAVAILABLE_FIRST=N makes the gateway refuse the first N calls
+# of each idempotency key with UNAVAILABLE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # memory: in-process transport and saga store. kafka: the local broker and the Postgres on 127.0.0.1:5432.
@@ -11,6 +14,16 @@ store=memory
 [ "$driver" = kafka ] && store=postgres
 order_addr=${OCH_ORDER_ADDR:-127.0.0.1:10001}
 payment_addr=${OCH_PAYMENT_ADDR:-127.0.0.1:10002}
+factory_addr=${OCH_FACTORY_ADDR:-127.0.0.1:10003}
+accounts_addr=${OCH_ACCOUNTS_ADDR:-127.0.0.1:10004}
+gateway_addr=${OCH_GATEWAY_ADDR:-127.0.0.1:10005}
+addresses=("$order_addr" "$payment_addr" "$factory_addr" "$accounts_addr" "$gateway_addr")
+# On Kafka the factory's head worker consumes the hammer's head commands from the broker (the
+# orchestrator's brokers and topic prefix); in memory the orchestrator runs it in-process.
+factory_env=()
+if [ "$driver" = kafka ]; then
+  factory_env=("DEMO_KAFKA_BROKERS=${OCH_KAFKA_BROKERS:-127.0.0.1:9092}" "DEMO_TOPIC_PREFIX=${OCH_TOPIC_PREFIX:-}")
+fi
 
 pids=()
 cleanup() {
@@ -22,15 +35,20 @@ trap 'exit 0' INT TERM
 
 node dist/src/examples/booking/services/main.js order "$order_addr" & pids+=($!)
 node dist/src/examples/booking/services/main.js payment "$payment_addr" & pids+=($!)
-# The orchestrator starts only once both answer SERVING: a call sent the moment it reports
+env "${factory_env[@]}" node dist/src/examples/hammer/services/main.js factory "$factory_addr" & pids+=($!)
+node dist/src/examples/transfer/services/main.js accounts "$accounts_addr" & pids+=($!)
+node dist/src/examples/transfer/services/main.js gateway "$gateway_addr" & pids+=($!)
+# The orchestrator starts only once all of them answer SERVING: a call sent the moment it reports
 # listening must find its upstreams up.
 for attempt in $(seq 30); do
-  node dist/src/grpc/wait-serving.js --timeout 1000 "$order_addr" "$payment_addr" 2>/dev/null && break
+  node dist/src/grpc/wait-serving.js --timeout 1000 "${addresses[@]}" 2>/dev/null && break
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || { echo "run-local.sh: a demo service exited before serving" >&2; exit 1; }
   done
-  [ "$attempt" = 30 ] && { echo "run-local.sh: demo services not serving on $order_addr, $payment_addr" >&2; exit 1; }
+  [ "$attempt" = 30 ] && { echo "run-local.sh: demo services not serving on ${addresses[*]}" >&2; exit 1; }
 done
 OCH_PATH=${OCH_PATH:-$PWD} OCH_TRANSPORT=$driver OCH_STORE=$store OCH_ORDER_ADDR=$order_addr OCH_PAYMENT_ADDR=$payment_addr \
-  node dist/src/main.js & pids+=($!)
-wait "${pids[2]}"
+  OCH_FACTORY_ADDR=$factory_addr OCH_ACCOUNTS_ADDR=$accounts_addr OCH_GATEWAY_ADDR=$gateway_addr \
+  node dist/src/main.js & orchestrator=$!
+pids+=("$orchestrator")
+wait "$orchestrator"

@@ -23,6 +23,18 @@ export const TOPICS = {
   bookingThrottledCreateOrder: node('booking.throttled.create-order'),
   bookingThrottledCreatePayment: node('booking.throttled.create-payment'),
   bookingThrottledRollback: node('booking.throttled.rollback'),
+  // Hammer (seed 002). head is an external step: its commands go to the head factory worker
+  // (src/examples/hammer/services/head-worker.ts), not to the orchestrator, which gets the
+  // worker's answer on stepReplies.
+  hammerHeadCommands: node('hammer.head-commands'),
+  hammerHandle: node('hammer.handle'),
+  hammerHammer: node('hammer.hammer'),
+  hammerRollback: node('hammer.rollback'),
+  // Transfer with webhook (seed 001); its webhook wait has no topic of its own (events come on sagaEvents).
+  transferDebit: node('transfer.debit'),
+  transferGateway: node('transfer.gateway'),
+  transferCredit: node('transfer.credit'),
+  transferRollback: node('transfer.rollback'),
   // Every instance reads all of it (a consumer group per pod): tells the instance holding a
   // throttled call that its saga ended, whichever instance ran the last step.
   // How the outside world talks to a saga (key = request id): events for its waits, as SendEvent

@@ -55,6 +55,11 @@ export const configSchema = z
       .object({
         order: address.default('127.0.0.1:10001'),
         payment: address.default('127.0.0.1:10002'),
+        /** The hammer example's factory (src/examples/hammer/services). */
+        factory: address.default('127.0.0.1:10003'),
+        /** The transfer example's accounts and payment gateway (src/examples/transfer/services). */
+        accounts: address.default('127.0.0.1:10004'),
+        gateway: address.default('127.0.0.1:10005'),
       })
       .strict()
       .prefault({}),
@@ -124,6 +129,9 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_KAFKA_REPLICATION_FACTOR: { path: 'transport.kafka.replicationFactor', type: 'number' },
   OCH_ORDER_ADDR: { path: 'upstreams.order', type: 'string' },
   OCH_PAYMENT_ADDR: { path: 'upstreams.payment', type: 'string' },
+  OCH_FACTORY_ADDR: { path: 'upstreams.factory', type: 'string' },
+  OCH_ACCOUNTS_ADDR: { path: 'upstreams.accounts', type: 'string' },
+  OCH_GATEWAY_ADDR: { path: 'upstreams.gateway', type: 'string' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
   OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },
   OCH_THROTTLE_MAX_QUEUE: { path: 'throttle.maxQueue', type: 'number' },

@@ -1,6 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
-import { StepError } from '../engine/errors';
+import { errorCode, StepError } from '../engine/errors';
 import { codeOfGrpcStatus } from './status';
+
+/**
+ * Channel options of the clients of upstream services. grpc-js backs off reconnecting up to 120 s by
+ * default: an upstream that comes back would stay unreachable to retries and compensations long
+ * after. Saga retries are seconds apart, so reconnect attempts are too. The engine retries steps
+ * itself (with idempotency keys), so grpc-js' own retry layer, which buffers every call, is off; so
+ * is channelz, whose statistics nobody reads.
+ */
+export const UPSTREAM_CHANNEL: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000, 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0,
+};
 
 export interface CallOptions {
   requestId: string;
@@ -42,4 +53,18 @@ export function callUpstream<Req, Res>(client: grpc.Client, method: string, requ
     const onAbort = () => call.cancel();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** What callUpstream needs from a node's context (a step's or a compensation's). */
+export function callOptionsOf(ctx: { requestId: string; idempotencyKey: string; signal: AbortSignal; deadline?: Date }): CallOptions {
+  return { requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal, deadline: ctx.deadline };
+}
+
+/** For compensations by request id: NOT_FOUND means the step never acted, which is what undoing it wants. */
+export async function ignoreNotFound(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (err) {
+    if (errorCode(err) !== 'NOT_FOUND') throw err;
+  }
 }

@@ -30,7 +30,7 @@ describe('booking over gRPC (embedded transport)', function () {
     expect(order).to.include({ status: 'CREATED', id: response.OrderID });
     const saga = await stack.saga('r1');
     expect(saga.status).to.equal('COMPLETED');
-    expect(JSON.parse(saga.output_json as string)).to.deep.equal({ orderId: response.OrderID, paymentId: response.PaymentID });
+    expect(JSON.parse(saga.output_json)).to.deep.equal({ orderId: response.OrderID, paymentId: response.PaymentID });
   });
 
   it('sync booking with FaultInject fails ABORTED naming the payment node, then the order is cancelled', async () => {

@@ -8,6 +8,11 @@ import { freePort, ROOT } from '../helpers/stack';
 const run = promisify(execFile);
 const BUF = path.join(ROOT, 'node_modules', '.bin', 'buf');
 
+type Ports = Record<'orchestrator' | 'order' | 'payment' | 'factory' | 'accounts' | 'gateway', number>;
+
+/** The demo services run-local.sh starts before the orchestrator. */
+const DEMO_SERVICES = ['order', 'payment', 'factory', 'accounts', 'gateway'] as const;
+
 /** scripts/run-local.sh (what `make run` runs) on free ports, its output kept as lines. */
 class RunLocal {
   readonly lines: string[] = [];
@@ -15,7 +20,7 @@ class RunLocal {
   private readonly child: ChildProcess;
   private listeners: ((line: string) => void)[] = [];
 
-  constructor(readonly ports: { orchestrator: number; order: number; payment: number }) {
+  constructor(readonly ports: Ports) {
     this.child = spawn(path.join(ROOT, 'scripts', 'run-local.sh'), ['memory'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -26,6 +31,9 @@ class RunLocal {
         OCH_GRPC_PORT: String(ports.orchestrator),
         OCH_ORDER_ADDR: `127.0.0.1:${ports.order}`,
         OCH_PAYMENT_ADDR: `127.0.0.1:${ports.payment}`,
+        OCH_FACTORY_ADDR: `127.0.0.1:${ports.factory}`,
+        OCH_ACCOUNTS_ADDR: `127.0.0.1:${ports.accounts}`,
+        OCH_GATEWAY_ADDR: `127.0.0.1:${ports.gateway}`,
       },
     });
     let buf = '';
@@ -67,8 +75,8 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-async function freePorts(): Promise<{ orchestrator: number; order: number; payment: number }> {
-  return { orchestrator: await freePort(), order: await freePort(), payment: await freePort() };
+async function freePorts(): Promise<Ports> {
+  return { orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort() };
 }
 
 describe('make run (scripts/run-local.sh)', function () {
@@ -81,7 +89,7 @@ describe('make run (scripts/run-local.sh)', function () {
     script = undefined;
   });
 
-  it('starts the orchestrator once the demo services serve: the README call sent the moment it listens succeeds; SIGTERM stops all three', async () => {
+  it('starts the orchestrator once the demo services serve: the README call sent the moment it listens succeeds; SIGTERM stops them all', async () => {
     const ports = await freePorts();
     script = new RunLocal(ports);
     const s = script;
@@ -98,15 +106,14 @@ describe('make run (scripts/run-local.sh)', function () {
     const { stdout } = await Promise.race([answer, died]);
     expect(JSON.parse(stdout)).to.deep.equal({ RequestID: 'r1', OrderID: '1', PaymentID: '1' });
     const orchestrator = s.listening('orchestrator');
-    expect(s.listening('order'), 'order listening before the orchestrator').to.be.within(0, orchestrator - 1);
-    expect(s.listening('payment'), 'payment listening before the orchestrator').to.be.within(0, orchestrator - 1);
+    for (const service of DEMO_SERVICES) expect(s.listening(service), `${service} listening before the orchestrator`).to.be.within(0, orchestrator - 1);
 
     s.stop();
     expect(await s.exited).to.equal(0);
     for (const [name, port] of Object.entries(ports)) expect(await portFree(port), `${name} port ${port} released`).to.equal(true);
   });
 
-  it('does not start the orchestrator when a demo service cannot start, and stops the other one', async () => {
+  it('does not start the orchestrator when a demo service cannot start, and stops the others', async () => {
     const ports = await freePorts();
     // The payment port is taken: the payment service fails to bind it and exits. (Connections,
     // the script's health checks, are dropped at once: close() waits for every open one.)
@@ -119,7 +126,7 @@ describe('make run (scripts/run-local.sh)', function () {
       expect(await Promise.race([s.exited, started]), s.lines.join('\n')).to.equal(1);
       expect(script.lines.join('\n')).to.contain('a demo service exited before serving');
       expect(script.listening('orchestrator')).to.equal(-1);
-      expect(await portFree(ports.order), 'order port released').to.equal(true);
+      for (const service of DEMO_SERVICES.filter((d) => d !== 'payment')) expect(await portFree(ports[service]), `${service} port released`).to.equal(true);
       expect(await portFree(ports.orchestrator), 'orchestrator port never taken').to.equal(true);
     } finally {
       await new Promise((resolve) => squatter.close(resolve));

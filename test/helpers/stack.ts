@@ -88,7 +88,7 @@ export async function waitServing(address: string, proc: Proc, timeoutMs = 30_00
   died.catch(() => undefined);
 }
 
-const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto']);
+const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto', 'factory.proto', 'accounts.proto', 'gateway.proto']);
 
 /** Calls a unary method and resolves with the response and the response (header) metadata. */
 export function call<Res = Record<string, unknown>>(
@@ -118,19 +118,42 @@ export interface StackOptions {
   compensation?: string;
   /** saga.stepTimeoutMs (default 10 s). */
   stepTimeoutMs?: number;
+  /**
+   * Also runs the hammer example's factory; on Kafka, with its head worker consuming the stack's
+   * head commands (same brokers and topic prefix, a consumer group of its own).
+   */
+  factory?: boolean;
+  /** Also runs the transfer example's accounts and gateway; the gateway refuses the first N calls of each key (DEMO_GATEWAY_UNAVAILABLE_FIRST). */
+  transfer?: { gatewayUnavailableFirst?: number };
 }
 
-/** The order and payment services and the orchestrator, as separate processes on free ports. */
+/** What GetSaga answers (orchestrator.v1.Saga), as far as the tests read it. */
+export type SagaView = Record<string, unknown> & {
+  status: string;
+  output_json: string;
+  error_code: string;
+  steps: { name: string; status: string; attempts: number; output_json: string; error: string }[];
+};
+
+/**
+ * The order and payment services and the orchestrator, as separate processes on free ports; on
+ * request the other examples' demo services too (the orchestrator is always given their ports).
+ */
 export class Stack {
   readonly procs: Proc[] = [];
   orchestrator!: Proc;
   order!: Proc;
   address = '';
-  ports = { orchestrator: 0, order: 0, payment: 0 };
+  ports = { orchestrator: 0, order: 0, payment: 0, factory: 0, accounts: 0, gateway: 0 };
   booking!: grpc.Client;
   sagas!: grpc.Client;
   orders!: grpc.Client;
   payments!: grpc.Client;
+  /** The hammer example's factory (factory.v1.FactoryService). */
+  factory!: grpc.Client;
+  /** The transfer example's accounts (accounts.v1.AccountsService) and gateway (gateway.v1.PaymentGatewayService). */
+  accounts!: grpc.Client;
+  gateway!: grpc.Client;
   dir = '';
 
   static async start(opts: StackOptions): Promise<Stack> {
@@ -140,33 +163,48 @@ export class Stack {
   }
 
   private async start(opts: StackOptions): Promise<void> {
-    this.ports = { orchestrator: await freePort(), order: await freePort(), payment: await freePort() };
+    this.ports = {
+      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(),
+    };
     this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
-    const order = this.spawnOrder();
-    const payment = this.spawn(['dist/src/examples/booking/services/main.js', 'payment', `127.0.0.1:${this.ports.payment}`]);
     const kafka = opts.kafka;
+    const upstreams: Promise<void>[] = [];
+    const serve = (kind: keyof Stack['ports'], script: string, env: NodeJS.ProcessEnv = {}) => {
+      const address = `127.0.0.1:${this.ports[kind]}`;
+      upstreams.push(waitServing(address, this.spawn([script, kind, address], env)));
+    };
+    upstreams.push(waitServing(`127.0.0.1:${this.ports.order}`, this.spawnOrder()));
+    serve('payment', 'dist/src/examples/booking/services/main.js');
+    if (opts.factory) {
+      serve('factory', 'dist/src/examples/hammer/services/main.js', kafka
+        ? { DEMO_KAFKA_BROKERS: kafka.brokers.join(','), DEMO_TOPIC_PREFIX: kafka.topicPrefix, DEMO_KAFKA_GROUP_ID: `${kafka.groupId}.demo-factory` }
+        : {});
+    }
+    if (opts.transfer) {
+      serve('accounts', 'dist/src/examples/transfer/services/main.js');
+      serve('gateway', 'dist/src/examples/transfer/services/main.js', { DEMO_GATEWAY_UNAVAILABLE_FIRST: String(opts.transfer.gatewayUnavailableFirst ?? 0) });
+    }
     writeFileSync(path.join(this.dir, 'app.yaml'), [
       'podId: e2e',
       `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: 10000 }`,
       'transport:',
       `  driver: ${opts.transport}`,
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
-      `upstreams: { order: 127.0.0.1:${this.ports.order}, payment: 127.0.0.1:${this.ports.payment} }`,
+      `upstreams: { ${(['order', 'payment', 'factory', 'accounts', 'gateway'] as const).map((u) => `${u}: 127.0.0.1:${this.ports[u]}`).join(', ')} }`,
       ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: 1000 } }`] : []),
       `saga: { stepTimeoutMs: ${opts.stepTimeoutMs ?? 10_000}, compensation: ${opts.compensation ?? '{ maxAttempts: 3, initialBackoffMs: 50 }'}, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }`,
       opts.extraYaml ?? '',
     ].join('\n'));
     this.address = `127.0.0.1:${this.ports.orchestrator}`;
-    await Promise.all([
-      waitServing(`127.0.0.1:${this.ports.order}`, order),
-      waitServing(`127.0.0.1:${this.ports.payment}`, payment),
-      this.startOrchestrator(),
-    ]);
+    await Promise.all([...upstreams, this.startOrchestrator()]);
     const creds = grpc.credentials.createInsecure();
     this.booking = new (clientOf(protos, 'pb.BookingService'))(this.address, creds);
     this.sagas = new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(this.address, creds);
     this.orders = new (clientOf(protos, 'order.v1.OrderService'))(`127.0.0.1:${this.ports.order}`, creds);
     this.payments = new (clientOf(protos, 'payment.v1.PaymentService'))(`127.0.0.1:${this.ports.payment}`, creds);
+    this.factory = new (clientOf(protos, 'factory.v1.FactoryService'))(`127.0.0.1:${this.ports.factory}`, creds);
+    this.accounts = new (clientOf(protos, 'accounts.v1.AccountsService'))(`127.0.0.1:${this.ports.accounts}`, creds);
+    this.gateway = new (clientOf(protos, 'gateway.v1.PaymentGatewayService'))(`127.0.0.1:${this.ports.gateway}`, creds);
   }
 
   /** The order service keeps its orders and call counts in the stack's directory across restarts. */
@@ -207,8 +245,18 @@ export class Stack {
     return proc;
   }
 
-  async saga(requestId: string): Promise<Record<string, unknown> & { status: string; steps: { name: string; status: string }[] }> {
-    return (await call<never>(this.sagas, 'GetSaga', { request_id: requestId })).response;
+  async saga(requestId: string): Promise<SagaView> {
+    return (await call<SagaView>(this.sagas, 'GetSaga', { request_id: requestId })).response;
+  }
+
+  /** StartSaga: the facade's saga on `input`, under `requestId` (x-request-id); answers its request id. */
+  async startSaga(facade: string, input: unknown, requestId: string, version = 1): Promise<{ request_id: string }> {
+    return (await call<{ request_id: string }>(this.sagas, 'StartSaga', { facade, input_json: JSON.stringify(input), version }, { 'x-request-id': requestId })).response;
+  }
+
+  /** SendEvent: `event` with its payload to the saga `requestId`. */
+  async sendEvent(requestId: string, event: string, payload: unknown, idempotencyKey: string): Promise<void> {
+    await call(this.sagas, 'SendEvent', { request_id: requestId, event, payload_json: JSON.stringify(payload), idempotency_key: idempotencyKey });
   }
 
   /** Polls GetSaga until the saga reaches `status`. */
@@ -247,7 +295,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
-    for (const c of [this.booking, this.sagas, this.orders, this.payments]) c?.close();
+    for (const c of [this.booking, this.sagas, this.orders, this.payments, this.factory, this.accounts, this.gateway]) c?.close();
     for (const p of this.procs) p.kill('SIGTERM');
     await Promise.all(this.procs.map((p) => p.exited));
   }

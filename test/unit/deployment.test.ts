@@ -170,7 +170,7 @@ describe('deployment (Dockerfile, local compose)', () => {
     expect(dockerfile.expose).to.include(config.grpc.port);
   });
 
-  for (const upstream of ['order', 'payment'] as const) {
+  for (const upstream of ['order', 'payment', 'factory', 'accounts', 'gateway'] as const) {
     it(`upstreams.${upstream} names the compose service that runs ${upstream}, on the port it listens on and publishes`, () => {
       const { host, port } = hostPort(config.upstreams[upstream]);
       const svc = service(host);
@@ -249,8 +249,18 @@ describe('deployment (Dockerfile, local compose)', () => {
     expect(mount?.read_only).to.equal(true);
   });
 
-  it('the orchestrator, order and payment services build deployment/Dockerfile from existing paths', () => {
-    expect(imageServices().map(([name]) => name)).to.have.members(['order', 'payment', 'orchestrator']);
+  it('the factory\'s head worker reads the head commands where the orchestrator writes them: same brokers and topic prefix, Kafka healthy first', () => {
+    const { host } = hostPort(config.upstreams.factory);
+    const factory = service(host);
+    const env = envOf(factory);
+    expect(env.DEMO_KAFKA_BROKERS?.split(',').map((b) => b.trim()), 'DEMO_KAFKA_BROKERS').to.deep.equal(config.transport.kafka.brokers);
+    expect(env.DEMO_TOPIC_PREFIX ?? '', 'DEMO_TOPIC_PREFIX').to.equal(config.transport.kafka.topicPrefix);
+    expect(env.DEMO_KAFKA_GROUP_ID, 'DEMO_KAFKA_GROUP_ID: not one of the orchestrator\'s groups').to.be.a('string').and.not.equal(config.transport.kafka.groupId);
+    for (const broker of config.transport.kafka.brokers) expect(dependsOn(factory)[hostPort(broker).host], `${host} depends_on ${broker}`).to.equal('service_healthy');
+  });
+
+  it('the orchestrator and the demo services build deployment/Dockerfile from existing paths', () => {
+    expect(imageServices().map(([name]) => name)).to.have.members(['order', 'payment', 'factory', 'accounts', 'gateway', 'orchestrator']);
     for (const [name, svc] of Object.entries(compose.services)) {
       const build = buildPaths(svc);
       if (!build) continue;

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { UPSTREAM_CHANNEL } from '../../grpc/call';
 import { clientOf, loadProtos } from '../../grpc/protos';
 
 export interface Order { id: string; request_id: string; product_id: string; count: string; status: 'CREATED' | 'CANCELLED' }
@@ -9,16 +10,6 @@ export interface BookingClients {
   payment: grpc.Client;
   close(): void;
 }
-
-/**
- * grpc-js backs off reconnecting up to 120 s by default: an upstream that comes back would stay
- * unreachable to retries and compensations long after. Saga retries are seconds apart, so reconnect
- * attempts are too. The engine retries steps itself (with idempotency keys), so grpc-js' own retry
- * layer, which buffers every call, is off; so is channelz, whose statistics nobody reads.
- */
-const UPSTREAM_CHANNEL: grpc.ChannelOptions = {
-  'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1_000, 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0,
-};
 
 /** gRPC clients of the demo order and payment services. */
 export function createBookingClients(addresses: { order: string; payment: string }): BookingClients {

@@ -1,16 +1,7 @@
-import type { StepError } from '../../engine/errors';
 import type { StepDefinition } from '../../engine/facade';
-import { callUpstream } from '../../grpc/call';
+import { callUpstream, ignoreNotFound } from '../../grpc/call';
 import type { BookingClients, Order, Payment } from './clients';
 import type { BookingInput } from './input';
-
-async function ignoreNotFound(call: Promise<unknown>): Promise<void> {
-  try {
-    await call;
-  } catch (err) {
-    if ((err as StepError).code !== 'NOT_FOUND') throw err;
-  }
-}
 
 export interface OrderCreated { orderId: string }
 export interface PaymentMade { paymentId: string }
