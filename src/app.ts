@@ -43,6 +43,12 @@ export class App {
     const transport = await this.createTransport();
     this.transport = transport;
     this.closers.push({ name: 'transport', close: () => transport.close() });
+    if (config.transport.driver === 'memory') {
+      for (const example of EXAMPLES) {
+        const stop = await example.embedded?.(transport, { upstreams: config.upstreams, log });
+        if (stop) this.closers.push({ name: `${example.name} embedded workers`, close: stop });
+      }
+    }
 
     const { saga, throttle } = config;
     const orchestrator = new Orchestrator({

@@ -10,6 +10,7 @@ import type { AppConfig } from '../config/schema';
 import type { Logger } from '../engine/logger';
 import type { Orchestrator } from '../engine/orchestrator';
 import type { FacadeRegistry } from '../engine/registry';
+import type { Transport } from '../engine/transport';
 import type { ServiceBinding } from '../grpc/server';
 
 /** What an example may use to build its facades. */
@@ -32,4 +33,9 @@ export interface Example {
   register(registry: FacadeRegistry, deps: ExampleDeps): (() => Promise<void> | void) | void;
   /** The example's own gRPC services, served beside orchestrator.v1.OrchestratorService. */
   services?(orchestrator: Orchestrator, log: Logger): ServiceBinding[];
+  /**
+   * Embedded mode only (in-process transport, no Kafka): starts in this process the workers that
+   * would otherwise consume its topics elsewhere (e.g. an external step's worker). Returns what stops them.
+   */
+  embedded?(transport: Transport, deps: ExampleDeps): Promise<() => Promise<void> | void>;
 }

@@ -1,5 +1,7 @@
 import type { Example } from './example';
 import { booking } from './booking';
+import { hammer } from './hammer';
+import { transfer } from './transfer';
 
 /** Every example the orchestrator serves, in registration order (ListFacades lists them so). */
-export const EXAMPLES: readonly Example[] = [booking];
+export const EXAMPLES: readonly Example[] = [booking, hammer, transfer];
