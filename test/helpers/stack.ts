@@ -156,9 +156,15 @@ export class Stack {
   gateway!: grpc.Client;
   dir = '';
 
+  /** A stack that fails to start stops what it had started (no process outlives the test run). */
   static async start(opts: StackOptions): Promise<Stack> {
     const stack = new Stack();
-    await stack.start(opts);
+    try {
+      await stack.start(opts);
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
     return stack;
   }
 
