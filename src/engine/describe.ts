@@ -71,8 +71,10 @@ export function describeSaga(saga: SagaSnapshot, graph: Graph): SagaDescription 
     '  classDef compensated fill:#e2e3e5,stroke:#6c757d,stroke-dasharray:4',
     '  classDef skipped fill:#ffffff,stroke:#adb5bd,color:#adb5bd,stroke-dasharray:2',
   );
+  // The node the saga failed at is drawn failed, even once compensated.
+  const failedAt = saga.history.findLast((e) => e.type === 'SAGA_COMPENSATING')?.step;
   for (const [node, st] of status) {
-    const cls = CLASS_OF[st];
+    const cls = node === (failedAt && nodeOf(failedAt)) ? 'failed' : CLASS_OF[st];
     if (cls) lines.push(`  class ${ids.get(node)} ${cls}`);
   }
   return { nodes, waiting, mermaid: lines.join('\n') };
