@@ -92,10 +92,14 @@ export class Compensator {
     log.info('saga compensated');
   }
 
-  /** A step visit recorded as running, started recently enough that its instance may still be running it. */
+  /**
+   * A step visit recorded as running, started recently enough that a consumer (here or on another
+   * instance) may still be running it: undone before it acts, it would act after its undo. Past
+   * one step timeout (and a missed heartbeat or two) it has ended or its instance is gone.
+   */
   private siblingsStillRunning(saga: Saga): boolean {
     const horizon = this.rt.options.stepTimeoutMs + this.rt.silenceMs();
-    return saga.steps.some((v) => v.status === 'RUNNING' && v.startedAt !== undefined && Date.now() - Date.parse(v.startedAt) < horizon && v.runner !== undefined && v.runner !== this.rt.owner);
+    return saga.steps.some((v) => v.status === 'RUNNING' && v.startedAt !== undefined && Date.now() - Date.parse(v.startedAt) < horizon);
   }
 
   /** One attempt, written ahead: 'compensated', when the next attempt is due, or the last error once attempts are exhausted. */

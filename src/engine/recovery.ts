@@ -69,11 +69,11 @@ export class Recovery {
     }
     if (saga.status === 'COMPENSATING') {
       const interrupted = saga.compensationInFlight();
-      if (interrupted) {
-        // Its lease lapsed mid-attempt: the instance running it is gone; the attempt counts as failed.
-        saga.compensationAttemptFailed(interrupted, 'interrupted: the instance running it went away', false);
-        await this.rt.save(saga);
-      }
+      // Its lease lapsed: the instance running a compensation attempt or a step visit is gone; they count as failed.
+      const cutOff = saga.view().leaseLapsed === true ? saga.steps.filter((v) => v.status === 'RUNNING') : [];
+      for (const v of cutOff) saga.stepFailed(v.name, 'interrupted: the instance running it went away');
+      if (interrupted) saga.compensationAttemptFailed(interrupted, 'interrupted: the instance running it went away', false);
+      if (interrupted || cutOff.length > 0) await this.rt.save(saga);
       log.debug('recovery: republishing the rollback');
       await this.rt.publishRollbackOrRetryLater(saga, def);
       return;
@@ -82,8 +82,11 @@ export class Recovery {
     const lapsed = saga.view().leaseLapsed === true;
     const here = this.rt.calls.has(saga.requestId) || this.rt.driving.has(saga.requestId);
     if (lapsed && !here && saga.mode !== 'async' && !saga.detached) {
-      log.warn('recovery: the caller of this saga is gone: compensating', { node: currentStep(saga) });
-      await this.rt.abort(saga, def, currentStep(saga), new StepError('CANCELLED', 'the instance holding the caller went away', false));
+      const node = currentStep(saga);
+      log.warn('recovery: the caller of this saga is gone: compensating', { node });
+      // Whoever ran these is gone: they count as failed (they may have acted), and the rollback need not wait for them.
+      for (const v of saga.steps) if (v.status === 'RUNNING') saga.stepFailed(v.name, 'interrupted: the instance running it went away');
+      await this.rt.abort(saga, def, node, new StepError('CANCELLED', 'the instance holding the caller went away', false));
       return;
     }
     if (saga.pastDeadline) {

@@ -70,6 +70,9 @@ export class StepRunner {
     const log = this.rt.sagaLog(saga, step.name);
     if (!applies(saga)) {
       log.debug('step message not applicable: skipped', { sagaStatus: saga.status, visit: saga.find(key)?.status });
+      // A sibling failed before this visit ran: on record as never run, so that the rollback need not wait for it.
+      const never = (s: Saga) => s.status === 'COMPENSATING' && s.find(key)?.status === 'RUNNING' && s.step(key).attempts === messageAttempt;
+      if (never(saga)) await this.rt.update(saga, (s) => (never(s) ? (s.stepFailed(key, 'never ran: the saga was already being compensated'), true) : undefined));
       return;
     }
     const st = saga.step(key);
