@@ -85,22 +85,11 @@ export function encodeMessage(topic: string, msg: SagaMessage): Message {
 
 /** Parses a message or throws PoisonMessageError saying what is wrong with it. */
 export function decodeMessage(message: Message): SagaMessage {
-  let json: unknown;
-  try {
-    json = JSON.parse(message.value);
-  } catch (err) {
-    throw new PoisonMessageError(`not JSON: ${(err as Error).message}`);
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new PoisonMessageError(`invalid saga message: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return parsed.data;
+  return parse(message, schema, 'saga message');
 }
 
 /** The command of an external step, for the worker that runs it: it answers on replyTopic (see StepReply). */
-export interface CommandMessage {
+export interface CommandMessage<P = unknown> {
   requestId: string;
   facade: string;
   step: string;
@@ -109,7 +98,7 @@ export interface CommandMessage {
   /** The same for every attempt of this visit: the worker acts once per key. */
   idempotencyKey: string;
   replyTopic: string;
-  payload: unknown;
+  payload: P;
 }
 
 export function encodeCommand(topic: string, msg: CommandMessage): Message {

@@ -1,5 +1,6 @@
 import { ensureError, OrchestratorError, PoisonMessageError } from '../../../engine/errors';
 import type { Logger } from '../../../engine/logger';
+import type { CommandMessage } from '../../../engine/messages';
 import { HEADERS, type Message, type Transport } from '../../../engine/transport';
 import { TOPICS, type TopicSpec } from '../../../../topics/topics';
 
@@ -24,16 +25,7 @@ export interface HeadMaker {
 }
 
 /** The command message of an external step, as the orchestrator publishes it. */
-export interface ExternalStepCommand<P> {
-  requestId: string;
-  facade: string;
-  step: string;
-  visit: number;
-  attempt: number;
-  idempotencyKey: string;
-  replyTopic: string;
-  payload: P;
-}
+export type ExternalStepCommand<P> = CommandMessage<P>;
 
 /** What goes back on the reply topic: the step's output, or why it failed. */
 export type ExternalStepReply = { step: string; visit: number; output: object } | { step: string; visit: number; error: string };
