@@ -96,8 +96,11 @@ export class Recovery {
     const sched = this.rt.scheduler(def);
     const move = await this.rt.update(saga, (s) => {
       const resumed: Started = { steps: [], commands: [] };
-      // In-process runs here go on by themselves; elsewhere, a new attempt of what was cut off is on record before it runs.
-      if (lapsed && !(here && s.mode === 'sync')) {
+      // Claimed for a timer no visit has: a message that could not be published then. Either way
+      // (that, or a lapsed lease), what may not be under way is sent again, as a new attempt on
+      // record before it runs; in-process runs here go on by themselves.
+      const resend = (lapsed || s.due().length === 0) && !(here && s.mode === 'sync');
+      if (resend) {
         for (const v of s.steps) {
           const node = this.rt.graph(def).node(nodeOf(v.name));
           if (v.status === 'RUNNING' && isStep(node)) {

@@ -294,6 +294,23 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
       });
     }
 
+    it('a step message that could not be published is published again from a timer, as a new attempt', async () => {
+      const log = new Log();
+      await start([facade('Flaky', 'async', [log.step('x', { topic: 'g.x' }), log.step('y', { topic: 'g.y', after: ['x'] })])]);
+      const publish = transport.publish.bind(transport);
+      let refused = 0;
+      transport.publish = async (m) => {
+        if (m.topic === 'g.y' && refused++ === 0) throw new Error('broker away');
+        return publish(m);
+      };
+      await orchestrator.startSaga('Flaky', 'flaky-1', { n: 1 });
+      const saga = await ended('flaky-1');
+      expect(saga.status).to.equal('COMPLETED');
+      expect(refused).to.be.at.least(2);
+      expect(log.calls).to.deep.equal(['run:x', 'run:y']);
+      expect(saga.steps.find((v) => v.name === 'y')!.attempts).to.equal(2);
+    });
+
     describe('external steps', () => {
       /** A worker on its own consumer group: answers each command on the reply topic, as `answer` says. */
       async function worker(answer: (cmd: { requestId: string; step: string; visit: number; payload: unknown; idempotencyKey: string }) => object | undefined): Promise<string[]> {
