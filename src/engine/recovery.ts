@@ -99,15 +99,14 @@ export class Recovery {
       // Claimed for a timer no visit has: a message that could not be published then. Either way
       // (that, or a lapsed lease), what may not be under way is sent again, as a new attempt on
       // record before it runs; in-process runs here go on by themselves.
-      const resend = (lapsed || s.due().length === 0) && !(here && s.mode === 'sync');
-      if (resend) {
-        for (const v of s.steps) {
-          const node = this.rt.graph(def).node(nodeOf(v.name));
-          if (v.status === 'RUNNING' && isStep(node)) {
-            s.stepStarted(v.name);
-            resumed.steps.push(v.name);
-          } else if (v.status === 'WAITING' && node.kind === 'external') resumed.commands.push(v.name);
-        }
+      const resend = lapsed || s.due().length === 0;
+      const runningHere = here && s.mode === 'sync';
+      for (const v of resend ? s.steps : []) {
+        const node = this.rt.graph(def).node(nodeOf(v.name));
+        if (v.status === 'RUNNING' && isStep(node) && !runningHere) {
+          s.stepStarted(v.name);
+          resumed.steps.push(v.name);
+        } else if (v.status === 'WAITING' && node.kind === 'external') resumed.commands.push(v.name);
       }
       const fired = sched.fire(s);
       if (fired.kind === 'continue') {
