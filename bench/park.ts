@@ -1,7 +1,8 @@
 /**
  * Park test: the orchestrator on Kafka + Postgres (bench/stack.ts); its RSS idle, N Transfer sagas
  * started and parked on their webhook wait, RSS again, then one SendEvent each and the time until
- * all are COMPLETED. `node dist/bench/park.js --sagas 10000 [--concurrency 64]` (`make bench-park`).
+ * all are COMPLETED. Every saga must be resumed within saga.asyncDeadlineMs (app.yaml: 300 s) of
+ * its start, or it is compensated (DEADLINE_EXCEEDED). `node dist/bench/park.js --sagas 10000 [--concurrency 64]` (`make bench-park`).
  */
 import { performance } from 'node:perf_hooks';
 import { listAllSagas, orchestratorClient } from './clients';
@@ -44,6 +45,13 @@ async function main(): Promise<void> {
   const opts = parse(process.argv.slice(2));
   const stack = new BenchStack();
   const clients = Array.from({ length: opts.clients }, () => ({ c: undefined as ReturnType<typeof orchestratorClient> | undefined }));
+  const interrupt = () => {
+    console.log('interrupted; stopping');
+    // fire-and-forget from a signal handler: exits once the stack has stopped (database and topics dropped)
+    void stack.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     await stack.start();
     const pid = stack.orchestrators[0].pid;
