@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench clean
+.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park clean
 
 help:
 	@echo "make run        orchestrator on 127.0.0.1:10000, in-process transport, with the demo services (booking, hammer, transfer)"
@@ -40,6 +40,11 @@ typecheck: install
 # Load benchmark (Kafka + Postgres on 127.0.0.1:5432), e.g. make bench BENCH_ARGS="--duration 10 --facades sync".
 bench: build kafka-up
 	node dist/bench/run.js $(BENCH_ARGS)
+
+# Park test: N Transfer sagas parked on their webhook wait (RSS idle / parked), then resumed by one event each.
+PARK_SAGAS ?= 10000
+bench-park: build kafka-up
+	node dist/bench/park.js --sagas $(PARK_SAGAS) $(PARK_ARGS)
 
 kafka-up:
 	scripts/kafka.sh up

@@ -1,12 +1,14 @@
 /** Command-line options of the benchmark (`node dist/bench/run.js --concurrency 64 ...`). */
-export type Facade = 'sync' | 'async' | 'throttled';
+export type Facade = 'sync' | 'async' | 'throttled' | 'transfer';
 
-export const FACADES: readonly Facade[] = ['sync', 'async', 'throttled'];
+export const FACADES: readonly Facade[] = ['sync', 'async', 'throttled', 'transfer'];
+/** The default set: transfer (event-driven, StartSaga + SendEvent) only when asked for. */
+export const DEFAULT_FACADES: readonly Facade[] = ['sync', 'async', 'throttled'];
 
 export interface BenchOptions {
-  /** Closed-loop workers for the sync and async facades. */
+  /** Closed-loop workers for the sync, async and transfer facades. */
   concurrency: number;
-  /** Seconds of load for the sync and async facades. */
+  /** Seconds of load for the sync, async and transfer facades. */
   duration: number;
   /** Seconds of the same load before each facade's measured run, not counted (JIT, connections, caches). */
   warmup: number;
@@ -19,7 +21,7 @@ export interface BenchOptions {
   clients: number;
   /** Orchestrator instances (one consumer group, one database); the load alternates between them. */
   instances: number;
-  /** Seconds to wait, after the async load, for every started saga to end. */
+  /** Seconds to wait, after the async or transfer load, for every started saga to end. */
   asyncTimeout: number;
   /** Deadline of one throttled call, in seconds. */
   throttledDeadline: number;
@@ -35,7 +37,7 @@ const DEFAULTS: BenchOptions = {
   warmup: 5,
   rate: 500,
   throttledDuration: 30,
-  facades: [...FACADES],
+  facades: [...DEFAULT_FACADES],
   clients: 4,
   instances: 1,
   asyncTimeout: 120,
@@ -43,7 +45,7 @@ const DEFAULTS: BenchOptions = {
 };
 
 const USAGE = `usage: node dist/bench/run.js [--concurrency N] [--duration S] [--warmup S] [--rate N] [--throttled-duration S]
-       [--facades sync,async,throttled] [--clients N] [--async-timeout S] [--throttled-deadline S]
+       [--facades sync,async,throttled,transfer] [--clients N] [--async-timeout S] [--throttled-deadline S]
        [--throttle-concurrency N]  (the orchestrator's throttle.maxConcurrent)  [--instances N]
        [--cpu-prof DIR]        (or BENCH_CPU_PROF=DIR)`;
 

@@ -14,22 +14,26 @@ import { parseOptions, type BenchOptions, type Facade } from './options';
 import { formatSummary } from './profile';
 import { cpuSeconds, cpuSecondsOfCommand, hostCpuTicks, RssSampler, rssMb } from './procfs';
 import { BenchStack, POSTGRES_ADMIN_DSN } from './stack';
+import { runTransfer } from './transfer';
 import { resultLine, summaryTable, type FacadeResult } from './stats';
 
-interface Clients { booking: grpc.Client[]; sagas: grpc.Client }
+interface Clients { booking: grpc.Client[]; sagas: grpc.Client; orchestrator: grpc.Client[] }
 
 function runFacade(facade: Facade, opts: BenchOptions, clients: Clients, tag: string): Promise<LoadResult> {
   switch (facade) {
     case 'sync': return runSync(clients.booking, `${tag}-s`, opts.concurrency, opts.duration);
     case 'async': return runAsync(clients.booking, clients.sagas, `${tag}-a`, opts.concurrency, opts.duration, opts.asyncTimeout);
     case 'throttled': return runThrottled(clients.booking, `${tag}-t`, opts.rate, opts.throttledDuration, opts.throttledDeadline);
+    case 'transfer': return runTransfer(clients.orchestrator, `${tag}-x`, opts.concurrency, opts.duration, opts.asyncTimeout);
   }
 }
 
 function describe(facade: Facade, opts: BenchOptions): string {
   return facade === 'throttled'
     ? `open loop ${opts.rate}/s for ${opts.throttledDuration} s, deadline ${opts.throttledDeadline} s, throttle.maxConcurrent ${opts.throttleConcurrency ?? 'from app.yaml'}`
-    : `closed loop, ${opts.concurrency} workers for ${opts.duration} s`;
+    : facade === 'transfer'
+      ? `closed loop, ${opts.concurrency} clients for ${opts.duration} s: StartSaga, GetSaga every 10 ms until the webhook waits, SendEvent CONFIRMED`
+      : `closed loop, ${opts.concurrency} workers for ${opts.duration} s`;
 }
 
 /**
@@ -92,7 +96,8 @@ async function main(): Promise<void> {
     // Each worker keeps to one channel; the channels alternate between the instances.
     const perInstance = stack.addresses.map((a) => bookingClients(a, opts.clients));
     const booking = perInstance[0].flatMap((_, c) => perInstance.map((clientsOf) => clientsOf[c]));
-    clients = { booking, sagas: orchestratorClient(stack.addresses[0]) };
+    const orchestrator = Array.from({ length: opts.clients }, (_, c) => orchestratorClient(stack.addresses[c % stack.addresses.length]));
+    clients = { booking, sagas: orchestratorClient(stack.addresses[0]), orchestrator };
     samplers = stack.orchestrators.map((o) => new RssSampler(o.pid));
     samplers.forEach((s) => s.start());
     for (const facade of opts.facades) {
@@ -112,7 +117,7 @@ async function main(): Promise<void> {
     }
   } finally {
     samplers.forEach((s) => s.stop());
-    for (const c of [...(clients?.booking ?? []), clients?.sagas]) c?.close();
+    for (const c of [...(clients?.booking ?? []), ...(clients?.orchestrator ?? []), clients?.sagas]) c?.close();
     await stack.stop();
   }
   console.log(`\nsummary (Kafka transport, Postgres store; sagas/s = completed / first start..last completion; ${cpus().length} CPUs, cpu% of one core)`);

@@ -168,7 +168,7 @@ export interface StackOptions {
 }
 
 /**
- * order + payment demo services and the orchestrator instances (Kafka transport, Postgres store on
+ * order + payment (booking) and accounts + gateway (transfer) demo services and the orchestrator instances (Kafka transport, Postgres store on
  * a fresh database, unique topic prefix and consumer group), on free ports. Config: the
  * repository's app.yaml with environment overrides.
  */
@@ -179,7 +179,7 @@ export class BenchStack {
   readonly orchestrators: Proc[] = [];
   private procs: Proc[] = [];
 
-  /** The order and payment services. */
+  /** The demo services (order, payment, accounts, gateway). */
   get upstreamPids(): number[] {
     return this.procs.filter((p) => !this.orchestrators.includes(p)).map((p) => p.pid);
   }
@@ -187,12 +187,18 @@ export class BenchStack {
 
   async start(opts: StackOptions = {}): Promise<void> {
     this.database = await createDatabase();
-    const [orderPort, paymentPort] = [await freePort(), await freePort()];
-    const service = (kind: string, p: number) =>
-      this.spawn(kind, ['dist/src/examples/booking/services/main.js', kind, `127.0.0.1:${p}`], { OCH_LOG_LEVEL: 'warn' });
-    const order = service('order', orderPort);
-    const payment = service('payment', paymentPort);
-    await Promise.all([waitServing(`127.0.0.1:${orderPort}`, order), waitServing(`127.0.0.1:${paymentPort}`, payment)]);
+    const [orderPort, paymentPort, accountsPort, gatewayPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const service = (example: string, kind: string, p: number) =>
+      this.spawn(kind, [`dist/src/examples/${example}/services/main.js`, kind, `127.0.0.1:${p}`], { OCH_LOG_LEVEL: 'warn' });
+    const order = service('booking', 'order', orderPort);
+    const payment = service('booking', 'payment', paymentPort);
+    // The transfer example's upstreams (bench --facades transfer, bench/park.ts).
+    const accounts = service('transfer', 'accounts', accountsPort);
+    const gateway = service('transfer', 'gateway', gatewayPort);
+    await Promise.all([
+      waitServing(`127.0.0.1:${orderPort}`, order), waitServing(`127.0.0.1:${paymentPort}`, payment),
+      waitServing(`127.0.0.1:${accountsPort}`, accounts), waitServing(`127.0.0.1:${gatewayPort}`, gateway),
+    ]);
     for (let i = 0; i < (opts.instances ?? 1); i++) {
       const port = await freePort();
       const address = `127.0.0.1:${port}`;
@@ -208,6 +214,8 @@ export class BenchStack {
         OCH_GRPC_PORT: String(port),
         OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
         OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
+        OCH_ACCOUNTS_ADDR: `127.0.0.1:${accountsPort}`,
+        OCH_GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
         OCH_LOG_LEVEL: 'warn',
         ...(opts.throttleConcurrency ? { OCH_THROTTLE_MAX_CONCURRENT: String(opts.throttleConcurrency) } : {}),
       }, opts.orchestratorNodeArgs);
