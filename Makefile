@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park clean
+.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-timers clean
 
 help:
 	@echo "make run        orchestrator on 127.0.0.1:10000, in-process transport, with the demo services (booking, hammer, transfer)"
@@ -45,6 +45,10 @@ bench: build kafka-up
 PARK_SAGAS ?= 10000
 bench-park: build kafka-up
 	node dist/bench/park.js --sagas $(PARK_SAGAS) $(PARK_ARGS)
+
+# Timer lateness: Transfer sagas whose webhook wait times out; how late each timer fires (p50/p99/max).
+bench-timers: build kafka-up
+	node dist/bench/timers.js $(TIMER_ARGS)
 
 kafka-up:
 	scripts/kafka.sh up
