@@ -49,10 +49,11 @@ export class Recovery {
         this.lastHeartbeat = Date.now();
       }
       const claimed = await this.rt.store.claim(this.rt.owner, this.rt.options.recoveryBatch);
-      for (const snapshot of claimed) {
+      // All at once: timers due together fire together (their writes share the store's batches).
+      await Promise.all(claimed.map(async (snapshot) => {
         this.rt.released.delete(snapshot.requestId);
         await this.recover(Saga.adopt(snapshot, this.rt.podId)).catch((err: unknown) => this.rt.release(snapshot.requestId, err));
-      }
+      }));
     } catch (err) {
       this.rt.log.warn('recovery loop: store unavailable, will retry', { error: ensureError(err).message });
     } finally {
