@@ -77,6 +77,10 @@ export const configSchema = z
         leaseTtlMs: ms.min(100).default(10_000),
         heartbeatMs: ms.min(10).default(3_000),
         recoveryIntervalMs: ms.min(10).default(1_000),
+        /** How often an instance looks for its own due timers (waits, sleeps, retries): how late one may fire. */
+        timerPollMs: ms.min(5).default(50),
+        /** How many times a loop may come back to one node before the saga fails (a node may set its own). */
+        maxVisits: z.number().int().min(1).default(100),
       })
       .strict()
       .refine((s) => s.heartbeatMs * 2 <= s.leaseTtlMs, { message: 'heartbeatMs must be at most half of leaseTtlMs', path: ['heartbeatMs'] })
