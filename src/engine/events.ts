@@ -35,6 +35,7 @@ export class Events {
       if (delivered.kind === 'fail') return this.rt.conclude(s, def, delivered);
       // Kept for later: still a write, so that the event is on record before the answer.
       if (delivered.consumed === 0) return 'kept' as const;
+      this.follow(s);
       return this.rt.conclude(s, def, sched.advance(s, delivered.picks));
     });
     if (move === undefined) this.rt.sagaLog(saga).info('event with a known idempotency key: no effect', { event, idempotencyKey });
@@ -65,10 +66,19 @@ export class Events {
         return this.rt.conclude(s, def, { kind: 'fail', node: step, error });
       }
       const done = sched.succeed(s, current.name, outcome.output);
+      this.follow(s);
       return this.rt.conclude(s, def, done.kind === 'fail' ? done : sched.advance(s, done.picks));
     });
     if (move === undefined) this.rt.sagaLog(saga, step).info('outcome of a step already settled: no effect');
     else await this.continue(saga, def, move);
+  }
+
+  /**
+   * The lease follows the work: the instance that moves a saga on drives what comes next (a
+   * throttled saga stays with the instance holding its caller).
+   */
+  private follow(saga: Saga): void {
+    if (saga.mode !== 'throttled' && saga.owner !== this.rt.owner) saga.own(this.rt.owner);
   }
 
   /**
