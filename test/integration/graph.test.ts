@@ -381,6 +381,29 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
       });
     });
 
+    it('the events topic moves a saga as SendEvent does, and dead-letters what can never apply, with the reason', async () => {
+      const log = new Log();
+      await start([facade('Topic', 'async', [{ kind: 'wait', name: 'go', events: ['go'] }, log.step('after', { topic: 'g.x', after: ['go'] })])]);
+      await orchestrator.startSaga('Topic', 'topic-1', { n: 1 });
+      await waitingOn('topic-1', 'go');
+      const event = (key: string, value: string) => transport.publish({ topic: 'g.events', key, value, headers: {} });
+      await event('topic-1', JSON.stringify({ event: 'go', payload: { via: 'kafka' }, idempotencyKey: 'e1' }));
+      const saga = await ended('topic-1');
+      expect(saga.status).to.equal('COMPLETED');
+      expect(saga.output).to.deep.include({ go: { via: 'kafka' } });
+
+      await event('topic-bad-json', '{not json');
+      await event('topic-no-saga', JSON.stringify({ event: 'go', payload: {} }));
+      await event('topic-1', JSON.stringify({ event: 'go', payload: {}, idempotencyKey: 'late' }));
+      const reason = async (key: string, match: RegExp) => {
+        const dead = await waitFor(async () => (await backend.deadLetters(transport, key)).find((m) => match.test(m.headers['x-dead-letter-reason'] ?? '')), 30_000, `dead letter ${key}`);
+        expect(dead.topic).to.equal('dlq');
+      };
+      await reason('topic-bad-json', /not JSON/);
+      await reason('topic-no-saga', /saga topic-no-saga not found/);
+      await reason('topic-1', /FAILED_PRECONDITION: saga topic-1 is COMPLETED/);
+    });
+
     it('refuses graphs that cannot run, naming the facade and the node', () => {
       const log = new Log();
       const bad = (nodes: NodeDefinition<In>[]) => () => new FacadeRegistry().register(facade('Bad', 'sync', nodes));
