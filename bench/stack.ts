@@ -203,7 +203,8 @@ export class BenchStack {
       const port = await freePort();
       const address = `127.0.0.1:${port}`;
       const orchestrator = this.spawn(`orchestrator-${i}`, ['dist/src/main.js'], {
-        OCH_PATH: ROOT,
+        // BENCH_APP_DIR: a directory with another app.yaml (e.g. a longer saga.asyncDeadlineMs for a large park test).
+        OCH_PATH: process.env.BENCH_APP_DIR ?? ROOT,
         POD_ID: `bench-${i}`,
         OCH_TRANSPORT: 'kafka',
         OCH_STORE: 'postgres',
