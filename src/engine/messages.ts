@@ -69,15 +69,20 @@ const schema = z.discriminatedUnion('kind', [
 
 export function encodeMessage(topic: string, msg: SagaMessage): Message {
   const node = msg.kind === 'step' ? msg.node : msg.kind === 'rollback' ? msg.failedNode : '';
+  return jsonMessage(topic, msg.requestId, msg.facade, node, msg.kind === 'step' ? msg.attempt : 1, msg);
+}
+
+/** Keyed by request id, with the saga headers every message carries. */
+function jsonMessage(topic: string, requestId: string, facade: string, node: string, attempt: number, body: unknown): Message {
   return {
     topic,
-    key: msg.requestId,
-    value: JSON.stringify(msg),
+    key: requestId,
+    value: JSON.stringify(body),
     headers: {
-      [HEADERS.requestId]: msg.requestId,
-      [HEADERS.facade]: msg.facade,
+      [HEADERS.requestId]: requestId,
+      [HEADERS.facade]: facade,
       [HEADERS.node]: node,
-      [HEADERS.attempt]: String(msg.kind === 'step' ? msg.attempt : 1),
+      [HEADERS.attempt]: String(attempt),
       'content-type': 'application/json',
     },
   };
@@ -102,18 +107,7 @@ export interface CommandMessage<P = unknown> {
 }
 
 export function encodeCommand(topic: string, msg: CommandMessage): Message {
-  return {
-    topic,
-    key: msg.requestId,
-    value: JSON.stringify(msg),
-    headers: {
-      [HEADERS.requestId]: msg.requestId,
-      [HEADERS.facade]: msg.facade,
-      [HEADERS.node]: msg.step,
-      [HEADERS.attempt]: String(msg.attempt),
-      'content-type': 'application/json',
-    },
-  };
+  return jsonMessage(topic, msg.requestId, msg.facade, msg.step, msg.attempt, msg);
 }
 
 /** On the events topic (key = request id): the same as SendEvent. */
