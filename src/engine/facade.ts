@@ -135,6 +135,19 @@ export interface FacadeDefinition<I = unknown, R = unknown> {
   readonly rollbackTopic: string;
   /** May be started by the generic StartSaga call (default true). */
   readonly startable?: boolean;
+  /**
+   * An event every wait accepts, at any moment of a running saga ("anyone can cancel"): the saga is
+   * compensated with reason `cancelled`, the event's payload in its history.
+   */
+  readonly cancelEvent?: string;
+  /**
+   * A one-way state machine: an event that none of the saga's current waits accepts is refused
+   * (FAILED_PRECONDITION naming the saga's state and the events it accepts now) and nothing is
+   * recorded, rather than kept for a later wait.
+   */
+  readonly strictEvents?: boolean;
+  /** From the saga's start: past it the saga is compensated with reason `expired` (default: the engine's saga deadline). */
+  readonly expiresAfterMs?: Duration<I>;
   /** Checks and normalises the input; throws ValidationError naming the field. */
   parseInput(raw: unknown): I;
   /** Combines the nodes' outputs (latest visit of each) into the saga's result. */
