@@ -1,7 +1,8 @@
-import { NotFoundError, OrchestratorError, ValidationError } from './errors';
+import { NotFoundError, OrchestratorError, StepError, ValidationError } from './errors';
 import { eventsOf, type FacadeDefinition } from './facade';
-import type { SagaRuntime } from './runtime';
-import { visitKey, type Saga } from './saga';
+import type { Graph } from './graph';
+import { currentStep, type SagaRuntime } from './runtime';
+import { nodeOf, visitKey, type Saga } from './saga';
 import type { Advance } from './scheduler';
 import type { StepRunner } from './steps';
 
@@ -21,14 +22,21 @@ export class Events {
    */
   async send(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
     const saga = await this.rt.load(requestId);
-    const def = this.rt.registry.get(saga.facade);
-    const accepted = eventsOf(def);
+    const def = this.rt.registry.get(saga.facade, saga.version);
+    const accepted = [...eventsOf(def), ...(def.cancelEvent ? [def.cancelEvent] : [])];
     if (!accepted.includes(event)) {
       throw new ValidationError('event', `facade ${def.name} never waits for ${event}; it accepts ${accepted.length > 0 ? accepted.join(', ') : 'no events'}`);
     }
     const move = await this.rt.update(saga, (s) => {
       requireRunning(s, `event ${event}`);
       if (idempotencyKey !== undefined && s.hasEvent(idempotencyKey)) return undefined;
+      if (event === def.cancelEvent) {
+        // Accepted at any moment: the saga is compensated, the canceller's payload on record.
+        s.eventReceived(event, payload, idempotencyKey);
+        const error = new StepError('CANCELLED', `cancelled by event ${event}: ${JSON.stringify(payload)}`, false);
+        return this.rt.conclude(s, def, { kind: 'fail', node: currentStep(s), error });
+      }
+      if (def.strictEvents) refuseUnlessAwaited(s, this.rt.graph(def), event, def.cancelEvent);
       s.eventReceived(event, payload, idempotencyKey);
       const sched = this.rt.scheduler(def);
       const delivered = sched.deliver(s);
@@ -46,7 +54,7 @@ export class Events {
   /** An external step's outcome, from the service that ran it. `visit` absent: its latest visit. */
   async reply(requestId: string, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
     const saga = await this.rt.load(requestId);
-    const def = this.rt.registry.get(saga.facade);
+    const def = this.rt.registry.get(saga.facade, saga.version);
     const node = this.rt.graph(def).byName.get(step);
     if (!node) throw new NotFoundError(`step ${step} of facade ${def.name}`);
     if (node.kind !== 'external') throw new OrchestratorError('FAILED_PRECONDITION', `step ${step} of facade ${def.name} is not an external step: the orchestrator runs it`);
@@ -90,6 +98,15 @@ export class Events {
     if (move.kind !== 'continue' || def.mode !== 'sync' || move.started.steps.length === 0) return;
     this.rt.inBackground(saga.requestId, () => this.steps.drive(saga, def, move.started.steps));
   }
+}
+
+/** A one-way state machine takes only what one of its current waits accepts; nothing is recorded otherwise. */
+function refuseUnlessAwaited(saga: Saga, graph: Graph, event: string, cancelEvent?: string): void {
+  const waiting = saga.steps.filter((v) => v.status === 'WAITING').map((v) => graph.node(nodeOf(v.name)));
+  const now = [...new Set([...waiting.flatMap((n) => (n.kind === 'wait' ? n.events : [])), ...(cancelEvent ? [cancelEvent] : [])])];
+  if (now.includes(event)) return;
+  const at = waiting.length > 0 ? `waiting at ${waiting.map((n) => n.name).join(', ')}` : `busy at ${currentStep(saga)}`;
+  throw new OrchestratorError('FAILED_PRECONDITION', `saga ${saga.requestId} is ${at}: it does not accept ${event} now; it accepts ${now.length > 0 ? now.join(', ') : 'no event'}`);
 }
 
 function requireRunning(saga: Saga, what: string): void {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Compensator } from './compensation';
 import { describeFacade, describeSaga, type FacadeDescription, type SagaDescription } from './describe';
-import { AlreadyExistsError, ConcurrencyError, errorCode, NotFoundError, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError } from './errors';
+import { AlreadyExistsError, ConcurrencyError, errorCode, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError } from './errors';
 import { Events } from './events';
 import { isStep, type FacadeMode } from './facade';
 import type { Logger } from './logger';
@@ -122,8 +122,8 @@ export class Orchestrator {
 
   /** GetSaga's view of a saga's graph: each node's visits and kind, what it waits for, the path taken as Mermaid. */
   describeSaga(saga: SagaSnapshot): SagaDescription | undefined {
-    const def = this.registry.find(saga.facade);
-    return def && describeSaga(saga, this.registry.graph(def.name));
+    const def = this.registry.find(saga.facade, saga.version);
+    return def && describeSaga(saga, this.registry.graph(def));
   }
 
   async getSaga(requestId: string): Promise<SagaSnapshot | undefined> {
@@ -167,10 +167,9 @@ export class Orchestrator {
    * once. An in-process facade runs in the background here; the others run from their topics.
    */
   async startSaga(facade: string, requestId: string, rawInput: unknown, version = 0): Promise<string> {
-    const def = this.registry.get(facade);
-    if (version !== 0 && version !== def.version) throw new NotFoundError(`facade ${facade} version ${version} (this instance has version ${def.version})`);
+    const def = this.registry.get(facade, version);
     if (def.startable === false) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} cannot be started by StartSaga: use its own service`);
-    const begun = await this.begin(facade, def.mode, requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs), true);
+    const begun = await this.begin(facade, def.mode, requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs), true, def.version);
     if (!begun.created) return requestId;
     await this.rt.send(begun.saga, def, begun.started, def.mode !== 'sync');
     if (def.mode === 'sync' && begun.started.steps.length > 0) this.rt.inBackground(requestId, () => this.steps.drive(begun.saga, def, begun.started.steps));
@@ -239,7 +238,7 @@ export class Orchestrator {
     if (saga.status !== 'COMPENSATION_FAILED') {
       throw new OrchestratorError('FAILED_PRECONDITION', `saga ${requestId} is ${saga.status}, not COMPENSATION_FAILED`);
     }
-    const def = this.registry.get(saga.facade);
+    const def = this.registry.get(saga.facade, saga.version);
     saga.retryCompensation();
     saga.own(this.owner);
     await this.rt.save(saga);
@@ -264,17 +263,17 @@ export class Orchestrator {
       this.rt.outcomes.notify(msg.requestId);
       return;
     }
-    const def = this.registry.find(msg.facade);
-    if (!def) throw new PoisonMessageError(`unknown facade ${msg.facade}`);
+    const def = this.registry.find(msg.facade, msg.version);
+    if (!def) throw new PoisonMessageError(`unknown facade ${msg.facade} version ${msg.version}`);
     if (msg.kind === 'step') {
-      const step = this.registry.graph(def.name).byName.get(msg.node);
+      const step = this.registry.graph(def).byName.get(msg.node);
       if (!step) throw new PoisonMessageError(`facade ${def.name} has no node ${msg.node}`);
       if (!isStep(step)) throw new PoisonMessageError(`node ${msg.node} of facade ${def.name} is not run by the orchestrator (${step.kind})`);
       if (step.topic !== message.topic) throw new PoisonMessageError(`node ${msg.node} is not bound to topic ${message.topic}`);
       await this.steps.handleStep(def, step, msg.requestId, msg.visit ?? 1, msg.attempt);
     } else {
       if (def.rollbackTopic !== message.topic) throw new PoisonMessageError(`facade ${def.name} does not roll back on topic ${message.topic}`);
-      const graph = this.registry.graph(def.name);
+      const graph = this.registry.graph(def);
       const unknown = [msg.failedNode, ...msg.completed.map((c) => c.node)].find((n) => !graph.byName.has(nodeOf(n)));
       if (unknown) throw new PoisonMessageError(`facade ${def.name} has no node ${unknown}`);
       await this.compensator.handleRollback(def, msg.requestId);
@@ -285,11 +284,14 @@ export class Orchestrator {
    * Records the new saga, with its first step as started in the same write (write ahead: sync
    * facades run it at once, the others publish it; see handleStep).
    */
-  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, deadline: Date, detached = false) {
+  private async begin(facade: string, mode: FacadeMode, requestId: string, rawInput: unknown, callDeadline: Date, detached = false, version = 0) {
     if (this.state !== 'RUNNING') throw new OrchestratorError('UNAVAILABLE', 'orchestrator is not running (starting or shutting down)', true);
-    const def = this.registry.get(facade);
+    const def = this.registry.get(facade, version);
     if (def.mode !== mode) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} is ${def.mode}, not ${mode}`);
     const input = def.parseInput(rawInput);
+    // A facade's own expiry replaces the engine's deadline: past it, the saga is compensated as expired.
+    const expiresMs = typeof def.expiresAfterMs === 'function' ? def.expiresAfterMs(input, {}) : def.expiresAfterMs;
+    const deadline = expiresMs === undefined ? callDeadline : new Date(Date.now() + expiresMs);
     const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.nodes.map((n) => n.name), podId: this.rt.podId, owner: this.owner, deadline, detached });
     const first = this.rt.conclude(saga, def, this.rt.scheduler(def).advance(saga));
     if (first.kind !== 'continue') throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} ends before any node runs`);
@@ -343,7 +345,7 @@ export class Orchestrator {
       const saga = await this.rt.load(requestId);
       if (saga.status === 'COMPENSATING') return;
       if (saga.status !== 'RUNNING') throw new OrchestratorError('FAILED_PRECONDITION', `saga ${requestId} is already ${saga.status}`);
-      const def = this.registry.get(saga.facade);
+      const def = this.registry.get(saga.facade, saga.version);
       try {
         await this.rt.abort(saga, def, currentStep(saga), reason);
         return;

@@ -62,7 +62,7 @@ export class Recovery {
   }
 
   private async recover(saga: Saga): Promise<void> {
-    const def = this.rt.registry.find(saga.facade);
+    const def = this.rt.registry.find(saga.facade, saga.version);
     const log = this.rt.sagaLog(saga);
     if (!def) {
       log.error('claimed a saga of an unknown facade: left as is');
@@ -91,7 +91,7 @@ export class Recovery {
       return;
     }
     if (saga.pastDeadline) {
-      await this.rt.abort(saga, def, currentStep(saga), new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
+      await this.rt.abort(saga, def, currentStep(saga), new StepError('DEADLINE_EXCEEDED', 'expired: the saga deadline passed', false));
       return;
     }
     const sched = this.rt.scheduler(def);

@@ -2,36 +2,52 @@ import { AlreadyExistsError, NotFoundError } from './errors';
 import { isStep, type FacadeDefinition } from './facade';
 import { checkFacade, type Graph } from './graph';
 
-/** Facades by name. Registering a name twice is an error. */
+/**
+ * Facades by name and version. Several versions of one facade are registered side by side: new
+ * sagas start on the newest (or on a version the caller names), a running saga keeps the version
+ * it started with. Registering a name and version twice is an error.
+ */
 export class FacadeRegistry {
   private readonly facades = new Map<string, FacadeDefinition>();
-  private readonly graphs = new Map<string, Graph>();
+  private readonly graphs = new Map<FacadeDefinition, Graph>();
 
   /** Checks the definition (start-up error naming the facade and node) and adds it. */
   register<I, R>(def: FacadeDefinition<I, R>): this {
-    if (this.facades.has(def.name)) throw new AlreadyExistsError(`facade ${def.name}`);
+    const key = keyOf(def.name, def.version);
+    if (this.facades.has(key)) throw new AlreadyExistsError(`facade ${def.name} version ${def.version}`);
     const graph = checkFacade(def);
-    this.facades.set(def.name, def);
-    this.graphs.set(def.name, graph);
+    this.facades.set(key, def);
+    this.graphs.set(def, graph);
     return this;
   }
 
-  graph(name: string): Graph {
-    const graph = this.graphs.get(name);
-    if (!graph) throw new NotFoundError(`facade ${name}`);
+  graph(def: FacadeDefinition): Graph {
+    const graph = this.graphs.get(def);
+    if (!graph) throw new NotFoundError(`facade ${def.name} version ${def.version}`);
     return graph;
   }
 
-  get(name: string): FacadeDefinition {
-    const def = this.facades.get(name);
-    if (!def) throw new NotFoundError(`facade ${name}`);
-    return def;
+  /** `version` absent or 0: the newest. */
+  get(name: string, version = 0): FacadeDefinition {
+    const def = this.find(name, version);
+    if (def) return def;
+    const have = this.versions(name);
+    if (have.length === 0) throw new NotFoundError(`facade ${name}`);
+    throw new NotFoundError(`facade ${name} version ${version} (this instance has version${have.length > 1 ? 's' : ''} ${have.join(', ')})`);
   }
 
-  find(name: string): FacadeDefinition | undefined {
-    return this.facades.get(name);
+  find(name: string, version = 0): FacadeDefinition | undefined {
+    if (version !== 0) return this.facades.get(keyOf(name, version));
+    const newest = this.versions(name).at(-1);
+    return newest === undefined ? undefined : this.facades.get(keyOf(name, newest));
   }
 
+  /** The versions of a facade this process has, oldest first. */
+  versions(name: string): number[] {
+    return [...this.facades.values()].filter((d) => d.name === name).map((d) => d.version).sort((a, b) => a - b);
+  }
+
+  /** Every registered version of every facade. */
   all(): FacadeDefinition[] {
     return [...this.facades.values()];
   }
@@ -45,4 +61,8 @@ export class FacadeRegistry {
     }
     return [...topics];
   }
+}
+
+function keyOf(name: string, version: number): string {
+  return `${name}@${version}`;
 }

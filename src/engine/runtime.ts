@@ -60,12 +60,13 @@ export class SagaRuntime {
 
   /** The facade's graph and its scheduler (both built once, at registration). */
   graph(def: FacadeDefinition): Graph {
-    return this.registry.graph(def.name);
+    return this.registry.graph(def);
   }
 
   scheduler(def: FacadeDefinition): Scheduler {
-    let s = this.schedulers.get(def.name);
-    if (!s) this.schedulers.set(def.name, (s = new Scheduler(this.graph(def), this.options.maxVisits)));
+    const key = `${def.name}@${def.version}`;
+    let s = this.schedulers.get(key);
+    if (!s) this.schedulers.set(key, (s = new Scheduler(this.graph(def), this.options.maxVisits)));
     return s;
   }
 

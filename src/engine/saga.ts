@@ -61,6 +61,7 @@ export class Saga {
 
   get requestId(): string { return this.state.requestId; }
   get facade(): string { return this.state.facade; }
+  get version(): number { return this.state.version; }
   get status(): SagaStatus { return this.state.status; }
   get input(): unknown { return this.state.input; }
   get mode(): SagaMode { return this.state.mode; }
@@ -197,9 +198,13 @@ export class Saga {
     this.record('EVENT_CONSUMED', key, JSON.stringify({ seq: event.seq, event: event.event }));
   }
 
-  /** The saga's timer: the earliest of its visits' timers. */
+  /**
+   * The saga's timer: the earliest of its visits' timers and, while it is parked, its deadline (it
+   * expires then; a running step is cut at the deadline by its own attempt timer).
+   */
   rearm(): void {
-    let earliest: string | undefined;
+    const parked = this.state.status === 'RUNNING' && this.state.steps.some((s) => s.status === 'WAITING');
+    let earliest: string | undefined = parked ? this.state.deadline : undefined;
     for (const s of this.state.steps) {
       if (s.wakeAt && (s.status === 'WAITING' || s.status === 'RETRYING') && (!earliest || s.wakeAt < earliest)) earliest = s.wakeAt;
     }

@@ -82,7 +82,7 @@ export class StepRunner {
       return;
     }
     if (saga.pastDeadline) {
-      await this.rt.abort(saga, def, step.name, new StepError('DEADLINE_EXCEEDED', 'saga deadline passed', false));
+      await this.rt.abort(saga, def, step.name, new StepError('DEADLINE_EXCEEDED', 'expired: the saga deadline passed', false));
       return;
     }
     if (messageAttempt < st.attempts || (st.status === 'RETRYING' && messageAttempt === st.attempts)) {
