@@ -101,8 +101,9 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
       await backend.cleanup();
     });
 
-    async function start(defs: FacadeDefinition<In, unknown>[], options: Partial<EngineOptions> = {}): Promise<void> {
-      store = await backend.store(1_000);
+    async function start(defs: FacadeDefinition<In, unknown>[], options: Partial<EngineOptions> = {}, again = false): Promise<void> {
+      // again: a new process (same pod id, its own transport) on the same store, as after a deployment.
+      if (!again) store = await backend.store(1_000);
       transport = await backend.transport();
       const registry = new FacadeRegistry();
       for (const d of defs) registry.register(d);
@@ -402,6 +403,83 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
       await reason('topic-bad-json', /not JSON/);
       await reason('topic-no-saga', /saga topic-no-saga not found/);
       await reason('topic-1', /FAILED_PRECONDITION: saga topic-1 is COMPLETED/);
+    });
+
+    describe('long-lived flows', () => {
+      const approval = (log: Log, version: number, extra: Partial<FacadeDefinition<In, unknown>> = {}) => ({
+        ...facade('Order', 'async', [
+          log.step('checkout', { topic: 'g.x' }),
+          { kind: 'wait' as const, name: 'paid', after: ['checkout'], events: ['paid'] },
+          ...(version === 2 ? [log.step('pack', { topic: 'g.y', after: ['paid'] })] : []),
+          { kind: 'wait' as const, name: 'shipped', after: [version === 2 ? 'pack' : 'paid'], events: ['shipped'] },
+        ]),
+        version,
+        ...extra,
+      });
+
+      it('a saga keeps the version it started on, also in a new process that has a newer one', async () => {
+        const log = new Log();
+        await start([approval(log, 1)]);
+        await orchestrator.startSaga('Order', 'v-old', { n: 1 });
+        await waitingOn('v-old', 'paid');
+        // A deployment: the new process has versions 1 and 2 (same pod id, same store).
+        await orchestrator.shutdown();
+        await start([approval(log, 1), approval(log, 2)], {}, true);
+        await orchestrator.startSaga('Order', 'v-new', { n: 1 });
+        expect((await store.get('v-new'))!.version).to.equal(2);
+        for (const id of ['v-old', 'v-new']) await orchestrator.sendEvent(id, 'paid', {});
+        await waitingOn('v-old', 'shipped');
+        await waitingOn('v-new', 'shipped');
+        for (const id of ['v-old', 'v-new']) await orchestrator.sendEvent(id, 'shipped', {});
+        const [old, fresh] = [await ended('v-old'), await ended('v-new')];
+        expect([old.status, old.version, old.steps.map((v) => v.name)]).to.deep.equal(['COMPLETED', 1, ['checkout', 'paid', 'shipped']]);
+        expect([fresh.status, fresh.version, fresh.steps.map((v) => v.name)]).to.deep.equal(['COMPLETED', 2, ['checkout', 'paid', 'pack', 'shipped']]);
+        expect(log.calls.filter((c) => c === 'run:pack')).to.have.length(1);
+        const named = await rejectionOf(orchestrator.startSaga('Order', 'v-3', { n: 1 }, 3));
+        expect(named.message).to.match(/facade Order version 3 .*has versions 1, 2/);
+      });
+
+      it('strict events: an event the current wait does not accept is refused, naming the state and what it accepts, and nothing is recorded', async () => {
+        const log = new Log();
+        await start([approval(log, 1, { strictEvents: true })]);
+        await orchestrator.startSaga('Order', 'strict-1', { n: 1 });
+        const before = await waitingOn('strict-1', 'paid');
+        const refused = await rejectionOf(orchestrator.sendEvent('strict-1', 'shipped', {}));
+        expect(refused.code).to.equal('FAILED_PRECONDITION');
+        expect(refused.message).to.match(/waiting at paid: it does not accept shipped now; it accepts paid/);
+        const after = (await store.get('strict-1'))!;
+        expect([after.revision, after.history.length]).to.deep.equal([before.revision, before.history.length]);
+        await orchestrator.sendEvent('strict-1', 'paid', {});
+        await waitingOn('strict-1', 'shipped');
+        expect((await rejectionOf(orchestrator.sendEvent('strict-1', 'paid', {}))).message).to.match(/waiting at shipped: .*accepts shipped/);
+        await orchestrator.sendEvent('strict-1', 'shipped', {});
+        expect((await ended('strict-1')).status).to.equal('COMPLETED');
+      });
+
+      it('a cancel event is accepted at any moment: the saga is compensated with the canceller\'s payload on record', async () => {
+        const log = new Log();
+        await start([approval(log, 1, { cancelEvent: 'cancel', strictEvents: true })]);
+        await orchestrator.startSaga('Order', 'cancel-1', { n: 1 });
+        await waitingOn('cancel-1', 'paid');
+        await orchestrator.sendEvent('cancel-1', 'cancel', { by: 'client', reason: 'changed my mind' });
+        const saga = await ended('cancel-1');
+        expect(saga.status).to.equal('COMPENSATED');
+        expect(saga.errorCode).to.equal('CANCELLED');
+        expect(saga.error).to.match(/cancelled by event cancel: \{"by":"client","reason":"changed my mind"\}/);
+        expect(saga.history.some((e) => e.type === 'EVENT_RECEIVED' && e.detail!.includes('changed my mind'))).to.equal(true);
+        expect(log.calls).to.include('undo:checkout');
+      });
+
+      it('expiresAfterMs: a saga parked past its expiry is compensated as expired', async () => {
+        const log = new Log();
+        await start([approval(log, 1, { expiresAfterMs: 300 })]);
+        await orchestrator.startSaga('Order', 'exp-1', { n: 1 });
+        const saga = await ended('exp-1');
+        expect(saga.status).to.equal('COMPENSATED');
+        expect(saga.errorCode).to.equal('DEADLINE_EXCEEDED');
+        expect(saga.error).to.match(/expired/);
+        expect(log.calls).to.include('undo:checkout');
+      });
     });
 
     it('refuses graphs that cannot run, naming the facade and the node', () => {
