@@ -35,7 +35,7 @@ export class App {
     // Closed in reverse: the transport drains (compensations still call upstreams) before the examples' clients close.
     const registry = new FacadeRegistry();
     for (const example of EXAMPLES) {
-      const close = example.register(registry, { upstreams: config.upstreams, log });
+      const close = example.register(registry, { upstreams: config.upstreams, examples: config.examples, log });
       if (close) this.closers.push({ name: `${example.name} clients`, close });
     }
     const store = await this.createStore();
@@ -45,7 +45,7 @@ export class App {
     this.closers.push({ name: 'transport', close: () => transport.close() });
     if (config.transport.driver === 'memory') {
       for (const example of EXAMPLES) {
-        const stop = await example.embedded?.(transport, { upstreams: config.upstreams, log });
+        const stop = await example.embedded?.(transport, { upstreams: config.upstreams, examples: config.examples, log });
         if (stop) this.closers.push({ name: `${example.name} embedded workers`, close: stop });
       }
     }

@@ -35,6 +35,9 @@ export const TOPICS = {
   transferGateway: node('transfer.gateway'),
   transferCredit: node('transfer.credit'),
   transferRollback: node('transfer.rollback'),
+  // Order delivery (seed 004): checkout is its only step; every other node is a wait (events come on sagaEvents).
+  deliveryCheckout: node('delivery.checkout'),
+  deliveryRollback: node('delivery.rollback'),
   // Every instance reads all of it (a consumer group per pod): tells the instance holding a
   // throttled call that its saga ended, whichever instance ran the last step.
   // How the outside world talks to a saga (key = request id): events for its waits, as SendEvent

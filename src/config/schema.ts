@@ -60,6 +60,20 @@ export const configSchema = z
         /** The transfer example's accounts and payment gateway (src/examples/transfer/services). */
         accounts: address.default('127.0.0.1:10004'),
         gateway: address.default('127.0.0.1:10005'),
+        /** The order delivery example's warehouse (src/examples/delivery/services). */
+        warehouse: address.default('127.0.0.1:10007'),
+      })
+      .strict()
+      .prefault({}),
+    examples: z
+      .object({
+        delivery: z
+          .object({
+            /** Which versions of OrderDelivery this process registers (e.g. [1] before version 2 is deployed). */
+            versions: z.array(z.coerce.number().int().min(1)).min(1).default([1, 2]),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -136,6 +150,8 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_FACTORY_ADDR: { path: 'upstreams.factory', type: 'string' },
   OCH_ACCOUNTS_ADDR: { path: 'upstreams.accounts', type: 'string' },
   OCH_GATEWAY_ADDR: { path: 'upstreams.gateway', type: 'string' },
+  OCH_WAREHOUSE_ADDR: { path: 'upstreams.warehouse', type: 'string' },
+  OCH_DELIVERY_VERSIONS: { path: 'examples.delivery.versions', type: 'list' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
   OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },
   OCH_THROTTLE_MAX_QUEUE: { path: 'throttle.maxQueue', type: 'number' },

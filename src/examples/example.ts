@@ -17,6 +17,8 @@ import type { ServiceBinding } from '../grpc/server';
 export interface ExampleDeps {
   /** Addresses of the upstream services (app.yaml `upstreams`). */
   upstreams: Readonly<AppConfig['upstreams']>;
+  /** The examples' own settings (app.yaml `examples`). */
+  examples: Readonly<AppConfig['examples']>;
   log: Logger;
 }
 

@@ -1,7 +1,8 @@
 import type { Example } from './example';
 import { booking } from './booking';
+import { delivery } from './delivery';
 import { hammer } from './hammer';
 import { transfer } from './transfer';
 
 /** Every example the orchestrator serves, in registration order (ListFacades lists them so). */
-export const EXAMPLES: readonly Example[] = [booking, hammer, transfer];
+export const EXAMPLES: readonly Example[] = [booking, hammer, transfer, delivery];

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { StepContext } from '../../src/engine/facade';
 import { silentLogger } from '../../src/engine/logger';
 import { CallLog, withCallLog } from '../../src/examples/demo/call-log';
+import { Warehouse, warehouseServiceImpl } from '../../src/examples/delivery/services/warehouse-service';
 import { Factory, factoryServiceImpl } from '../../src/examples/hammer/services/factory-service';
 import { AccountsLedger, accountsServiceImpl } from '../../src/examples/transfer/services/accounts-service';
 import { PaymentGateway, gatewayServiceImpl } from '../../src/examples/transfer/services/gateway-service';
@@ -36,6 +37,10 @@ export function serveAccounts(ledger = new AccountsLedger()): Promise<InProcessS
 
 export function serveGateway(gateway = new PaymentGateway()): Promise<InProcessService<PaymentGateway>> {
   return serve(gateway, 'gateway.proto', 'gateway.v1.PaymentGatewayService', gatewayServiceImpl(gateway, silentLogger));
+}
+
+export function serveWarehouse(warehouse = new Warehouse()): Promise<InProcessService<Warehouse>> {
+  return serve(warehouse, 'warehouse.proto', 'warehouse.v1.WarehouseService', warehouseServiceImpl(warehouse, silentLogger));
 }
 
 /** A node's context as the engine would give it on the first visit and attempt (plus `output`, for compensations). */

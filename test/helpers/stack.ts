@@ -88,7 +88,7 @@ export async function waitServing(address: string, proc: Proc, timeoutMs = 30_00
   died.catch(() => undefined);
 }
 
-const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto', 'factory.proto', 'accounts.proto', 'gateway.proto']);
+const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto', 'factory.proto', 'accounts.proto', 'gateway.proto', 'warehouse.proto']);
 
 /** Calls a unary method and resolves with the response and the response (header) metadata. */
 export function call<Res = Record<string, unknown>>(
@@ -125,6 +125,10 @@ export interface StackOptions {
   factory?: boolean;
   /** Also runs the transfer example's accounts and gateway; the gateway refuses the first N calls of each key (DEMO_GATEWAY_UNAVAILABLE_FIRST). */
   transfer?: { gatewayUnavailableFirst?: number };
+  /** Also runs the order delivery example's warehouse. */
+  delivery?: boolean;
+  /** Extra environment of the orchestrator process (e.g. OCH_DELIVERY_VERSIONS). */
+  orchestratorEnv?: NodeJS.ProcessEnv;
 }
 
 /** What GetSaga answers (orchestrator.v1.Saga), as far as the tests read it. */
@@ -144,7 +148,7 @@ export class Stack {
   orchestrator!: Proc;
   order!: Proc;
   address = '';
-  ports = { orchestrator: 0, order: 0, payment: 0, factory: 0, accounts: 0, gateway: 0 };
+  ports = { orchestrator: 0, order: 0, payment: 0, factory: 0, accounts: 0, gateway: 0, warehouse: 0 };
   booking!: grpc.Client;
   sagas!: grpc.Client;
   orders!: grpc.Client;
@@ -154,7 +158,10 @@ export class Stack {
   /** The transfer example's accounts (accounts.v1.AccountsService) and gateway (gateway.v1.PaymentGatewayService). */
   accounts!: grpc.Client;
   gateway!: grpc.Client;
+  /** The order delivery example's warehouse (warehouse.v1.WarehouseService). */
+  warehouse!: grpc.Client;
   dir = '';
+  private orchestratorEnv: NodeJS.ProcessEnv = {};
 
   /** A stack that fails to start stops what it had started (no process outlives the test run). */
   static async start(opts: StackOptions): Promise<Stack> {
@@ -170,8 +177,9 @@ export class Stack {
 
   private async start(opts: StackOptions): Promise<void> {
     this.ports = {
-      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(),
+      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(),
     };
+    this.orchestratorEnv = opts.orchestratorEnv ?? {};
     this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
     const kafka = opts.kafka;
     const upstreams: Promise<void>[] = [];
@@ -190,13 +198,14 @@ export class Stack {
       serve('accounts', 'dist/src/examples/transfer/services/main.js');
       serve('gateway', 'dist/src/examples/transfer/services/main.js', { DEMO_GATEWAY_UNAVAILABLE_FIRST: String(opts.transfer.gatewayUnavailableFirst ?? 0) });
     }
+    if (opts.delivery) serve('warehouse', 'dist/src/examples/delivery/services/main.js');
     writeFileSync(path.join(this.dir, 'app.yaml'), [
       'podId: e2e',
       `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: 10000 }`,
       'transport:',
       `  driver: ${opts.transport}`,
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
-      `upstreams: { ${(['order', 'payment', 'factory', 'accounts', 'gateway'] as const).map((u) => `${u}: 127.0.0.1:${this.ports[u]}`).join(', ')} }`,
+      `upstreams: { ${(['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse'] as const).map((u) => `${u}: 127.0.0.1:${this.ports[u]}`).join(', ')} }`,
       ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: 1000 } }`] : []),
       `saga: { stepTimeoutMs: ${opts.stepTimeoutMs ?? 10_000}, compensation: ${opts.compensation ?? '{ maxAttempts: 3, initialBackoffMs: 50 }'}, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }`,
       opts.extraYaml ?? '',
@@ -211,6 +220,7 @@ export class Stack {
     this.factory = new (clientOf(protos, 'factory.v1.FactoryService'))(`127.0.0.1:${this.ports.factory}`, creds);
     this.accounts = new (clientOf(protos, 'accounts.v1.AccountsService'))(`127.0.0.1:${this.ports.accounts}`, creds);
     this.gateway = new (clientOf(protos, 'gateway.v1.PaymentGatewayService'))(`127.0.0.1:${this.ports.gateway}`, creds);
+    this.warehouse = new (clientOf(protos, 'warehouse.v1.WarehouseService'))(`127.0.0.1:${this.ports.warehouse}`, creds);
   }
 
   /** The order service keeps its orders and call counts in the stack's directory across restarts. */
@@ -230,9 +240,12 @@ export class Stack {
     await waitServing(`127.0.0.1:${this.ports.order}`, this.spawnOrder());
   }
 
-  /** (Re)starts the orchestrator process on the stack's port; the previous one must have exited. */
-  async startOrchestrator(podId = 'e2e'): Promise<Proc> {
-    this.orchestrator = this.spawn(['dist/src/main.js'], { OCH_PATH: this.dir, POD_ID: podId });
+  /**
+   * (Re)starts the orchestrator process on the stack's port; the previous one must have exited.
+   * `env` replaces the stack's orchestratorEnv for this process (e.g. another OCH_DELIVERY_VERSIONS: a deployment).
+   */
+  async startOrchestrator(podId = 'e2e', env: NodeJS.ProcessEnv = this.orchestratorEnv): Promise<Proc> {
+    this.orchestrator = this.spawn(['dist/src/main.js'], { ...env, OCH_PATH: this.dir, POD_ID: podId });
     await waitServing(this.address, this.orchestrator, 60_000);
     return this.orchestrator;
   }
@@ -240,7 +253,7 @@ export class Stack {
   /** A further orchestrator instance on its own port, same config (same consumer group and store). */
   async startInstance(podId: string): Promise<{ proc: Proc; address: string }> {
     const port = await freePort();
-    const proc = this.spawn(['dist/src/main.js'], { OCH_PATH: this.dir, POD_ID: podId, OCH_GRPC_PORT: String(port) });
+    const proc = this.spawn(['dist/src/main.js'], { ...this.orchestratorEnv, OCH_PATH: this.dir, POD_ID: podId, OCH_GRPC_PORT: String(port) });
     await waitServing(`127.0.0.1:${port}`, proc, 60_000);
     return { proc, address: `127.0.0.1:${port}` };
   }
@@ -301,7 +314,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
-    for (const c of [this.booking, this.sagas, this.orders, this.payments, this.factory, this.accounts, this.gateway]) c?.close();
+    for (const c of [this.booking, this.sagas, this.orders, this.payments, this.factory, this.accounts, this.gateway, this.warehouse]) c?.close();
     for (const p of this.procs) p.kill('SIGTERM');
     await Promise.all(this.procs.map((p) => p.exited));
   }

@@ -1,0 +1,234 @@
+import * as grpc from '@grpc/grpc-js';
+import { expect } from 'chai';
+import type { Context } from 'mocha';
+import { ORDER_DELIVERY } from '../../src/examples/delivery/facade';
+import type { DeliveryInput } from '../../src/examples/delivery/input';
+import { DELIVERY_EVENTS as E } from '../../src/examples/delivery/nodes';
+import { KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
+import { freshDatabase } from '../helpers/postgres';
+import { call, Stack, type SagaView } from '../helpers/stack';
+import { rejectionOf, waitFor } from '../helpers/wait';
+
+type Saga = SagaView & { version: number; revision: number; history: unknown[]; mermaid: string; error: string; waiting: { node: string; events: string[] }[] };
+
+const V1_PATH = [E.orderReceived, E.delivering, E.delivered] as const;
+const V2_PATH = [E.orderReceived, E.packed, E.delivering, E.delivered] as const;
+const ALL_EVENTS = Object.values(E);
+
+/** Shared by the describes below: a stack, the sagas each test touched, and the steering of an order. */
+class Harness {
+  stack!: Stack;
+  private readonly touched = new Set<string>();
+  private keys = 0;
+
+  order(id: string): string {
+    this.touched.add(id);
+    return id;
+  }
+
+  async saga(orderId: string): Promise<Saga> {
+    return (await this.stack.saga(orderId)) as Saga;
+  }
+
+  async start(orderId: string, input: DeliveryInput = { items: ['sku-1', 'sku-2'], paymentTimeoutMs: 60_000 }, version = 0): Promise<string> {
+    return (await this.stack.startSaga(ORDER_DELIVERY, input, this.order(orderId), version)).request_id;
+  }
+
+  /** Polls until the saga is parked at `node` (its wait recorded as WAITING). */
+  async waitingAt(orderId: string, node: string): Promise<Saga> {
+    return waitFor(async () => {
+      const saga = await this.saga(orderId);
+      if (saga.status !== 'RUNNING') throw new Error(`saga ${orderId} is ${saga.status}: ${saga.error}`);
+      return saga.waiting.some((w) => w.node === node) ? saga : undefined;
+    }, 60_000, `order ${orderId} to wait at ${node}`);
+  }
+
+  async send(orderId: string, event: string, payload: unknown = { by: 'e2e' }): Promise<void> {
+    await this.stack.sendEvent(orderId, event, payload, `${orderId}:${event}:${++this.keys}`);
+  }
+
+  /** Sends `event`, expects it refused with FAILED_PRECONDITION naming the state, and the saga unchanged. */
+  async refused(orderId: string, event: string, state: string, accepts: readonly string[]): Promise<void> {
+    const before = await this.saga(orderId);
+    const err = await rejectionOf(this.send(orderId, event));
+    expect(err.code, `${event} at ${state}: ${err.message}`).to.equal(grpc.status.FAILED_PRECONDITION);
+    expect(err.message).to.include(`waiting at ${state}: it does not accept ${event} now; it accepts ${accepts.join(', ')}`);
+    const after = await this.saga(orderId);
+    expect([after.status, after.revision, after.history.length], `order ${orderId} after ${event}`).to.deep.equal([before.status, before.revision, before.history.length]);
+  }
+
+  /** The order's reservation in the warehouse: its status and every Reserve/Release call for it. */
+  async reservation(orderId: string): Promise<{ status: string; calls: string[]; items: string[] } | undefined> {
+    const { reservations } = (await call<{ reservations: { request_id: string; status: string; calls: string[]; items: string[] }[] }>(this.stack.warehouse, 'ListReservations', {})).response;
+    const r = reservations.find((x) => x.request_id === orderId);
+    return r && { status: r.status, calls: r.calls, items: r.items };
+  }
+
+  /** Mocha afterEach: on failure, the path (Mermaid) of every saga the test touched. */
+  async report(ctx: Context): Promise<void> {
+    const ids = [...this.touched];
+    this.touched.clear();
+    if (ctx.currentTest?.state !== 'failed' || !this.stack) return;
+    for (const id of ids) {
+      try {
+        const saga = await this.saga(id);
+        console.log(`\n--- saga ${id}: ${saga.status} (version ${saga.version}) ${saga.error}\n${saga.mermaid}`);
+      } catch (err) {
+        console.log(`\n--- saga ${id}: ${String(err)}`);
+      }
+    }
+  }
+}
+
+describe('order delivery (seed 004) on Kafka + Postgres', function () {
+  this.timeout(120_000);
+  const h = new Harness();
+  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+
+  before(async () => {
+    db = await freshDatabase();
+    h.stack = await Stack.start({ transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, delivery: true });
+  });
+  after(async () => {
+    await h.stack?.stop();
+    await db?.drop();
+  });
+  afterEach(async function () {
+    await h.report(this);
+  });
+
+  it('happy path on version 2: each event in order, COMPLETED; the items stay reserved', async () => {
+    const id = await h.start('order-happy');
+    expect(id).to.equal('order-happy');
+    await h.waitingAt(id, 'payment');
+    expect((await h.saga(id)).version).to.equal(2);
+    await h.send(id, E.paymentMade, { amount: 1_999 });
+    for (const event of V2_PATH) {
+      await h.waitingAt(id, event);
+      await h.send(id, event);
+    }
+    const saga = (await h.stack.sagaReaches(id, 'COMPLETED', 60_000)) as Saga;
+    expect(saga.steps.map((s) => s.name)).to.deep.equal(['checkout', 'payment', ...V2_PATH]);
+    expect(JSON.parse(saga.output_json)).to.have.property('reservationId').that.matches(/^reservation-/);
+    expect(await h.reservation(id)).to.deep.equal({ status: 'RESERVED', calls: ['RESERVE'], items: ['sku-1', 'sku-2'] });
+  });
+
+  it('payment_cancelled: COMPENSATED, the items released', async () => {
+    const id = await h.start('order-cancelled');
+    await h.waitingAt(id, 'payment');
+    await h.send(id, E.paymentCancelled, { by: 'user' });
+    const saga = (await h.stack.sagaReaches(id, 'COMPENSATED', 60_000)) as Saga;
+    expect(saga.error_code).to.equal('CANCELLED');
+    expect(saga.error).to.match(/payment cancelled/);
+    expect(await h.reservation(id)).to.deep.equal({ status: 'RELEASED', calls: ['RESERVE', 'RELEASE'], items: ['sku-1', 'sku-2'] });
+  });
+
+  it('no payment within paymentTimeoutMs: COMPENSATED as expired, the items released', async () => {
+    const id = await h.start('order-unpaid', { items: ['sku-9'], paymentTimeoutMs: 1_500 });
+    const saga = (await h.stack.sagaReaches(id, 'COMPENSATED', 60_000)) as Saga;
+    expect(saga.error_code).to.equal('DEADLINE_EXCEEDED');
+    expect(saga.error).to.match(/payment expired/);
+    expect(await h.reservation(id)).to.deep.equal({ status: 'RELEASED', calls: ['RESERVE', 'RELEASE'], items: ['sku-9'] });
+  });
+
+  it('strict: every out-of-order event is refused with FAILED_PRECONDITION naming the state and what it accepts, and changes nothing', async () => {
+    const id = await h.start('order-strict');
+    // The states in order, each with what it accepts; every other event of the facade is refused there.
+    const states: [string, string[]][] = [['payment', [E.paymentMade, E.paymentCancelled]], ...V2_PATH.map((e): [string, string[]] => [e, [e]])];
+    for (const [state, accepts] of states) {
+      await h.waitingAt(id, state);
+      for (const event of ALL_EVENTS.filter((e) => !accepts.includes(e))) await h.refused(id, event, state, accepts);
+      await h.send(id, accepts[0]);
+    }
+    const saga = (await h.stack.sagaReaches(id, 'COMPLETED', 60_000)) as Saga;
+    expect(saga.steps.map((s) => s.name)).to.deep.equal(['checkout', 'payment', ...V2_PATH]);
+    // Finished: nothing moves it any more.
+    const err = await rejectionOf(h.send(id, E.delivered));
+    expect(err.code).to.equal(grpc.status.FAILED_PRECONDITION);
+  });
+
+  it('the order id is the key: starting the same order twice returns the first saga (one reservation)', async () => {
+    await h.start('order-twice', { items: ['first'], paymentTimeoutMs: 60_000 });
+    expect(await h.start('order-twice', { items: ['second'], paymentTimeoutMs: 60_000 })).to.equal('order-twice');
+    await h.waitingAt('order-twice', 'payment');
+    const saga = await h.saga('order-twice');
+    expect(JSON.parse(saga.input_json as string)).to.deep.equal({ items: ['first'], paymentTimeoutMs: 60_000 });
+    expect(await h.reservation('order-twice')).to.deep.equal({ status: 'RESERVED', calls: ['RESERVE'], items: ['first'] });
+  });
+
+  it('an invalid input is refused with INVALID_ARGUMENT naming the field', async () => {
+    const err = await rejectionOf(h.start('order-bad', { items: [], paymentTimeoutMs: 1_000 }));
+    expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(err.message).to.match(/items:/);
+  });
+});
+
+describe('order delivery: version 2 deployed while version 1 orders run (Kafka + Postgres)', function () {
+  this.timeout(180_000);
+  const h = new Harness();
+  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+  const OLD = ['order-v1-a', 'order-v1-b', 'order-v1-c'];
+  const NEW = ['order-v2-a', 'order-v2-b', 'order-v2-c'];
+
+  before(async () => {
+    db = await freshDatabase();
+    h.stack = await Stack.start({
+      transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, delivery: true,
+      orchestratorEnv: { OCH_DELIVERY_VERSIONS: '1' },
+    });
+  });
+  after(async () => {
+    await h.stack?.stop();
+    await db?.drop();
+  });
+  afterEach(async function () {
+    await h.report(this);
+  });
+
+  it('old orders finish on version 1 (no packed), new ones on version 2 (packed required)', async () => {
+    for (const id of OLD) await h.start(id);
+    for (const id of OLD) await h.waitingAt(id, 'payment');
+    for (const id of OLD) expect((await h.saga(id)).version, id).to.equal(1);
+    expect((await rejectionOf(h.start('order-v2-early', undefined, 2))).code).to.equal(grpc.status.NOT_FOUND);
+
+    // The deployment: the process stops, a new one with versions 1 and 2 starts (same pod id, same store).
+    h.stack.orchestrator.kill('SIGTERM');
+    await h.stack.orchestrator.exited;
+    await h.stack.startOrchestrator('e2e', { OCH_DELIVERY_VERSIONS: '1,2' });
+
+    for (const id of NEW) await h.start(id);
+    for (const id of NEW) expect((await h.waitingAt(id, 'payment')).version, id).to.equal(2);
+
+    for (const id of [...OLD, ...NEW]) await h.send(id, E.paymentMade);
+    for (const id of [...OLD, ...NEW]) await h.waitingAt(id, E.orderReceived);
+    for (const id of [...OLD, ...NEW]) await h.send(id, E.orderReceived);
+    // Version 1 goes straight to delivering; version 2 waits for packed first.
+    for (const id of OLD) await h.waitingAt(id, E.delivering);
+    for (const id of NEW) await h.waitingAt(id, E.packed);
+    for (const id of NEW) await h.refused(id, E.delivering, E.packed, [E.packed]);
+    for (const id of NEW) await h.send(id, E.packed);
+    for (const id of [...OLD, ...NEW]) await h.waitingAt(id, E.delivering);
+    for (const id of [...OLD, ...NEW]) await h.send(id, E.delivering);
+    for (const id of [...OLD, ...NEW]) await h.waitingAt(id, E.delivered);
+    for (const id of [...OLD, ...NEW]) await h.send(id, E.delivered);
+
+    for (const id of OLD) {
+      const saga = (await h.stack.sagaReaches(id, 'COMPLETED', 60_000)) as Saga;
+      expect([saga.version, saga.steps.map((s) => s.name)], id).to.deep.equal([1, ['checkout', 'payment', ...V1_PATH]]);
+    }
+    for (const id of NEW) {
+      const saga = (await h.stack.sagaReaches(id, 'COMPLETED', 60_000)) as Saga;
+      expect([saga.version, saga.steps.map((s) => s.name)], id).to.deep.equal([2, ['checkout', 'payment', ...V2_PATH]]);
+    }
+  });
+
+  it('packed on a version 1 order is refused with FAILED_PRECONDITION naming its state, and changes nothing', async () => {
+    const id = await h.start('order-v1-packed', undefined, 1);
+    await h.waitingAt(id, 'payment');
+    await h.send(id, E.paymentMade);
+    await h.waitingAt(id, E.orderReceived);
+    await h.send(id, E.orderReceived);
+    await h.waitingAt(id, E.delivering);
+    await h.refused(id, E.packed, E.delivering, [E.delivering]);
+  });
+});
