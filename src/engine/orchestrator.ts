@@ -4,6 +4,7 @@ import { Compensator } from './compensation';
 import { describeFacade, describeSaga, type FacadeDescription, type SagaDescription } from './describe';
 import { AlreadyExistsError, ConcurrencyError, errorCode, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError } from './errors';
 import { Events } from './events';
+import { fingerprintOf, firstDifference } from './fingerprint';
 import { isStep, type FacadeMode } from './facade';
 import type { Logger } from './logger';
 import { decodeEvent, decodeMessage, decodeReply } from './messages';
@@ -89,11 +90,24 @@ export class Orchestrator {
   /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
+    await this.pinVersions();
     const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
     await this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m));
     await this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true });
     this.state = 'RUNNING';
     await this.recovery.start();
+  }
+
+  /** Each registered version's graph must be the one stored when that version first ran. */
+  private async pinVersions(): Promise<void> {
+    for (const def of this.registry.all()) {
+      const here = fingerprintOf(def);
+      const stored = await this.rt.store.pinVersion(def.name, def.version, here);
+      if (stored !== here) {
+        throw new Error(`facade ${def.name} version ${def.version} differs from the graph stored when that version first ran `
+          + `(${firstDifference(stored, here)}): give the changed flow a new version number`);
+      }
+    }
   }
 
   /** Refuses new sagas and stops the recovery loop; messages in hand are finished by the transport. */

@@ -80,13 +80,22 @@ export class MemorySagaStore implements SagaStore {
     return n;
   }
 
-  async claim(owner: string, limit: number): Promise<SagaSnapshot[]> {
+  private readonly fingerprints = new Map<string, string>();
+
+  async pinVersion(facade: string, version: number, fingerprint: string): Promise<string> {
+    const key = `${facade}@${version}`;
+    if (!this.fingerprints.has(key)) this.fingerprints.set(key, fingerprint);
+    return this.fingerprints.get(key)!;
+  }
+
+  async claim(owner: string, limit: number, versions?: readonly string[]): Promise<SagaSnapshot[]> {
     const now = Date.now();
     const claimed: SagaSnapshot[] = [];
     for (const row of this.rows.values()) {
       if (claimed.length >= limit) break;
       const { saga } = row;
       if (!ACTIVE_STATUSES.includes(saga.status)) continue;
+      if (versions && !versions.includes(`${saga.facade}@${saga.version}`)) continue;
       const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && saga.owner === owner;
       const lapsed = row.leaseExpiresAt <= now;
       if (!lapsed && !due) continue;
