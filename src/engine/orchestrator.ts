@@ -91,6 +91,11 @@ export class Orchestrator {
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
     await this.pinVersions();
+    const unknown = (await this.rt.store.countUnfinished()).filter((c) => !this.registry.find(c.facade, c.version));
+    if (unknown.length > 0) {
+      this.rt.log.warn('unfinished sagas of versions this process does not have: left to an instance that has them',
+        { sagas: unknown.reduce((n, c) => n + c.sagas, 0), versions: unknown.map((c) => `${c.facade}@${c.version}: ${c.sagas}`) });
+    }
     const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
     await this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m));
     await this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true });
@@ -129,9 +134,18 @@ export class Orchestrator {
     await this.recovery.releaseLeases();
   }
 
-  /** Every registered facade as data: mode, version, nodes and the graph as Mermaid text. */
-  listFacades(): FacadeDescription[] {
-    return this.registry.all().map(describeFacade);
+  /**
+   * Every registered facade version as data (mode, nodes, the graph as Mermaid text) with how many
+   * unfinished sagas run on it, and the versions of sagas in the store that this process does not
+   * have (no nodes: another instance has them); a version with none running can be retired.
+   */
+  async listFacades(): Promise<(FacadeDescription & { runningSagas: number })[]> {
+    const counts = await this.rt.store.countUnfinished();
+    const running = (name: string, version: number) => counts.find((c) => c.facade === name && c.version === version)?.sagas ?? 0;
+    const here = this.registry.all().map((def) => ({ ...describeFacade(def), runningSagas: running(def.name, def.version) }));
+    const elsewhere = counts.filter((c) => !this.registry.find(c.facade, c.version))
+      .map((c) => ({ name: c.facade, mode: 'unknown' as FacadeDescription['mode'], version: c.version, nodes: [], mermaid: '', runningSagas: c.sagas }));
+    return [...here, ...elsewhere];
   }
 
   /** GetSaga's view of a saga's graph: each node's visits and kind, what it waits for, the path taken as Mermaid. */

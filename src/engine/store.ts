@@ -73,5 +73,7 @@ export interface SagaStore {
    * had none. A version whose graph changed without a new version number is refused at start-up.
    */
   pinVersion(facade: string, version: number, fingerprint: string): Promise<string>;
+  /** How many unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) run on each facade version. */
+  countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
   close(): Promise<void>;
 }

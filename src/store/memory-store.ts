@@ -1,5 +1,5 @@
 import { ConcurrencyError } from '../engine/errors';
-import { ACTIVE_STATUSES, type SagaSnapshot } from '../engine/saga';
+import { ACTIVE_STATUSES, TERMINAL_STATUSES, type SagaSnapshot } from '../engine/saga';
 import type { SagaChanges, SagaFilter, SagaPage, SagaStore } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
@@ -68,6 +68,18 @@ export class MemorySagaStore implements SagaStore {
       }
     }
     return n;
+  }
+
+  async countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]> {
+    const counts = new Map<string, { facade: string; version: number; sagas: number }>();
+    for (const { saga } of this.rows.values()) {
+      if (TERMINAL_STATUSES.includes(saga.status)) continue;
+      const key = `${saga.facade}@${saga.version}`;
+      const c = counts.get(key) ?? { facade: saga.facade, version: saga.version, sagas: 0 };
+      c.sagas++;
+      counts.set(key, c);
+    }
+    return [...counts.values()];
   }
 
   async releaseLeases(owner: string): Promise<number> {

@@ -463,6 +463,8 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
         const v1Only = orchestrator.owner;
         await waitFor(async () => (await store.get('ver-1'))!.owner === v1Only, 30_000, 'the v1 saga taken over');
         expect((await store.get('ver-2'))!.owner, 'the v2 saga untouched').to.equal(first);
+        // ListFacades shows both versions and what runs on each; version 2 as one only the store knows.
+        expect((await orchestrator.listFacades()).map((f) => [f.name, f.version, f.mode, f.runningSagas])).to.deep.equal([['Order', 1, 'async', 1], ['Order', 2, 'unknown', 1]]);
         await start([approval(log, 1), approval(log, 2)], {}, true);
         const both = orchestrator.owner;
         await waitFor(async () => (await store.get('ver-2'))!.owner === both, 30_000, 'the v2 saga taken over');

@@ -165,6 +165,12 @@ WITH mine AS (
 )
 UPDATE sagas s SET lease_expires_at = now() - interval '1 millisecond' FROM mine WHERE s.request_id = mine.request_id`;
 
+/** Through sagas_status_list_idx, one status at a time. */
+const COUNT_UNFINISHED_SQL = `
+SELECT facade, version, count(*)::int AS sagas FROM sagas
+ WHERE status IN ('RUNNING', 'COMPENSATING', 'COMPENSATION_FAILED')
+ GROUP BY facade, version`;
+
 /** The fingerprint stored for a facade version, inserted first if there is none. */
 const PIN_VERSION_SQL = `
 WITH ins AS (
@@ -325,6 +331,11 @@ export class PostgresSagaStore implements SagaStore {
   async renewLeases(owner: string, except: readonly string[] = []): Promise<number> {
     const result = await this.query({ name: 'saga_renew_leases', text: RENEW_SQL, values: [owner, this.leaseTtlMs, except] }, 'renewLeases');
     return result.rowCount ?? 0;
+  }
+
+  async countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]> {
+    const { rows } = await this.query<{ facade: string; version: number; sagas: number }>({ name: 'count_unfinished', text: COUNT_UNFINISHED_SQL }, 'countUnfinished');
+    return rows;
   }
 
   async releaseLeases(owner: string): Promise<number> {
