@@ -4,6 +4,7 @@ import { Compensator } from './compensation';
 import { describeFacade, describeSaga, type FacadeDescription, type SagaDescription } from './describe';
 import { AlreadyExistsError, ConcurrencyError, errorCode, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError } from './errors';
 import { Events } from './events';
+import { fingerprintOf, firstDifference } from './fingerprint';
 import { isStep, type FacadeMode } from './facade';
 import type { Logger } from './logger';
 import { decodeEvent, decodeMessage, decodeReply } from './messages';
@@ -89,11 +90,29 @@ export class Orchestrator {
   /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
+    await this.pinVersions();
+    const unknown = (await this.rt.store.countUnfinished()).filter((c) => !this.registry.find(c.facade, c.version));
+    if (unknown.length > 0) {
+      this.rt.log.warn('unfinished sagas of versions this process does not have: left to an instance that has them',
+        { sagas: unknown.reduce((n, c) => n + c.sagas, 0), versions: unknown.map((c) => `${c.facade}@${c.version}: ${c.sagas}`) });
+    }
     const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
     await this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m));
     await this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true });
     this.state = 'RUNNING';
     await this.recovery.start();
+  }
+
+  /** Each registered version's graph must be the one stored when that version first ran. */
+  private async pinVersions(): Promise<void> {
+    for (const def of this.registry.all()) {
+      const here = fingerprintOf(def);
+      const stored = await this.rt.store.pinVersion(def.name, def.version, here);
+      if (stored !== here) {
+        throw new Error(`facade ${def.name} version ${def.version} differs from the graph stored when that version first ran `
+          + `(${firstDifference(stored, here)}): give the changed flow a new version number`);
+      }
+    }
   }
 
   /** Refuses new sagas and stops the recovery loop; messages in hand are finished by the transport. */
@@ -115,9 +134,18 @@ export class Orchestrator {
     await this.recovery.releaseLeases();
   }
 
-  /** Every registered facade as data: mode, version, nodes and the graph as Mermaid text. */
-  listFacades(): FacadeDescription[] {
-    return this.registry.all().map(describeFacade);
+  /**
+   * Every registered facade version as data (mode, nodes, the graph as Mermaid text) with how many
+   * unfinished sagas run on it, and the versions of sagas in the store that this process does not
+   * have (no nodes: another instance has them); a version with none running can be retired.
+   */
+  async listFacades(): Promise<(FacadeDescription & { runningSagas: number })[]> {
+    const counts = await this.rt.store.countUnfinished();
+    const running = (name: string, version: number) => counts.find((c) => c.facade === name && c.version === version)?.sagas ?? 0;
+    const here = this.registry.all().map((def) => ({ ...describeFacade(def), runningSagas: running(def.name, def.version) }));
+    const elsewhere = counts.filter((c) => !this.registry.find(c.facade, c.version))
+      .map((c) => ({ name: c.facade, mode: 'unknown' as FacadeDescription['mode'], version: c.version, nodes: [], mermaid: '', runningSagas: c.sagas }));
+    return [...here, ...elsewhere];
   }
 
   /** GetSaga's view of a saga's graph: each node's visits and kind, what it waits for, the path taken as Mermaid. */

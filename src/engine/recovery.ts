@@ -48,7 +48,9 @@ export class Recovery {
         await this.rt.store.renewLeases(this.rt.owner, this.rt.releasedIds());
         this.lastHeartbeat = Date.now();
       }
-      const claimed = await this.rt.store.claim(this.rt.owner, this.rt.options.recoveryBatch);
+      // Only sagas of versions this process has: the others wait for an instance that has theirs.
+      const versions = this.rt.registry.all().map((d) => `${d.name}@${d.version}`);
+      const claimed = await this.rt.store.claim(this.rt.owner, this.rt.options.recoveryBatch, versions);
       // All at once: timers due together fire together (their writes share the store's batches).
       await Promise.all(claimed.map(async (snapshot) => {
         this.rt.released.delete(snapshot.requestId);

@@ -1,4 +1,4 @@
-import { AlreadyExistsError, NotFoundError } from './errors';
+import { AlreadyExistsError, NotFoundError, OrchestratorError } from './errors';
 import { isStep, type FacadeDefinition } from './facade';
 import { checkFacade, type Graph } from './graph';
 
@@ -33,7 +33,7 @@ export class FacadeRegistry {
     if (def) return def;
     const have = this.versions(name);
     if (have.length === 0) throw new NotFoundError(`facade ${name}`);
-    throw new NotFoundError(`facade ${name} version ${version} (this instance has version${have.length > 1 ? 's' : ''} ${have.join(', ')})`);
+    throw new OrchestratorError('NOT_FOUND', `facade ${name} version ${version} not found (this instance has version${have.length > 1 ? 's' : ''} ${have.join(', ')})`);
   }
 
   find(name: string, version = 0): FacadeDefinition | undefined {

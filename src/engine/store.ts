@@ -64,8 +64,16 @@ export interface SagaStore {
   /**
    * Takes over up to `limit` unfinished sagas whose lease has expired, or whose wakeAt is due and
    * that `owner` owns: sets owner, clears wakeAt, renews the lease, bumps the revision, and returns
-   * them (with history).
+   * them (with history). `versions` (`facade@version`), when given: only sagas of those; the
+   * others are left to an instance that has their version.
    */
-  claim(owner: string, limit: number): Promise<SagaSnapshot[]>;
+  claim(owner: string, limit: number, versions?: readonly string[]): Promise<SagaSnapshot[]>;
+  /**
+   * The graph fingerprint stored for a facade version: the one given, stored now if the version
+   * had none. A version whose graph changed without a new version number is refused at start-up.
+   */
+  pinVersion(facade: string, version: number, fingerprint: string): Promise<string>;
+  /** How many unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) run on each facade version. */
+  countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
   close(): Promise<void>;
 }

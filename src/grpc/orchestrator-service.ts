@@ -59,8 +59,9 @@ export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger)
       return {};
     }),
     ListFacades: unary(log, 'ListFacades', async () => ({
-      facades: orchestrator.listFacades().map((f) => ({
+      facades: (await orchestrator.listFacades()).map(({ runningSagas, ...f }) => ({
         ...f,
+        running_sagas: runningSagas,
         nodes: f.nodes.map((n) => ({ ...n, topic: n.topic ?? '', branches: n.branches ?? [], events: n.events ?? [] })),
       })),
     })),

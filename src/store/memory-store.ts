@@ -1,5 +1,5 @@
 import { ConcurrencyError } from '../engine/errors';
-import { ACTIVE_STATUSES, type SagaSnapshot } from '../engine/saga';
+import { ACTIVE_STATUSES, TERMINAL_STATUSES, type SagaSnapshot } from '../engine/saga';
 import type { SagaChanges, SagaFilter, SagaPage, SagaStore } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
@@ -70,6 +70,18 @@ export class MemorySagaStore implements SagaStore {
     return n;
   }
 
+  async countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]> {
+    const counts = new Map<string, { facade: string; version: number; sagas: number }>();
+    for (const { saga } of this.rows.values()) {
+      if (TERMINAL_STATUSES.includes(saga.status)) continue;
+      const key = `${saga.facade}@${saga.version}`;
+      const c = counts.get(key) ?? { facade: saga.facade, version: saga.version, sagas: 0 };
+      c.sagas++;
+      counts.set(key, c);
+    }
+    return [...counts.values()];
+  }
+
   async releaseLeases(owner: string): Promise<number> {
     let n = 0;
     for (const row of this.rows.values()) {
@@ -80,13 +92,22 @@ export class MemorySagaStore implements SagaStore {
     return n;
   }
 
-  async claim(owner: string, limit: number): Promise<SagaSnapshot[]> {
+  private readonly fingerprints = new Map<string, string>();
+
+  async pinVersion(facade: string, version: number, fingerprint: string): Promise<string> {
+    const key = `${facade}@${version}`;
+    if (!this.fingerprints.has(key)) this.fingerprints.set(key, fingerprint);
+    return this.fingerprints.get(key)!;
+  }
+
+  async claim(owner: string, limit: number, versions?: readonly string[]): Promise<SagaSnapshot[]> {
     const now = Date.now();
     const claimed: SagaSnapshot[] = [];
     for (const row of this.rows.values()) {
       if (claimed.length >= limit) break;
       const { saga } = row;
       if (!ACTIVE_STATUSES.includes(saga.status)) continue;
+      if (versions && !versions.includes(`${saga.facade}@${saga.version}`)) continue;
       const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && saga.owner === owner;
       const lapsed = row.leaseExpiresAt <= now;
       if (!lapsed && !due) continue;

@@ -439,6 +439,41 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
         expect(named.message).to.match(/facade Order version 3 .*has versions 1, 2/);
       });
 
+      it('a version whose graph changed without a new number is refused at start-up, naming the first difference', async () => {
+        const log = new Log();
+        await start([approval(log, 1)]);
+        await orchestrator.startSaga('Order', 'fp-1', { n: 1 });
+        const changed = { ...approval(log, 2), version: 1 };
+        const registry = new FacadeRegistry().register(changed);
+        const next = new Orchestrator({ registry, store, transport, logger: silentLogger, podId: 'g', outcomeTopic: 'outcomes', options: FAST });
+        const refused = await rejectionOf(next.start());
+        expect(refused.message).to.match(/facade Order version 1 differs from the graph stored when that version first ran \(node pack: here, not in the stored graph|node shipped: .*stored/);
+      });
+
+      it('sagas of a version this process does not have are left alone, and taken by an instance that has it', async () => {
+        const log = new Log();
+        await start([approval(log, 1), approval(log, 2)]);
+        await orchestrator.startSaga('Order', 'ver-1', { n: 1 }, 1);
+        await orchestrator.startSaga('Order', 'ver-2', { n: 1 }, 2);
+        await waitingOn('ver-1', 'paid');
+        await waitingOn('ver-2', 'paid');
+        const first = orchestrator.owner;
+        await orchestrator.shutdown(); // its leases released: other instances take the sagas over at once
+        await start([approval(log, 1)], {}, true);
+        const v1Only = orchestrator.owner;
+        await waitFor(async () => (await store.get('ver-1'))!.owner === v1Only, 30_000, 'the v1 saga taken over');
+        expect((await store.get('ver-2'))!.owner, 'the v2 saga untouched').to.equal(first);
+        // ListFacades shows both versions and what runs on each; version 2 as one only the store knows.
+        expect((await orchestrator.listFacades()).map((f) => [f.name, f.version, f.mode, f.runningSagas])).to.deep.equal([['Order', 1, 'async', 1], ['Order', 2, 'unknown', 1]]);
+        await start([approval(log, 1), approval(log, 2)], {}, true);
+        const both = orchestrator.owner;
+        await waitFor(async () => (await store.get('ver-2'))!.owner === both, 30_000, 'the v2 saga taken over');
+        await orchestrator.sendEvent('ver-2', 'paid', {});
+        await waitingOn('ver-2', 'shipped');
+        await orchestrator.sendEvent('ver-2', 'shipped', {});
+        expect((await ended('ver-2')).steps.map((v) => v.name)).to.deep.equal(['checkout', 'paid', 'pack', 'shipped']);
+      });
+
       it('strict events: an event the current wait does not accept is refused, naming the state and what it accepts, and nothing is recorded', async () => {
         const log = new Log();
         await start([approval(log, 1, { strictEvents: true })]);

@@ -112,4 +112,19 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE saga_steps ADD COLUMN wake_at timestamptz;
     `,
   },
+  {
+    id: 6,
+    name: 'the graph of each facade version',
+    sql: `
+      -- Stored the first time a version runs: a process whose definition of that version differs
+      -- (a flow changed without a new version number) refuses to start.
+      CREATE TABLE facade_versions (
+        facade      text COLLATE "C" NOT NULL,
+        version     integer NOT NULL,
+        fingerprint text    NOT NULL,
+        first_seen  timestamptz NOT NULL,
+        PRIMARY KEY (facade, version)
+      );
+    `,
+  },
 ];

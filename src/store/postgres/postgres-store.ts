@@ -165,12 +165,28 @@ WITH mine AS (
 )
 UPDATE sagas s SET lease_expires_at = now() - interval '1 millisecond' FROM mine WHERE s.request_id = mine.request_id`;
 
+/** Through sagas_status_list_idx, one status at a time. */
+const COUNT_UNFINISHED_SQL = `
+SELECT facade, version, count(*)::int AS sagas FROM sagas
+ WHERE status IN ('RUNNING', 'COMPENSATING', 'COMPENSATION_FAILED')
+ GROUP BY facade, version`;
+
+/** The fingerprint stored for a facade version, inserted first if there is none. */
+const PIN_VERSION_SQL = `
+WITH ins AS (
+  INSERT INTO facade_versions (facade, version, fingerprint, first_seen) VALUES ($1, $2, $3, now())
+  ON CONFLICT (facade, version) DO NOTHING
+  RETURNING fingerprint
+)
+SELECT fingerprint FROM ins UNION ALL SELECT fingerprint FROM facade_versions WHERE facade = $1 AND version = $2 LIMIT 1`;
+
 /** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
 const CLAIM_SQL = `
 WITH due AS (
   SELECT request_id, lease_expires_at < now() AS lapsed FROM sagas
    WHERE status IN ${ACTIVE}
      AND (lease_expires_at < now() OR (wake_at <= now() AND owner = $1))
+     AND ($4::text[] IS NULL OR facade || '@' || version = ANY($4::text[]))
    LIMIT $2
    FOR UPDATE SKIP LOCKED
 ), s AS (
@@ -317,14 +333,24 @@ export class PostgresSagaStore implements SagaStore {
     return result.rowCount ?? 0;
   }
 
+  async countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]> {
+    const { rows } = await this.query<{ facade: string; version: number; sagas: number }>({ name: 'count_unfinished', text: COUNT_UNFINISHED_SQL }, 'countUnfinished');
+    return rows;
+  }
+
   async releaseLeases(owner: string): Promise<number> {
     const result = await this.query({ name: 'saga_release_leases', text: RELEASE_SQL, values: [owner] }, 'releaseLeases');
     return result.rowCount ?? 0;
   }
 
-  async claim(owner: string, limit: number): Promise<SagaSnapshot[]> {
-    const { rows } = await this.query<SagaRow>({ name: 'saga_claim', text: CLAIM_SQL, values: [owner, limit, this.leaseTtlMs] }, 'claim');
+  async claim(owner: string, limit: number, versions?: readonly string[]): Promise<SagaSnapshot[]> {
+    const { rows } = await this.query<SagaRow>({ name: 'saga_claim', text: CLAIM_SQL, values: [owner, limit, this.leaseTtlMs, versions ?? null] }, 'claim');
     return rows.map((r) => toSnapshot(r, this.leaseTtlMs));
+  }
+
+  async pinVersion(facade: string, version: number, fingerprint: string): Promise<string> {
+    const { rows } = await this.query<{ fingerprint: string }>({ name: 'pin_version', text: PIN_VERSION_SQL, values: [facade, version, fingerprint] }, 'pinVersion');
+    return rows[0].fingerprint;
   }
 
   private async flushCreates(sagas: Write[]): Promise<FlushResult<boolean>> {
