@@ -10,6 +10,8 @@ import { checkFacade, type Graph } from './graph';
 export class FacadeRegistry {
   private readonly facades = new Map<string, FacadeDefinition>();
   private readonly graphs = new Map<FacadeDefinition, Graph>();
+  /** By name: the newest version, what new sagas start on (looked up on every start). */
+  private readonly newest = new Map<string, FacadeDefinition>();
 
   /** Checks the definition (start-up error naming the facade and node) and adds it. */
   register<I, R>(def: FacadeDefinition<I, R>): this {
@@ -18,6 +20,7 @@ export class FacadeRegistry {
     const graph = checkFacade(def);
     this.facades.set(key, def);
     this.graphs.set(def, graph);
+    if ((this.newest.get(def.name)?.version ?? 0) < def.version) this.newest.set(def.name, def);
     return this;
   }
 
@@ -37,9 +40,7 @@ export class FacadeRegistry {
   }
 
   find(name: string, version = 0): FacadeDefinition | undefined {
-    if (version !== 0) return this.facades.get(keyOf(name, version));
-    const newest = this.versions(name).at(-1);
-    return newest === undefined ? undefined : this.facades.get(keyOf(name, newest));
+    return version === 0 ? this.newest.get(name) : this.facades.get(keyOf(name, version));
   }
 
   /** The versions of a facade this process has, oldest first. */
