@@ -505,6 +505,22 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
         expect(log.calls).to.include('undo:checkout');
       });
 
+      it('a cancel event while a step runs: the step finishes, then everything is undone', async () => {
+        const log = new Log();
+        await start([facade('Busy', 'async', [
+          log.step('slow', { topic: 'g.x', ms: 400 }),
+          { kind: 'wait', name: 'go', after: ['slow'], events: ['go'] },
+        ]), ].map((d) => ({ ...d, cancelEvent: 'cancel' })));
+        await orchestrator.startSaga('Busy', 'cancel-busy', { n: 1 });
+        await waitFor(() => log.calls.includes('run:slow'), 10_000, 'slow to run');
+        await orchestrator.sendEvent('cancel-busy', 'cancel', { by: 'ops' });
+        const saga = await ended('cancel-busy');
+        expect(saga.status).to.equal('COMPENSATED');
+        expect(saga.errorCode).to.equal('CANCELLED');
+        expect(log.spans.get('undo:slow')!.start).to.be.at.least(log.spans.get('slow')!.end);
+        expect(log.undone.get('slow')).to.deep.equal({ node: 'slow', visit: 1 });
+      });
+
       it('expiresAfterMs: a saga parked past its expiry is compensated as expired', async () => {
         const log = new Log();
         await start([approval(log, 1, { expiresAfterMs: 300 })]);
