@@ -41,7 +41,10 @@ typecheck: install
 bench: build kafka-up
 	node dist/bench/run.js $(BENCH_ARGS)
 
-# Park test: N Transfer sagas parked on their webhook wait (RSS idle / parked), then resumed by one event each.
+# Park test: N Transfer sagas parked on their webhook wait (RSS idle / parked); with all N parked, ListSagas latency
+# (status RUNNING), a restart (SIGTERM, same pod id: start-up time, RSS, leases taken back) and one event to each of
+# 1,000 of them; then one event to each of the others. PARK_ARGS: --sample N, --only-sample, --no-restart, --list-calls N.
+# A large N outlasts saga.asyncDeadlineMs (300 s): BENCH_APP_DIR=<a directory with an app.yaml with a longer one>.
 PARK_SAGAS ?= 10000
 bench-park: build kafka-up
 	node dist/bench/park.js --sagas $(PARK_SAGAS) $(PARK_ARGS)

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
@@ -60,6 +61,10 @@ export class Proc {
     return this.child.pid!;
   }
 
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** The most frequent log messages, e.g. `warn call failed x4000`. */
   topMessages(n = 8): string[] {
     return [...this.logCounts.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([m, c]) => `${m} x${c}`);
@@ -82,7 +87,7 @@ export class Proc {
 
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves with the exit code. */
   async stop(graceMs = 30_000): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
+    if (!this.running) return this.exited;
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     const code = await this.exited;
@@ -167,6 +172,8 @@ export interface StackOptions {
   instances?: number;
 }
 
+interface OrchestratorSpec { name: string; address: string; env: NodeJS.ProcessEnv; nodeArgs: string[] }
+
 /**
  * order + payment (booking) and accounts + gateway (transfer) demo services and the orchestrator instances (Kafka transport, Postgres store on
  * a fresh database, unique topic prefix and consumer group), on free ports. Config: the
@@ -178,6 +185,8 @@ export class BenchStack {
   readonly addresses: string[] = [];
   readonly orchestrators: Proc[] = [];
   private procs: Proc[] = [];
+  /** How each orchestrator was spawned, to start it again the same way (startOrchestrator). */
+  private readonly specs: OrchestratorSpec[] = [];
 
   /** The demo services (order, payment, accounts, gateway). */
   get upstreamPids(): number[] {
@@ -201,29 +210,72 @@ export class BenchStack {
     ]);
     for (let i = 0; i < (opts.instances ?? 1); i++) {
       const port = await freePort();
-      const address = `127.0.0.1:${port}`;
-      const orchestrator = this.spawn(`orchestrator-${i}`, ['dist/src/main.js'], {
-        // BENCH_APP_DIR: a directory with another app.yaml (e.g. a longer saga.asyncDeadlineMs for a large park test).
-        OCH_PATH: process.env.BENCH_APP_DIR ?? ROOT,
-        POD_ID: `bench-${i}`,
-        OCH_TRANSPORT: 'kafka',
-        OCH_STORE: 'postgres',
-        OCH_POSTGRES_DSN: this.database.dsn,
-        OCH_KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-        OCH_TOPIC_PREFIX: this.topicPrefix,
-        OCH_KAFKA_GROUP_ID: this.runId,
-        OCH_GRPC_PORT: String(port),
-        OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
-        OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
-        OCH_ACCOUNTS_ADDR: `127.0.0.1:${accountsPort}`,
-        OCH_GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
-        OCH_LOG_LEVEL: 'warn',
-        ...(opts.throttleConcurrency ? { OCH_THROTTLE_MAX_CONCURRENT: String(opts.throttleConcurrency) } : {}),
-      }, opts.orchestratorNodeArgs);
-      await waitServing(address, orchestrator, 90_000);
-      this.addresses.push(address);
+      const spec: OrchestratorSpec = {
+        name: `orchestrator-${i}`,
+        address: `127.0.0.1:${port}`,
+        nodeArgs: opts.orchestratorNodeArgs ?? [],
+        env: {
+          // BENCH_APP_DIR: a directory with another app.yaml (e.g. a longer saga.asyncDeadlineMs for a large park test).
+          OCH_PATH: process.env.BENCH_APP_DIR ?? ROOT,
+          POD_ID: `bench-${i}`,
+          OCH_TRANSPORT: 'kafka',
+          OCH_STORE: 'postgres',
+          OCH_POSTGRES_DSN: this.database.dsn,
+          OCH_KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+          OCH_TOPIC_PREFIX: this.topicPrefix,
+          OCH_KAFKA_GROUP_ID: this.runId,
+          OCH_GRPC_PORT: String(port),
+          OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
+          OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
+          OCH_ACCOUNTS_ADDR: `127.0.0.1:${accountsPort}`,
+          OCH_GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
+          OCH_LOG_LEVEL: 'warn',
+          ...(opts.throttleConcurrency ? { OCH_THROTTLE_MAX_CONCURRENT: String(opts.throttleConcurrency) } : {}),
+        },
+      };
+      const orchestrator = this.spawn(spec.name, ['dist/src/main.js'], spec.env, spec.nodeArgs);
+      await waitServing(spec.address, orchestrator, 90_000);
+      this.specs.push(spec);
+      this.addresses.push(spec.address);
       this.orchestrators.push(orchestrator);
     }
+  }
+
+  /** The DSN of this run's database (for figures the API does not give, e.g. lapsed leases). */
+  get databaseDsn(): string {
+    if (!this.database) throw new Error('the stack is not started');
+    return this.database.dsn;
+  }
+
+  /**
+   * Stops orchestrator `i` as an operator would: SIGTERM, so that it drains and hands its leases
+   * back (SIGKILL only if it has not exited after 30 s). Start it again with startOrchestrator(i).
+   */
+  async stopOrchestrator(i = 0): Promise<{ stopMs: number; exitCode: number | null }> {
+    const old = this.orchestrators[i];
+    const t0 = performance.now();
+    const exitCode = await old.stop();
+    const stopMs = performance.now() - t0;
+    // Its log summary now: stop() reports only the processes the stack still holds.
+    console.log(`  ${old.name} (pid ${old.pid}) exited with ${exitCode} ${stopMs.toFixed(0)} ms after SIGTERM; log lines ${old.outputLines}${old.outputLines > 0 ? `: ${old.topMessages().join('; ')}` : ''}`);
+    return { stopMs, exitCode };
+  }
+
+  /**
+   * Starts orchestrator `i` again after stopOrchestrator(i), with the same environment, pod id and
+   * port, as an operator restarting it would. `serveMs` runs from the spawn to the first SERVING
+   * health answer (polled every 100 ms).
+   */
+  async startOrchestrator(i = 0): Promise<{ serveMs: number; pid: number }> {
+    const old = this.orchestrators[i];
+    if (old.running) throw new Error(`${old.name} is still running: stopOrchestrator(${i}) first`);
+    const spec = this.specs[i];
+    const t0 = performance.now();
+    const fresh = this.spawn(spec.name, ['dist/src/main.js'], spec.env, spec.nodeArgs);
+    this.procs = this.procs.filter((p) => p !== old);
+    this.orchestrators[i] = fresh;
+    await waitServing(spec.address, fresh, 300_000);
+    return { serveMs: performance.now() - t0, pid: fresh.pid };
   }
 
   /** Stops the orchestrator first (it drains), then the upstreams; drops the database and the topics. */
