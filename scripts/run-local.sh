@@ -4,7 +4,7 @@
 # Addresses: OCH_ORDER_ADDR (127.0.0.1:10001), OCH_PAYMENT_ADDR (127.0.0.1:10002) for booking,
 # OCH_FACTORY_ADDR (127.0.0.1:10003) for hammer, OCH_ACCOUNTS_ADDR (127.0.0.1:10004) and
 # OCH_GATEWAY_ADDR (127.0.0.1:10005) for transfer, OCH_WAREHOUSE_ADDR (127.0.0.1:10007) for
-# delivery, and the orchestrator's port OCH_GRPC_PORT
+# delivery, OCH_DRIVERS_ADDR (127.0.0.1:10008) for bargain, and the orchestrator's port OCH_GRPC_PORT
 # (app.yaml: 10000). DEMO_GATEWAY_UNAVAILABLE_FIRST=N makes the gateway refuse the first N calls
 # of each idempotency key with UNAVAILABLE.
 set -euo pipefail
@@ -19,7 +19,8 @@ factory_addr=${OCH_FACTORY_ADDR:-127.0.0.1:10003}
 accounts_addr=${OCH_ACCOUNTS_ADDR:-127.0.0.1:10004}
 gateway_addr=${OCH_GATEWAY_ADDR:-127.0.0.1:10005}
 warehouse_addr=${OCH_WAREHOUSE_ADDR:-127.0.0.1:10007}
-addresses=("$order_addr" "$payment_addr" "$factory_addr" "$accounts_addr" "$gateway_addr" "$warehouse_addr")
+drivers_addr=${OCH_DRIVERS_ADDR:-127.0.0.1:10008}
+addresses=("$order_addr" "$payment_addr" "$factory_addr" "$accounts_addr" "$gateway_addr" "$warehouse_addr" "$drivers_addr")
 # On Kafka the factory's head worker consumes the hammer's head commands from the broker (the
 # orchestrator's brokers and topic prefix); in memory the orchestrator runs it in-process.
 factory_env=()
@@ -41,6 +42,7 @@ env "${factory_env[@]}" node dist/src/examples/hammer/services/main.js factory "
 node dist/src/examples/transfer/services/main.js accounts "$accounts_addr" & pids+=($!)
 node dist/src/examples/transfer/services/main.js gateway "$gateway_addr" & pids+=($!)
 node dist/src/examples/delivery/services/main.js warehouse "$warehouse_addr" & pids+=($!)
+node dist/src/examples/bargain/services/main.js drivers "$drivers_addr" & pids+=($!)
 # The orchestrator starts only once all of them answer SERVING: a call sent the moment it reports
 # listening must find its upstreams up.
 for attempt in $(seq 30); do
@@ -51,7 +53,7 @@ for attempt in $(seq 30); do
   [ "$attempt" = 30 ] && { echo "run-local.sh: demo services not serving on ${addresses[*]}" >&2; exit 1; }
 done
 OCH_PATH=${OCH_PATH:-$PWD} OCH_TRANSPORT=$driver OCH_STORE=$store OCH_ORDER_ADDR=$order_addr OCH_PAYMENT_ADDR=$payment_addr \
-  OCH_FACTORY_ADDR=$factory_addr OCH_ACCOUNTS_ADDR=$accounts_addr OCH_GATEWAY_ADDR=$gateway_addr OCH_WAREHOUSE_ADDR=$warehouse_addr \
+  OCH_FACTORY_ADDR=$factory_addr OCH_ACCOUNTS_ADDR=$accounts_addr OCH_GATEWAY_ADDR=$gateway_addr OCH_WAREHOUSE_ADDR=$warehouse_addr OCH_DRIVERS_ADDR=$drivers_addr \
   node dist/src/main.js & orchestrator=$!
 pids+=("$orchestrator")
 wait "$orchestrator"

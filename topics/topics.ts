@@ -38,6 +38,11 @@ export const TOPICS = {
   // Order delivery (seed 004): checkout is its only step; every other node is a wait (events come on sagaEvents).
   deliveryCheckout: node('delivery.checkout'),
   deliveryRollback: node('delivery.rollback'),
+  // Ride-hailing bargain (seed 000): its races have no topic of their own (events come on sagaEvents).
+  bargainDispatch: node('bargain.dispatch'),
+  bargainOffer: node('bargain.offer'),
+  bargainAssign: node('bargain.assign'),
+  bargainRollback: node('bargain.rollback'),
   // Every instance reads all of it (a consumer group per pod): tells the instance holding a
   // throttled call that its saga ended, whichever instance ran the last step.
   // How the outside world talks to a saga (key = request id): events for its waits, as SendEvent

@@ -62,6 +62,8 @@ export const configSchema = z
         gateway: address.default('127.0.0.1:10005'),
         /** The order delivery example's warehouse (src/examples/delivery/services). */
         warehouse: address.default('127.0.0.1:10007'),
+        /** The ride-hailing bargain example's drivers (src/examples/bargain/services). */
+        drivers: address.default('127.0.0.1:10008'),
       })
       .strict()
       .prefault({}),
@@ -151,6 +153,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_ACCOUNTS_ADDR: { path: 'upstreams.accounts', type: 'string' },
   OCH_GATEWAY_ADDR: { path: 'upstreams.gateway', type: 'string' },
   OCH_WAREHOUSE_ADDR: { path: 'upstreams.warehouse', type: 'string' },
+  OCH_DRIVERS_ADDR: { path: 'upstreams.drivers', type: 'string' },
   OCH_DELIVERY_VERSIONS: { path: 'examples.delivery.versions', type: 'list' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
   OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },

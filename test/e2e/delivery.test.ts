@@ -1,50 +1,28 @@
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
-import type { Context } from 'mocha';
 import { ORDER_DELIVERY } from '../../src/examples/delivery/facade';
 import type { DeliveryInput } from '../../src/examples/delivery/input';
 import { DELIVERY_EVENTS as E } from '../../src/examples/delivery/nodes';
 import { KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
-import { call, Stack, type SagaView } from '../helpers/stack';
-import { rejectionOf, waitFor } from '../helpers/wait';
+import { type FullSaga, SagaHarness } from '../helpers/saga-harness';
+import { call, Stack } from '../helpers/stack';
+import { rejectionOf } from '../helpers/wait';
 
-type Saga = SagaView & { version: number; revision: number; history: unknown[]; mermaid: string; error: string; waiting: { node: string; events: string[] }[] };
+type Saga = FullSaga;
 
 const V1_PATH = [E.orderReceived, E.delivering, E.delivered] as const;
 const V2_PATH = [E.orderReceived, E.packed, E.delivering, E.delivered] as const;
 const ALL_EVENTS = Object.values(E);
 
-/** Shared by the describes below: a stack, the sagas each test touched, and the steering of an order. */
-class Harness {
-  stack!: Stack;
-  private readonly touched = new Set<string>();
-  private keys = 0;
-
+/** The steering of an order, and what the warehouse did for it. */
+class Harness extends SagaHarness {
   order(id: string): string {
-    this.touched.add(id);
-    return id;
-  }
-
-  async saga(orderId: string): Promise<Saga> {
-    return (await this.stack.saga(orderId)) as Saga;
+    return this.track(id);
   }
 
   async start(orderId: string, input: DeliveryInput = { items: ['sku-1', 'sku-2'], paymentTimeoutMs: 60_000 }, version = 0): Promise<string> {
     return (await this.stack.startSaga(ORDER_DELIVERY, input, this.order(orderId), version)).request_id;
-  }
-
-  /** Polls until the saga is parked at `node` (its wait recorded as WAITING). */
-  async waitingAt(orderId: string, node: string): Promise<Saga> {
-    return waitFor(async () => {
-      const saga = await this.saga(orderId);
-      if (saga.status !== 'RUNNING') throw new Error(`saga ${orderId} is ${saga.status}: ${saga.error}`);
-      return saga.waiting.some((w) => w.node === node) ? saga : undefined;
-    }, 60_000, `order ${orderId} to wait at ${node}`);
-  }
-
-  async send(orderId: string, event: string, payload: unknown = { by: 'e2e' }): Promise<void> {
-    await this.stack.sendEvent(orderId, event, payload, `${orderId}:${event}:${++this.keys}`);
   }
 
   /** Sends `event`, expects it refused with FAILED_PRECONDITION naming the state, and the saga unchanged. */
@@ -62,21 +40,6 @@ class Harness {
     const { reservations } = (await call<{ reservations: { request_id: string; status: string; calls: string[]; items: string[] }[] }>(this.stack.warehouse, 'ListReservations', {})).response;
     const r = reservations.find((x) => x.request_id === orderId);
     return r && { status: r.status, calls: r.calls, items: r.items };
-  }
-
-  /** Mocha afterEach: on failure, the path (Mermaid) of every saga the test touched. */
-  async report(ctx: Context): Promise<void> {
-    const ids = [...this.touched];
-    this.touched.clear();
-    if (ctx.currentTest?.state !== 'failed' || !this.stack) return;
-    for (const id of ids) {
-      try {
-        const saga = await this.saga(id);
-        console.log(`\n--- saga ${id}: ${saga.status} (version ${saga.version}) ${saga.error}\n${saga.mermaid}`);
-      } catch (err) {
-        console.log(`\n--- saga ${id}: ${String(err)}`);
-      }
-    }
   }
 }
 

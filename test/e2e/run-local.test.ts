@@ -8,10 +8,10 @@ import { freePort, ROOT } from '../helpers/stack';
 const run = promisify(execFile);
 const BUF = path.join(ROOT, 'node_modules', '.bin', 'buf');
 
-type Ports = Record<'orchestrator' | 'order' | 'payment' | 'factory' | 'accounts' | 'gateway' | 'warehouse', number>;
+type Ports = Record<'orchestrator' | 'order' | 'payment' | 'factory' | 'accounts' | 'gateway' | 'warehouse' | 'drivers', number>;
 
 /** The demo services run-local.sh starts before the orchestrator. */
-const DEMO_SERVICES = ['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse'] as const;
+const DEMO_SERVICES = ['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'drivers'] as const;
 
 /** scripts/run-local.sh (what `make run` runs) on free ports, its output kept as lines. */
 class RunLocal {
@@ -35,6 +35,7 @@ class RunLocal {
         OCH_ACCOUNTS_ADDR: `127.0.0.1:${ports.accounts}`,
         OCH_GATEWAY_ADDR: `127.0.0.1:${ports.gateway}`,
         OCH_WAREHOUSE_ADDR: `127.0.0.1:${ports.warehouse}`,
+        OCH_DRIVERS_ADDR: `127.0.0.1:${ports.drivers}`,
       },
     });
     let buf = '';
@@ -77,7 +78,7 @@ function portFree(port: number): Promise<boolean> {
 }
 
 async function freePorts(): Promise<Ports> {
-  return { orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort() };
+  return { orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort() };
 }
 
 describe('make run (scripts/run-local.sh)', function () {

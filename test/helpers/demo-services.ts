@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { StepContext } from '../../src/engine/facade';
 import { silentLogger } from '../../src/engine/logger';
+import { Drivers, driversServiceImpl } from '../../src/examples/bargain/services/drivers-service';
 import { CallLog, withCallLog } from '../../src/examples/demo/call-log';
 import { Warehouse, warehouseServiceImpl } from '../../src/examples/delivery/services/warehouse-service';
 import { Factory, factoryServiceImpl } from '../../src/examples/hammer/services/factory-service';
@@ -41,6 +42,10 @@ export function serveGateway(gateway = new PaymentGateway()): Promise<InProcessS
 
 export function serveWarehouse(warehouse = new Warehouse()): Promise<InProcessService<Warehouse>> {
   return serve(warehouse, 'warehouse.proto', 'warehouse.v1.WarehouseService', warehouseServiceImpl(warehouse, silentLogger));
+}
+
+export function serveDrivers(drivers = new Drivers()): Promise<InProcessService<Drivers>> {
+  return serve(drivers, 'drivers.proto', 'drivers.v1.DriverService', driversServiceImpl(drivers, silentLogger));
 }
 
 /** A node's context as the engine would give it on the first visit and attempt (plus `output`, for compensations). */

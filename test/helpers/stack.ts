@@ -88,7 +88,7 @@ export async function waitServing(address: string, proc: Proc, timeoutMs = 30_00
   died.catch(() => undefined);
 }
 
-const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto', 'factory.proto', 'accounts.proto', 'gateway.proto', 'warehouse.proto']);
+const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto', 'factory.proto', 'accounts.proto', 'gateway.proto', 'warehouse.proto', 'drivers.proto']);
 
 /** Calls a unary method and resolves with the response and the response (header) metadata. */
 export function call<Res = Record<string, unknown>>(
@@ -127,6 +127,8 @@ export interface StackOptions {
   transfer?: { gatewayUnavailableFirst?: number };
   /** Also runs the order delivery example's warehouse. */
   delivery?: boolean;
+  /** Also runs the ride-hailing bargain example's drivers. */
+  bargain?: boolean;
   /** Extra environment of the orchestrator process (e.g. OCH_DELIVERY_VERSIONS). */
   orchestratorEnv?: NodeJS.ProcessEnv;
 }
@@ -148,7 +150,7 @@ export class Stack {
   orchestrator!: Proc;
   order!: Proc;
   address = '';
-  ports = { orchestrator: 0, order: 0, payment: 0, factory: 0, accounts: 0, gateway: 0, warehouse: 0 };
+  ports = { orchestrator: 0, order: 0, payment: 0, factory: 0, accounts: 0, gateway: 0, warehouse: 0, drivers: 0 };
   booking!: grpc.Client;
   sagas!: grpc.Client;
   orders!: grpc.Client;
@@ -160,6 +162,8 @@ export class Stack {
   gateway!: grpc.Client;
   /** The order delivery example's warehouse (warehouse.v1.WarehouseService). */
   warehouse!: grpc.Client;
+  /** The ride-hailing bargain example's drivers (drivers.v1.DriverService). */
+  drivers!: grpc.Client;
   dir = '';
   private orchestratorEnv: NodeJS.ProcessEnv = {};
 
@@ -177,7 +181,7 @@ export class Stack {
 
   private async start(opts: StackOptions): Promise<void> {
     this.ports = {
-      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(),
+      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(),
     };
     this.orchestratorEnv = opts.orchestratorEnv ?? {};
     this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
@@ -199,13 +203,14 @@ export class Stack {
       serve('gateway', 'dist/src/examples/transfer/services/main.js', { DEMO_GATEWAY_UNAVAILABLE_FIRST: String(opts.transfer.gatewayUnavailableFirst ?? 0) });
     }
     if (opts.delivery) serve('warehouse', 'dist/src/examples/delivery/services/main.js');
+    if (opts.bargain) serve('drivers', 'dist/src/examples/bargain/services/main.js');
     writeFileSync(path.join(this.dir, 'app.yaml'), [
       'podId: e2e',
       `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: 10000 }`,
       'transport:',
       `  driver: ${opts.transport}`,
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
-      `upstreams: { ${(['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse'] as const).map((u) => `${u}: 127.0.0.1:${this.ports[u]}`).join(', ')} }`,
+      `upstreams: { ${(['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'drivers'] as const).map((u) => `${u}: 127.0.0.1:${this.ports[u]}`).join(', ')} }`,
       ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: 1000 } }`] : []),
       `saga: { stepTimeoutMs: ${opts.stepTimeoutMs ?? 10_000}, compensation: ${opts.compensation ?? '{ maxAttempts: 3, initialBackoffMs: 50 }'}, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }`,
       opts.extraYaml ?? '',
@@ -221,6 +226,7 @@ export class Stack {
     this.accounts = new (clientOf(protos, 'accounts.v1.AccountsService'))(`127.0.0.1:${this.ports.accounts}`, creds);
     this.gateway = new (clientOf(protos, 'gateway.v1.PaymentGatewayService'))(`127.0.0.1:${this.ports.gateway}`, creds);
     this.warehouse = new (clientOf(protos, 'warehouse.v1.WarehouseService'))(`127.0.0.1:${this.ports.warehouse}`, creds);
+    this.drivers = new (clientOf(protos, 'drivers.v1.DriverService'))(`127.0.0.1:${this.ports.drivers}`, creds);
   }
 
   /** The order service keeps its orders and call counts in the stack's directory across restarts. */
@@ -314,7 +320,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
-    for (const c of [this.booking, this.sagas, this.orders, this.payments, this.factory, this.accounts, this.gateway, this.warehouse]) c?.close();
+    for (const c of [this.booking, this.sagas, this.orders, this.payments, this.factory, this.accounts, this.gateway, this.warehouse, this.drivers]) c?.close();
     for (const p of this.procs) p.kill('SIGTERM');
     await Promise.all(this.procs.map((p) => p.exited));
   }

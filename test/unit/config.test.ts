@@ -29,7 +29,7 @@ describe('configuration (app.yaml)', () => {
     expect(config.transport.driver).to.equal('memory');
     expect(config.transport.kafka.brokers).to.deep.equal(['127.0.0.1:9092']);
     expect(config.upstreams).to.deep.equal({
-      order: '127.0.0.1:10001', payment: '127.0.0.1:10002', factory: '127.0.0.1:10003', accounts: '127.0.0.1:10004', gateway: '127.0.0.1:10005', warehouse: '127.0.0.1:10007',
+      order: '127.0.0.1:10001', payment: '127.0.0.1:10002', factory: '127.0.0.1:10003', accounts: '127.0.0.1:10004', gateway: '127.0.0.1:10005', warehouse: '127.0.0.1:10007', drivers: '127.0.0.1:10008',
     });
     expect(config.examples.delivery.versions).to.deep.equal([1, 2]);
     expect(Object.isFrozen(config.transport.kafka)).to.equal(true);

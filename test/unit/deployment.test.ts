@@ -170,7 +170,7 @@ describe('deployment (Dockerfile, local compose)', () => {
     expect(dockerfile.expose).to.include(config.grpc.port);
   });
 
-  for (const upstream of ['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse'] as const) {
+  for (const upstream of ['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'drivers'] as const) {
     it(`upstreams.${upstream} names the compose service that runs ${upstream}, on the port it listens on and publishes`, () => {
       const { host, port } = hostPort(config.upstreams[upstream]);
       const svc = service(host);
@@ -260,7 +260,7 @@ describe('deployment (Dockerfile, local compose)', () => {
   });
 
   it('the orchestrator and the demo services build deployment/Dockerfile from existing paths', () => {
-    expect(imageServices().map(([name]) => name)).to.have.members(['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'orchestrator']);
+    expect(imageServices().map(([name]) => name)).to.have.members(['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'drivers', 'orchestrator']);
     for (const [name, svc] of Object.entries(compose.services)) {
       const build = buildPaths(svc);
       if (!build) continue;
