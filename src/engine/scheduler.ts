@@ -100,7 +100,8 @@ export class Scheduler {
         picks.push(...outcome.picks);
         continue;
       }
-      const what = node.kind === 'wait' ? `no ${node.events.join(' or ')} event` : 'no reply';
+      // A wait's timeout is its own deadline: it expires, as a saga past its expiry does.
+      const what = node.kind === 'wait' ? `expired, no ${node.events.join(' or ')} event` : 'no reply';
       const error = new StepError('DEADLINE_EXCEEDED', `${node.name}: ${what} before ${visit.wakeAt}`, false);
       saga.stepFailed(visit.name, error.message);
       return { kind: 'fail', node: node.name, error };

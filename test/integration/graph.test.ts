@@ -200,7 +200,8 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
         const late = await ended(`late-${mode}`);
         expect(late.status).to.equal('COMPENSATED');
         expect(late.errorCode).to.equal('DEADLINE_EXCEEDED');
-        expect(late.error).to.match(/approval: no approve event before/);
+        expect(late.error).to.match(/approval: expired, no approve event before/);
+        expect(late.history.some((e) => e.type === 'STEP_FAILED' && e.step === 'approval' && /expired/.test(e.detail ?? ''))).to.equal(true);
         expect(log.calls).to.include('undo:ask');
         // The saga is over: an event for it is refused.
         const refused = await rejectionOf(orchestrator.sendEvent(`late-${mode}`, 'approve', { by: 'bob' }));
@@ -520,6 +521,28 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
         expect(log.spans.get('undo:slow')!.start).to.be.at.least(log.spans.get('slow')!.end);
         expect(log.undone.get('slow')).to.deep.equal({ node: 'slow', visit: 1 });
       });
+
+      const anyKind: [string, NodeDefinition<In>][] = [
+        ['wait', { kind: 'wait', name: 'here', after: ['first'], events: ['go'] }],
+        ['race', { kind: 'wait', name: 'here', after: ['first'], events: ['a', 'b'], branches: ['then'], next: () => 'then' }],
+        ['sleep', { kind: 'sleep', name: 'here', after: ['first'], delayMs: 60_000 }],
+        ['external step', { kind: 'external', name: 'here', after: ['first'], topic: 'g.ext', timeoutMs: 60_000 }],
+      ];
+      for (const [kind, here] of anyKind) {
+        it(`a cancel event at a ${kind}: the saga is compensated (CANCELLED), the payload on record`, async () => {
+          const log = new Log();
+          const nodes: NodeDefinition<In>[] = [log.step('first', { topic: 'g.x' }), here, ...(kind === 'race' ? [log.step('then', { topic: 'g.y' })] : [])];
+          await start([{ ...facade('Anywhere', 'async', nodes), cancelEvent: 'cancel' }]);
+          const id = `cancel-at-${kind.replace(' ', '-')}`;
+          await orchestrator.startSaga('Anywhere', id, { n: 1 });
+          await waitingOn(id, 'here');
+          await orchestrator.sendEvent(id, 'cancel', { by: 'ops', reason: kind });
+          const saga = await ended(id);
+          expect([saga.status, saga.errorCode]).to.deep.equal(['COMPENSATED', 'CANCELLED']);
+          expect(saga.history.some((e) => e.type === 'EVENT_RECEIVED' && e.detail!.includes(`"reason":"${kind}"`))).to.equal(true);
+          expect(log.calls).to.deep.equal(['run:first', 'undo:first']);
+        });
+      }
 
       it('expiresAfterMs: a saga parked past its expiry is compensated as expired', async () => {
         const log = new Log();
