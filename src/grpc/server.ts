@@ -3,6 +3,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../engine/logger';
 import { serviceOf, type LoadedProtos } from './protos';
+import { withFileDependencies } from './reflection';
 
 export interface ServiceBinding {
   /** Fully qualified, e.g. `orchestrator.v1.OrchestratorService`. */
@@ -21,7 +22,7 @@ export async function startGrpcServer(opts: { address: string; protos: LoadedPro
   // channelz keeps per-call statistics nobody reads here: off, it costs each call less.
   const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
   for (const { name, implementation } of opts.services) server.addService(serviceOf(opts.protos, name), implementation);
-  new ReflectionService(opts.protos.packageDefinition).addToServer(server);
+  new ReflectionService(withFileDependencies(opts.protos.packageDefinition)).addToServer(server);
   const health = new HealthImplementation(Object.fromEntries(['', ...opts.services.map((s) => s.name)].map((name) => [name, 'SERVING' as const])));
   health.addToServer(server);
 

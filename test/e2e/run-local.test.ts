@@ -107,6 +107,15 @@ describe('make run (scripts/run-local.sh)', function () {
     const died = s.exited.then((code) => { throw new Error(`run-local.sh exited ${code}:\n${s.lines.join('\n')}`); });
     const { stdout } = await Promise.race([answer, died]);
     expect(JSON.parse(stdout)).to.deep.equal({ RequestID: 'r1', OrderID: '1', PaymentID: '1' });
+    // The README's calls to the demo services go through server reflection too, types imported from demo_calls.proto included.
+    const services = { order: 'order.v1.OrderService', payment: 'payment.v1.PaymentService', factory: 'factory.v1.FactoryService', accounts: 'accounts.v1.AccountsService',
+      gateway: 'gateway.v1.PaymentGatewayService', warehouse: 'warehouse.v1.WarehouseService', drivers: 'drivers.v1.DriverService' } as const;
+    for (const service of DEMO_SERVICES) {
+      const calls = await run(BUF, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '-d', '{}', `http://127.0.0.1:${ports[service]}/${services[service]}/ListCalls`]);
+      const counted = (JSON.parse(calls.stdout || '{}') as { calls?: { method: string; idempotencyKey: string }[] }).calls ?? [];
+      if (service === 'order') expect(counted.map((c) => c.method), 'the order service counted the booking').to.include('CreateOrder');
+      else expect(counted, `${service} ListCalls`).to.be.an('array');
+    }
     const orchestrator = s.listening('orchestrator');
     for (const service of DEMO_SERVICES) expect(s.listening(service), `${service} listening before the orchestrator`).to.be.within(0, orchestrator - 1);
 
