@@ -148,6 +148,14 @@ export class Orchestrator {
     return [...here, ...elsewhere];
   }
 
+  /** Why this process never touches the saga (a version it does not have), or undefined when it can drive it. */
+  leftAlone(saga: Pick<SagaSnapshot, 'facade' | 'version'>): string | undefined {
+    if (this.registry.find(saga.facade, saga.version)) return undefined;
+    const have = this.registry.versions(saga.facade);
+    const has = have.length === 0 ? 'no version of it' : `version${have.length > 1 ? 's' : ''} ${have.join(', ')}`;
+    return `this instance does not have ${saga.facade} version ${saga.version} (it has ${has}): an instance that has it drives this saga`;
+  }
+
   /** GetSaga's view of a saga's graph: each node's visits and kind, what it waits for, the path taken as Mermaid. */
   describeSaga(saga: SagaSnapshot): SagaDescription | undefined {
     const def = this.registry.find(saga.facade, saga.version);

@@ -31,7 +31,7 @@ function timestamp(value: string, field: string): string | undefined {
  * saga (NOT_FOUND, FAILED_PRECONDITION, ...) is the engine's to say.
  */
 export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger): grpc.UntypedServiceImplementation {
-  const withGraph = (saga: SagaSnapshot) => sagaToProto(saga, orchestrator.describeSaga(saga));
+  const withGraph = (saga: SagaSnapshot) => sagaToProto(saga, orchestrator.describeSaga(saga), orchestrator.leftAlone(saga));
   return {
     StartSaga: unary(log, 'StartSaga', async (request: StartRequest, ctx) => {
       const facade = required(request.facade, 'facade');
@@ -86,7 +86,7 @@ export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger)
       };
       if (unused) return { sagas: [], next_page_token: '' };
       const page = await orchestrator.listSagas(filter);
-      return { sagas: page.sagas.map((s) => sagaToProto(s)), next_page_token: page.nextPageToken ?? '' };
+      return { sagas: page.sagas.map((s) => sagaToProto(s, undefined, orchestrator.leftAlone(s))), next_page_token: page.nextPageToken ?? '' };
     }),
     CancelSaga: unary(log, 'CancelSaga', async (request: { request_id?: string }) =>
       withGraph(await orchestrator.cancelSaga(required(request.request_id, 'request_id')))),

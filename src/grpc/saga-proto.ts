@@ -21,7 +21,7 @@ const json = (value: unknown): string => (value === undefined ? '' : JSON.string
  * orchestrator.v1.Saga. `graph`: the saga's nodes, waits and path (GetSaga); without it those
  * fields stay empty, as in ListSagas, where describing every saga of a page would cost too much.
  */
-export function sagaToProto(saga: SagaSnapshot, graph?: SagaDescription): Record<string, unknown> {
+export function sagaToProto(saga: SagaSnapshot, graph?: SagaDescription, leftAlone?: string): Record<string, unknown> {
   return {
     request_id: saga.requestId,
     facade: saga.facade,
@@ -62,5 +62,6 @@ export function sagaToProto(saga: SagaSnapshot, graph?: SagaDescription): Record
     })),
     waiting: (graph?.waiting ?? []).map((w) => ({ node: w.node, events: w.events, until: w.until ?? '' })),
     mermaid: graph?.mermaid ?? '',
+    left_alone: leftAlone ?? '',
   };
 }

@@ -25,6 +25,13 @@ class Harness extends SagaHarness {
     return (await this.stack.startSaga(ORDER_DELIVERY, input, this.order(orderId), version)).request_id;
   }
 
+  /** A deployment: the process stops (SIGTERM), one with these versions starts under the same pod id and store. */
+  async restartWith(versions: string): Promise<void> {
+    this.stack.orchestrator.kill('SIGTERM');
+    await this.stack.orchestrator.exited;
+    await this.stack.startOrchestrator('e2e', { OCH_DELIVERY_VERSIONS: versions });
+  }
+
   /** Sends `event`, expects it refused with FAILED_PRECONDITION naming the state, and the saga unchanged. */
   async refused(orderId: string, event: string, state: string, accepts: readonly string[]): Promise<void> {
     const before = await this.saga(orderId);
@@ -155,9 +162,7 @@ describe('order delivery: version 2 deployed while version 1 orders run (Kafka +
     expect((await rejectionOf(h.start('order-v2-early', undefined, 2))).code).to.equal(grpc.status.NOT_FOUND);
 
     // The deployment: the process stops, a new one with versions 1 and 2 starts (same pod id, same store).
-    h.stack.orchestrator.kill('SIGTERM');
-    await h.stack.orchestrator.exited;
-    await h.stack.startOrchestrator('e2e', { OCH_DELIVERY_VERSIONS: '1,2' });
+    await h.restartWith('1,2');
 
     for (const id of NEW) await h.start(id);
     for (const id of NEW) expect((await h.waitingAt(id, 'payment')).version, id).to.equal(2);
@@ -190,6 +195,30 @@ describe('order delivery: version 2 deployed while version 1 orders run (Kafka +
       const saga = (await h.stack.sagaReaches(id, 'COMPLETED', 60_000)) as Saga;
       expect([saga.version, saga.steps.map((s) => s.name)], id).to.deep.equal([2, ['checkout', 'payment', ...V2_PATH]]);
     }
+  });
+
+  it('rolled back to version 1 only: version 2 orders are left alone (GetSaga and ListSagas say why), and finished once version 2 is back', async () => {
+    const id = await h.start('order-v2-rollback', undefined, 2);
+    await h.waitingAt(id, 'payment');
+    await h.restartWith('1');
+    const alone = await h.saga(id);
+    expect(alone.left_alone).to.match(/this instance does not have OrderDelivery version 2 \(it has version 1\): an instance that has it drives this saga/);
+    expect([alone.status, alone.mermaid, alone.nodes]).to.deep.equal(['RUNNING', '', []]);
+    const listed = (await call<{ sagas: { request_id: string; version: number; left_alone: string }[] }>(h.stack.sagas, 'ListSagas', { facade: ORDER_DELIVERY, page_size: 100 })).response.sagas;
+    expect(listed.find((s) => s.request_id === id)?.left_alone).to.equal(alone.left_alone);
+    expect(listed.filter((s) => s.version === 1).map((s) => s.left_alone), 'version 1 orders are driven here').to.include('').and.not.include(alone.left_alone);
+    const refused = await rejectionOf(h.send(id, E.paymentMade));
+    expect([refused.code, refused.message]).to.deep.equal([grpc.status.NOT_FOUND, '5 NOT_FOUND: facade OrderDelivery version 2 not found (this instance has version 1)']);
+    expect((await h.saga(id)).revision).to.equal(alone.revision);
+
+    await h.restartWith('1,2');
+    expect((await h.saga(id)).left_alone).to.equal('');
+    await h.send(id, E.paymentMade);
+    for (const event of V2_PATH) {
+      await h.waitingAt(id, event);
+      await h.send(id, event);
+    }
+    expect((await h.reaches(id, 'COMPLETED')).steps.map((s) => s.name)).to.deep.equal(['checkout', 'payment', ...V2_PATH]);
   });
 
   it('packed on a version 1 order is refused with FAILED_PRECONDITION naming its state, and changes nothing', async () => {

@@ -5,7 +5,7 @@ import { waitFor } from './wait';
 /** What the e2e tests of the examples read from GetSaga beyond SagaView. */
 export type FullSaga = SagaView & {
   version: number; revision: number; history: { type: string; step?: string; detail?: string }[]; mermaid: string; error: string;
-  waiting: { node: string; events: string[] }[];
+  waiting: { node: string; events: string[] }[]; nodes: unknown[]; left_alone: string;
 };
 
 /**
