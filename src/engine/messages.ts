@@ -39,7 +39,24 @@ export interface OutcomeMessage {
   input: unknown;
 }
 
-export type SagaMessage = StepMessage | RollbackMessage | OutcomeMessage;
+/**
+ * Broadcast by an instance that got a step or rollback message of a facade version it does not
+ * have (a mixed deployment): the saga's owner, which has the version, handles `message` as if it
+ * had come on `topic`.
+ */
+export interface HandbackMessage {
+  kind: 'handback';
+  requestId: string;
+  facade: string;
+  version: number;
+  input: unknown;
+  topic: string;
+  message: StepMessage | RollbackMessage;
+  /** The instance that handed it back. */
+  from: string;
+}
+
+export type SagaMessage = StepMessage | RollbackMessage | OutcomeMessage | HandbackMessage;
 
 const base = {
   requestId: z.string().min(1),
@@ -48,28 +65,34 @@ const base = {
   input: z.unknown(),
 };
 
+const stepSchema = z.object({
+  kind: z.literal('step'),
+  ...base,
+  node: z.string().min(1),
+  visit: z.number().int().min(1).default(1),
+  attempt: z.number().int().min(1),
+  results: z.record(z.string(), z.unknown()),
+});
+
+const rollbackSchema = z.object({
+  kind: z.literal('rollback'),
+  ...base,
+  failedNode: z.string().min(1),
+  error: z.object({ code: z.string(), message: z.string() }),
+  completed: z.array(z.object({ node: z.string().min(1), output: z.unknown() })),
+});
+
 const schema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('step'),
-    ...base,
-    node: z.string().min(1),
-    visit: z.number().int().min(1).default(1),
-    attempt: z.number().int().min(1),
-    results: z.record(z.string(), z.unknown()),
-  }),
-  z.object({
-    kind: z.literal('rollback'),
-    ...base,
-    failedNode: z.string().min(1),
-    error: z.object({ code: z.string(), message: z.string() }),
-    completed: z.array(z.object({ node: z.string().min(1), output: z.unknown() })),
-  }),
+  stepSchema,
+  rollbackSchema,
   z.object({ kind: z.literal('outcome'), ...base, status: z.string().min(1) }),
+  z.object({ kind: z.literal('handback'), ...base, topic: z.string().min(1), message: z.discriminatedUnion('kind', [stepSchema, rollbackSchema]), from: z.string() }),
 ]);
 
 export function encodeMessage(topic: string, msg: SagaMessage): Message {
-  const node = msg.kind === 'step' ? msg.node : msg.kind === 'rollback' ? msg.failedNode : '';
-  return jsonMessage(topic, msg.requestId, msg.facade, node, msg.kind === 'step' ? msg.attempt : 1, msg);
+  const inner = msg.kind === 'handback' ? msg.message : msg;
+  const node = inner.kind === 'step' ? inner.node : inner.kind === 'rollback' ? inner.failedNode : '';
+  return jsonMessage(topic, msg.requestId, msg.facade, node, inner.kind === 'step' ? inner.attempt : 1, msg);
 }
 
 /** Keyed by request id, with the saga headers every message carries. */

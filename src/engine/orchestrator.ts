@@ -5,9 +5,10 @@ import { describeFacade, describeSaga, type FacadeDescription, type SagaDescript
 import { AlreadyExistsError, ConcurrencyError, errorCode, OrchestratorError, PoisonMessageError, SagaAbortedError, StepError } from './errors';
 import { Events } from './events';
 import { fingerprintOf, firstDifference } from './fingerprint';
-import { isStep, type FacadeMode } from './facade';
+import { isStep, type FacadeDefinition, type FacadeMode } from './facade';
+import { Handback } from './handback';
 import type { Logger } from './logger';
-import { decodeEvent, decodeMessage, decodeReply } from './messages';
+import { decodeEvent, decodeMessage, decodeReply, type RollbackMessage, type StepMessage } from './messages';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './options';
 import { outcomeOf } from './outcome-of';
 import type { Wake } from './outcomes';
@@ -62,6 +63,7 @@ export class Orchestrator {
   private readonly recovery: Recovery;
   private readonly events: Events;
   private readonly throttle: Throttle;
+  private readonly handback: Handback;
   private readonly eventTopic?: string;
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
 
@@ -76,6 +78,7 @@ export class Orchestrator {
     this.events = new Events(this.rt, this.steps);
     this.recovery = new Recovery(this.rt, this.events);
     this.throttle = new Throttle(options.throttle.maxConcurrent, options.throttle.maxQueue);
+    this.handback = new Handback(this.rt, (def, topic, msg) => this.handleWork(def, topic, msg));
   }
 
   /** The lease holder: this run of the pod (`<podId>/<start id>`). */
@@ -299,16 +302,26 @@ export class Orchestrator {
       this.rt.outcomes.notify(msg.requestId);
       return;
     }
+    if (msg.kind === 'handback') {
+      await this.handback.takeBack(msg);
+      return;
+    }
     const def = this.registry.find(msg.facade, msg.version);
-    if (!def) throw new PoisonMessageError(`unknown facade ${msg.facade} version ${msg.version}`);
+    // A mixed deployment: an instance that has the version handles it.
+    if (!def) return this.handback.handBack(message.topic, msg);
+    await this.handleWork(def, message.topic, msg);
+  }
+
+  /** A step or rollback message of a facade version this process has, from `topic` (or handed back as from it). */
+  private async handleWork(def: FacadeDefinition, topic: string, msg: StepMessage | RollbackMessage): Promise<void> {
     if (msg.kind === 'step') {
       const step = this.registry.graph(def).byName.get(msg.node);
       if (!step) throw new PoisonMessageError(`facade ${def.name} has no node ${msg.node}`);
       if (!isStep(step)) throw new PoisonMessageError(`node ${msg.node} of facade ${def.name} is not run by the orchestrator (${step.kind})`);
-      if (step.topic !== message.topic) throw new PoisonMessageError(`node ${msg.node} is not bound to topic ${message.topic}`);
+      if (step.topic !== topic) throw new PoisonMessageError(`node ${msg.node} is not bound to topic ${topic}`);
       await this.steps.handleStep(def, step, msg.requestId, msg.visit ?? 1, msg.attempt);
     } else {
-      if (def.rollbackTopic !== message.topic) throw new PoisonMessageError(`facade ${def.name} does not roll back on topic ${message.topic}`);
+      if (def.rollbackTopic !== topic) throw new PoisonMessageError(`facade ${def.name} does not roll back on topic ${topic}`);
       const graph = this.registry.graph(def);
       const unknown = [msg.failedNode, ...msg.completed.map((c) => c.node)].find((n) => !graph.byName.has(nodeOf(n)));
       if (unknown) throw new PoisonMessageError(`facade ${def.name} has no node ${unknown}`);

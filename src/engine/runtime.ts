@@ -294,7 +294,7 @@ export class SagaRuntime {
     if (this.released.size > 0) this.released.delete(saga.requestId);
   }
 
-  sagaLog(saga: Saga, node?: string): Logger {
+  sagaLog(saga: Pick<Saga, 'requestId' | 'facade'>, node?: string): Logger {
     return this.log.child(node ? { requestId: saga.requestId, facade: saga.facade, node } : { requestId: saga.requestId, facade: saga.facade });
   }
 }
