@@ -7,6 +7,8 @@ import { EXAMPLES } from './examples';
 import { orchestratorServiceImpl } from './grpc/orchestrator-service';
 import { loadProtos } from './grpc/protos';
 import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
+import { healthRoutes } from './http/health';
+import { startHttpServer, type HttpRoute, type HttpServerHandle } from './http/server';
 import { MemorySagaStore } from './store/memory-store';
 import { KafkaTransport } from './transport/kafka-transport';
 import { MemoryTransport } from './transport/memory-transport';
@@ -19,6 +21,8 @@ export class App {
   private state: 'NEW' | 'STARTING' | 'RUNNING' | 'DRAINING' | 'STOPPED' = 'NEW';
   private readonly closers: { name: string; close: () => Promise<void> | void }[] = [];
   private server?: GrpcServerHandle;
+  private http?: HttpServerHandle;
+  private store?: SagaStore;
   private transport?: Transport;
   private stopping?: Promise<void>;
 
@@ -28,10 +32,17 @@ export class App {
     return this.server?.port;
   }
 
+  get httpPort(): number | undefined {
+    return this.http?.port;
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`app cannot start from ${this.state}`);
     this.state = 'STARTING';
     const { config, log } = this;
+    // First, so that the liveness probe answers (and readiness says "starting") during a slow start.
+    const routes: HttpRoute[] = [...healthRoutes({ state: () => this.state, store: () => this.store, transport: () => this.transport })];
+    this.http = await startHttpServer({ host: config.http.host, port: config.http.port, routes, log });
     // Closed in reverse: the transport drains (compensations still call upstreams) before the examples' clients close.
     const registry = new FacadeRegistry();
     for (const example of EXAMPLES) {
@@ -39,6 +50,7 @@ export class App {
       if (close) this.closers.push({ name: `${example.name} clients`, close });
     }
     const store = await this.createStore();
+    this.store = store;
     this.closers.push({ name: 'store', close: () => store.close() });
     const transport = await this.createTransport();
     this.transport = transport;
@@ -91,6 +103,8 @@ export class App {
           this.log.warn(`closing ${name} failed`, { error: String(err) });
         }
       }
+      // Last: the probes answer "draining" until the end.
+      await this.http?.close();
       this.state = 'STOPPED';
       this.log.info('stopped');
     })();

@@ -31,6 +31,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The HTTP server beside the gRPC one: /healthz, /readyz, /metrics and the web console. */
+    http: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: port.default(10080),
+      })
+      .strict()
+      .prefault({}),
     transport: z
       .object({
         driver: z.enum(['memory', 'kafka']).default('memory'),
@@ -142,6 +150,8 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   POD_ID: { path: 'podId', type: 'string' },
   OCH_GRPC_HOST: { path: 'grpc.host', type: 'string' },
   OCH_GRPC_PORT: { path: 'grpc.port', type: 'number' },
+  OCH_HTTP_HOST: { path: 'http.host', type: 'string' },
+  OCH_HTTP_PORT: { path: 'http.port', type: 'number' },
   OCH_TRANSPORT: { path: 'transport.driver', type: 'string' },
   OCH_KAFKA_BROKERS: { path: 'transport.kafka.brokers', type: 'list' },
   OCH_KAFKA_GROUP_ID: { path: 'transport.kafka.groupId', type: 'string' },

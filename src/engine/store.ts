@@ -75,5 +75,7 @@ export interface SagaStore {
   pinVersion(facade: string, version: number, fingerprint: string): Promise<string>;
   /** How many unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) run on each facade version. */
   countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
+  /** Resolves when the store answers (a readiness probe); throws StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -28,6 +28,8 @@ export interface Transport {
   drain(): Promise<void>;
   /** drain(), then refuses publishes and disconnects. Safe to call twice. */
   close(): Promise<void>;
+  /** Resolves when the broker answers and consumers run (a readiness probe); throws saying what is wrong otherwise. */
+  ping(): Promise<void>;
 }
 
 export const HEADERS = {

@@ -118,5 +118,7 @@ export class MemorySagaStore implements SagaStore {
     return claimed;
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {}
 }

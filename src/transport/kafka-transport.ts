@@ -45,6 +45,8 @@ export class KafkaTransport implements Transport {
   private draining?: Promise<void>;
   private closing?: Promise<void>;
   private closed = false;
+  /** Why a consumer stopped and will not restart (kafkajs CRASH without restart), if one did. */
+  private crashed?: string;
   private readonly sends = new Batcher<Message, void>((messages) => this.sendBatch(messages), { maxBatch: 500, maxInFlight: 2 });
 
   private constructor(
@@ -126,6 +128,9 @@ export class KafkaTransport implements Transport {
     await consumer.connect();
     await consumer.subscribe({ topics: topics.map((t) => this.config.topicPrefix + t), fromBeginning });
     const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) this.crashed = `${groupId}: ${payload.error.message}`;
+    });
     await consumer.run({
       partitionsConsumedConcurrently: this.config.partitionsConsumedConcurrently,
       // A batch is handled concurrently across request ids and in order within one (one saga's
@@ -186,6 +191,18 @@ export class KafkaTransport implements Transport {
       publish: (m) => this.publish(m),
       log: this.log,
     });
+  }
+
+  /** The cluster answers within 2 s, and no consumer has crashed for good. */
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error('transport is closed');
+    if (this.crashed) throw new Error(`a Kafka consumer stopped: ${this.crashed}`);
+    const admin = this.kafka.admin();
+    try {
+      await withTimeout(admin.connect().then(() => admin.describeCluster()), 2_000, `Kafka brokers ${this.config.brokers.join(',')} unreachable`);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   /** Consumers finish the messages in hand and leave their groups; what those publish still goes out. */

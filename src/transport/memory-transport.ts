@@ -50,6 +50,10 @@ export class MemoryTransport implements Transport {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error('transport is closed');
+  }
+
   async close(): Promise<void> {
     await this.drain();
     this.handlers.clear();

@@ -62,7 +62,7 @@ describe('orchestrator process lifecycle', function () {
 
   it('exits 1 with a clear message when Kafka is configured but unreachable', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'och-nokafka-'));
-    writeFileSync(path.join(dir, 'app.yaml'), 'grpc: { port: 0 }\ntransport:\n  driver: kafka\n  kafka: { brokers: [127.0.0.1:1], connectTimeoutMs: 2000 }\n');
+    writeFileSync(path.join(dir, 'app.yaml'), 'grpc: { port: 0 }\nhttp: { port: 0 }\ntransport:\n  driver: kafka\n  kafka: { brokers: [127.0.0.1:1], connectTimeoutMs: 2000 }\n');
     const proc = new Proc(['dist/src/main.js'], { OCH_PATH: dir });
     expect(await proc.exited).to.equal(1);
     const failure = proc.logs().find((l) => l.message === 'start-up failed');

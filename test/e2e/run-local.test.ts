@@ -8,7 +8,7 @@ import { freePort, ROOT } from '../helpers/stack';
 const run = promisify(execFile);
 const BUF = path.join(ROOT, 'node_modules', '.bin', 'buf');
 
-type Ports = Record<'orchestrator' | 'order' | 'payment' | 'factory' | 'accounts' | 'gateway' | 'warehouse' | 'drivers', number>;
+type Ports = Record<'orchestrator' | 'order' | 'payment' | 'factory' | 'accounts' | 'gateway' | 'warehouse' | 'drivers' | 'http', number>;
 
 /** The demo services run-local.sh starts before the orchestrator. */
 const DEMO_SERVICES = ['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'drivers'] as const;
@@ -29,6 +29,7 @@ class RunLocal {
         OCH_PATH: ROOT,
         OCH_LOG_LEVEL: 'info',
         OCH_GRPC_PORT: String(ports.orchestrator),
+        OCH_HTTP_PORT: String(ports.http),
         OCH_ORDER_ADDR: `127.0.0.1:${ports.order}`,
         OCH_PAYMENT_ADDR: `127.0.0.1:${ports.payment}`,
         OCH_FACTORY_ADDR: `127.0.0.1:${ports.factory}`,
@@ -78,7 +79,7 @@ function portFree(port: number): Promise<boolean> {
 }
 
 async function freePorts(): Promise<Ports> {
-  return { orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort() };
+  return { orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(), http: await freePort() };
 }
 
 describe('make run (scripts/run-local.sh)', function () {

@@ -150,7 +150,7 @@ export class Stack {
   orchestrator!: Proc;
   order!: Proc;
   address = '';
-  ports = { orchestrator: 0, order: 0, payment: 0, factory: 0, accounts: 0, gateway: 0, warehouse: 0, drivers: 0 };
+  ports = { orchestrator: 0, order: 0, payment: 0, factory: 0, accounts: 0, gateway: 0, warehouse: 0, drivers: 0, http: 0 };
   booking!: grpc.Client;
   sagas!: grpc.Client;
   orders!: grpc.Client;
@@ -181,7 +181,7 @@ export class Stack {
 
   private async start(opts: StackOptions): Promise<void> {
     this.ports = {
-      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(),
+      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(), http: await freePort(),
     };
     this.orchestratorEnv = opts.orchestratorEnv ?? {};
     this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
@@ -207,6 +207,7 @@ export class Stack {
     writeFileSync(path.join(this.dir, 'app.yaml'), [
       'podId: e2e',
       `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: 10000 }`,
+      `http: { host: 127.0.0.1, port: ${this.ports.http} }`,
       'transport:',
       `  driver: ${opts.transport}`,
       ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
@@ -259,7 +260,7 @@ export class Stack {
   /** A further orchestrator instance on its own port, same config (same consumer group and store). */
   async startInstance(podId: string): Promise<{ proc: Proc; address: string }> {
     const port = await freePort();
-    const proc = this.spawn(['dist/src/main.js'], { ...this.orchestratorEnv, OCH_PATH: this.dir, POD_ID: podId, OCH_GRPC_PORT: String(port) });
+    const proc = this.spawn(['dist/src/main.js'], { ...this.orchestratorEnv, OCH_PATH: this.dir, POD_ID: podId, OCH_GRPC_PORT: String(port), OCH_HTTP_PORT: String(await freePort()) });
     await waitServing(`127.0.0.1:${port}`, proc, 60_000);
     return { proc, address: `127.0.0.1:${port}` };
   }

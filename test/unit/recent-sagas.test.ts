@@ -16,6 +16,7 @@ class HeldTransport implements Transport {
   async subscribe(): Promise<void> {}
   async drain(): Promise<void> {}
   async close(): Promise<void> {}
+  async ping(): Promise<void> {}
   last(node: string): Message {
     const m = this.published.findLast((p) => { const d = decodeMessage(p); return d.kind === 'step' && d.node === node; });
     if (!m) throw new Error(`no message for ${node}`);

@@ -388,6 +388,10 @@ export class PostgresSagaStore implements SagaStore {
     await this.ending;
   }
 
+  async ping(): Promise<void> {
+    await this.query({ text: 'SELECT 1' }, 'ping');
+  }
+
   private async query<R extends QueryResultRow>(config: QueryConfig, what: string) {
     try {
       return await this.pool.query<R>(config);

@@ -1,0 +1,44 @@
+import type { SagaStore } from '../engine/store';
+import type { Transport } from '../engine/transport';
+import { sendJson, type HttpRoute } from './server';
+
+/** What the probes ask of the process. */
+export interface Probed {
+  /** 'RUNNING' when it takes work; anything else (starting, draining) is not ready. */
+  state(): string;
+  store(): SagaStore | undefined;
+  transport(): Transport | undefined;
+}
+
+/**
+ * Kubernetes probes. /healthz (liveness): the process answers. /readyz (readiness): it takes work,
+ * and its store and transport answer; 503 with the reason otherwise, so that a draining or cut-off
+ * pod gets no traffic.
+ */
+export function healthRoutes(p: Probed): HttpRoute[] {
+  return [
+    { method: 'GET', path: '/healthz', handle: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
+    {
+      method: 'GET',
+      path: '/readyz',
+      async handle(_req, res) {
+        const state = p.state();
+        if (state !== 'RUNNING') return sendJson(res, 503, { status: 'not ready', reason: state.toLowerCase() });
+        const failures: Record<string, string> = {};
+        await Promise.all([
+          ['store', p.store()] as const,
+          ['transport', p.transport()] as const,
+        ].map(async ([name, part]) => {
+          try {
+            if (!part) throw new Error('not started');
+            await part.ping();
+          } catch (err) {
+            failures[name] = err instanceof Error ? err.message : String(err);
+          }
+        }));
+        if (Object.keys(failures).length > 0) return sendJson(res, 503, { status: 'not ready', reason: 'unreachable', ...failures });
+        sendJson(res, 200, { status: 'ready' });
+      },
+    },
+  ];
+}
