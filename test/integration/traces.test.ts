@@ -50,7 +50,7 @@ function traced(upstream: grpc.Client): FacadeDefinition<In, unknown> {
     name, topic: `tr.${name}`, retry: { maxAttempts: 1 }, run, compensate: async () => undefined,
   });
   return {
-    name: 'Traced', version: 1, mode: 'async', rollbackTopic: 'tr.rb', parseInput: (raw) => (raw ?? {}) as In, result: () => ({}),
+    name: 'Traced', version: 1, mode: 'async', rollbackTopic: 'tr.rb', parseInput: (raw) => (raw ?? {}), result: () => ({}),
     nodes: sequence(
       step('a', async () => ({ a: 1 })),
       step('b', (ctx) => callUpstream(upstream, 'Echo', {}, { requestId: ctx.requestId, idempotencyKey: ctx.idempotencyKey })),
@@ -68,7 +68,7 @@ function napper(ran: string[]): FacadeDefinition<In, unknown> {
     name, topic, after, retry: { maxAttempts: 1 }, run: async () => { ran.push(name); return { name }; },
   });
   const nodes: NodeDefinition<In>[] = [step('a', 'tr.a'), { kind: 'sleep', name: 'nap', after: ['a'], delayMs: 1_500 }, step('b', 'tr.b', ['nap'])];
-  return { name: 'Napper', version: 1, mode: 'async', rollbackTopic: 'tr.rb', parseInput: (raw) => (raw ?? {}) as In, result: () => ({}), nodes };
+  return { name: 'Napper', version: 1, mode: 'async', rollbackTopic: 'tr.rb', parseInput: (raw) => (raw ?? {}), result: () => ({}), nodes };
 }
 
 /** Keeps the metadata of each log line: the trace id must be on the saga's lines. */
