@@ -1,4 +1,4 @@
-import { context, propagation, trace } from '@opentelemetry/api';
+import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 
@@ -20,6 +20,11 @@ export class MemoryTracing {
     trace.disable();
     context.disable();
     propagation.disable();
+  }
+
+  /** A tracer of the test's own (a caller's spans). */
+  tracer(): Tracer {
+    return trace.getTracer('test');
   }
 
   spans(): ReadableSpan[] {

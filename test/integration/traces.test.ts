@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { expect } from 'chai';
 import { StepError } from '../../src/engine/errors';
 import type { FacadeDefinition, NodeDefinition, StepDefinition } from '../../src/engine/facade';
@@ -69,6 +69,13 @@ function napper(ran: string[]): FacadeDefinition<In, unknown> {
   });
   const nodes: NodeDefinition<In>[] = [step('a', 'tr.a'), { kind: 'sleep', name: 'nap', after: ['a'], delayMs: 1_500 }, step('b', 'tr.b', ['nap'])];
   return { name: 'Napper', version: 1, mode: 'async', rollbackTopic: 'tr.rb', parseInput: (raw) => (raw ?? {}), result: () => ({}), nodes };
+}
+
+/** a → a wait for `go` → b: the event, sent by another call, moves the saga on in its own trace. */
+function waiter(): FacadeDefinition<In, unknown> {
+  const step = (name: string, topic: string, after?: string[]): StepDefinition<In> => ({ name, topic, after, retry: { maxAttempts: 1 }, run: async () => ({ name }) });
+  const nodes: NodeDefinition<In>[] = [step('a', 'tr.a'), { kind: 'wait', name: 'go', after: ['a'], events: ['go'] }, step('b', 'tr.b', ['go'])];
+  return { name: 'Waiter', version: 1, mode: 'async', rollbackTopic: 'tr.rb', parseInput: (raw) => (raw ?? {}), result: () => ({}), nodes };
 }
 
 /** Keeps the metadata of each log line: the trace id must be on the saga's lines. */
@@ -161,6 +168,25 @@ describe('traces (OpenTelemetry, in-memory exporter): one trace per saga across 
       expect(c.events.map((e) => [e.name, e.attributes?.['exception.message']])).to.deep.equal([['exception', 'c refused']]);
       expect(only(spans, 'compensate a').attributes).to.include({ 'saga.request_id': 'tr-fail', 'saga.node': 'a', 'saga.outcome': 'compensated' });
     });
+  });
+
+  it('an event from another call joins the saga\'s trace: the wait span lasts until it, what it sets off runs under it', async () => {
+    const transport = new MemoryTransport(TOPICS, silentLogger);
+    const orchestrator = await orchestratorOn(store, transport, [waiter()], 'pod-w');
+    cleanups.push(async () => { await orchestrator.shutdown(); await transport.close(); });
+    await orchestrator.startAsync('Waiter', 'tr-wait', {});
+    await waitFor(async () => (await store.get('tr-wait'))?.steps.find((s) => s.name === 'go')?.status === 'WAITING', 10_000, 'the saga to wait');
+    // The sender's own span, in a trace of its own: the event still lands in the saga's.
+    const sender = tracing.tracer().startSpan('sender');
+    await context.with(trace.setSpan(context.active(), sender), () => orchestrator.sendEvent('tr-wait', 'go', { ok: true }));
+    sender.end();
+    expect((await ended(store, 'tr-wait')).status).to.equal('COMPLETED');
+    const root = only(tracing.spans().filter((s) => s.attributes['saga.request_id'] === 'tr-wait'), 'saga Waiter');
+    const spans = await waitFor(() => { const t = tracing.trace(root.spanContext().traceId); return t.length >= 5 && t; }, 10_000, 'the spans of tr-wait');
+    expect(treeOf(spans)).to.deep.equal(['saga Waiter', '  step a', '  wait go', '  event go', '    step b']);
+    expect(only(spans, 'event go').attributes).to.include({ 'saga.request_id': 'tr-wait', 'saga.event': 'go' });
+    expect(only(spans, 'wait go').attributes).to.include({ 'saga.node': 'go', 'saga.outcome': 'succeeded' });
+    expect(tracing.trace(sender.spanContext().traceId).map((s) => s.name)).to.deep.equal(['sender']);
   });
 
   it('a saga taken over by another instance after its owner shut down continues the same trace, from the context in the store', async () => {
