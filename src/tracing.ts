@@ -34,7 +34,8 @@ export function tracingExporters(env: NodeJS.ProcessEnv): string[] {
  * context, W3C propagation) registered globally, so that the engine's API calls record spans.
  * The OTLP exporter speaks http/protobuf and reads its endpoint, headers and timeout from the
  * OTEL_EXPORTER_OTLP_* variables; OTEL_TRACES_SAMPLER, OTEL_BSP_* and OTEL_SERVICE_NAME /
- * OTEL_RESOURCE_ATTRIBUTES are read by the SDK. Undefined when tracing is off.
+ * OTEL_RESOURCE_ATTRIBUTES are read by the SDK. Undefined when tracing is off. `env` decides
+ * whether and with which exporters; the exporter and the SDK read their own settings from process.env.
  */
 export function startTracing(env: NodeJS.ProcessEnv, podId: string): Tracing | undefined {
   const exporters = tracingExporters(env);

@@ -1,7 +1,7 @@
 import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { expect } from 'chai';
 import { contextOf, sagaContext, traceIdOf, traceparentOf } from '../../src/engine/tracing';
-import { tracingExporters } from '../../src/tracing';
+import { startTracing, tracingExporters } from '../../src/tracing';
 import { MemoryTracing } from '../helpers/tracing';
 
 const TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
@@ -21,6 +21,13 @@ describe('tracing', () => {
       expect(tracingExporters({ OTEL_TRACES_EXPORTER: 'console, otlp' })).to.deep.equal(['console', 'otlp']);
       expect(tracingExporters({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).to.deep.equal([]);
       expect(tracingExporters({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' })).to.deep.equal([]);
+    });
+
+    it('an OTLP protocol other than http/protobuf is an error naming the variable, before anything is registered', () => {
+      expect(() => startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'p'))
+        .to.throw('OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported; the orchestrator exports OTLP as http/protobuf');
+      expect(() => startTracing({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }, 'p')).to.throw('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL');
+      expect(startTracing({}, 'p')).to.equal(undefined);
     });
 
     it('an unknown exporter is an error naming the variable', () => {
