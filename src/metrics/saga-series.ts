@@ -86,8 +86,8 @@ export class SagaSeries implements EngineMetrics {
 }
 
 /**
- * When the attempt that event i ends began: its STEP_STARTED, or for a wait the first STEP_WAITING
- * of the visit (a wait is parked again, e.g. re-armed, without a new attempt).
+ * When the attempt that event i ends began: its STEP_STARTED (an external step is started, then
+ * parked for its reply), else its STEP_WAITING (a wait or sleep is parked without starting).
  */
 function attemptStart(history: readonly SagaEvent[], i: number, step: string): number | undefined {
   let waiting: string | undefined;
