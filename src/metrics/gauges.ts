@@ -6,6 +6,12 @@ import type { SagaStore, StoreGauges } from '../engine/store';
 /** A due timer not fired after this long is overdue (timers are looked for every saga.timerPollMs, 50 ms). */
 export const OVERDUE_MS = 1_000;
 
+/**
+ * The store is read at most this often; scrapes in between get the last values. The statement
+ * reads every unfinished saga's steps: about 0.6 s of Postgres for 100,000 parked sagas.
+ */
+export const STORE_READ_EVERY_MS = 10_000;
+
 /** Why a parked visit waits, from its node's kind (retrying: any step, until its next attempt). */
 export type ParkedReason = 'waiting' | 'sleeping' | 'external' | 'retrying' | 'unknown';
 
@@ -17,17 +23,21 @@ export interface GaugeSources {
 }
 
 /**
- * Gauges computed at scrape time. The saga counts come from the store in one statement: it holds
- * every instance's sagas, so every instance reports the same cluster-wide values (aggregate them
- * with max, not sum). The throttle's are this instance's.
+ * Gauges computed at scrape time. The saga counts come from the store in one statement (at most
+ * every STORE_READ_EVERY_MS): it holds every instance's sagas, so every instance reports the same
+ * cluster-wide values (aggregate them with max, not sum). The throttle's are this instance's.
  */
 export function registerGauges(registers: Registry[], src: GaugeSources): void {
   // One store read serves the four store gauges of a scrape: the first collect() reads it, the others share it.
   let reading: Promise<StoreGauges | undefined> | undefined;
+  let last: { at: number; gauges: StoreGauges } | undefined;
   const read = (): Promise<StoreGauges | undefined> => {
+    if (last && Date.now() - last.at < STORE_READ_EVERY_MS) return Promise.resolve(last.gauges);
     reading ??= (async () => {
       try {
-        return await src.store()?.gauges(OVERDUE_MS);
+        const gauges = await src.store()?.gauges(OVERDUE_MS);
+        if (gauges) last = { at: Date.now(), gauges };
+        return gauges;
       } catch (err) {
         src.log.warn('metrics: the store gauges could not be read', { error: err instanceof Error ? err.message : String(err) });
         return undefined;

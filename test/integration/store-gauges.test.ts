@@ -27,7 +27,8 @@ async function seed(store: SagaStore): Promise<void> {
 }
 
 function contract(name: string, make: () => Promise<{ store: SagaStore; close: () => Promise<void> }>): void {
-  describe(`store gauges for metrics: ${name}`, () => {
+  describe(`store gauges for metrics: ${name}`, function () {
+    this.timeout(30_000);
     it('counts unfinished sagas by facade, version and status, parked ones by node and why, and due and overdue timers', async () => {
       const { store, close } = await make();
       try {

@@ -184,19 +184,20 @@ WITH ins AS (
 SELECT fingerprint FROM ins UNION ALL SELECT fingerprint FROM facade_versions WHERE facade = $1 AND version = $2 LIMIT 1`;
 
 /**
- * The metrics' gauges in one statement: unfinished sagas (the status index), their parked visits
- * (by primary key), due timers (the wake_at index). Nothing here is locked or written.
+ * The metrics' gauges in one statement: unfinished sagas (the status index), the parked visits of
+ * the running ones (their steps by primary key: the cost grows with unfinished sagas, not with
+ * the finished ones), due timers (the wake_at index). Nothing is locked or written. A node's
+ * visits are parked one at a time (a loop comes back to it after the last visit ended), so
+ * counting visits counts sagas.
  */
 const GAUGES_SQL = `
-WITH unfinished AS MATERIALIZED (
-  SELECT request_id, facade, version, status, wake_at FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING', 'COMPENSATION_FAILED')
-)
-SELECT 'sagas' AS kind, facade, version, status, NULL AS node, count(*)::int AS n FROM unfinished GROUP BY facade, version, status
+SELECT 'sagas' AS kind, facade, version, status, NULL AS node, count(*)::int AS n FROM sagas
+ WHERE status IN ('RUNNING', 'COMPENSATING', 'COMPENSATION_FAILED') GROUP BY facade, version, status
 UNION ALL
-SELECT 'parked', u.facade, u.version, st.status, split_part(st.name, '#', 1), count(DISTINCT u.request_id)::int
-  FROM unfinished u JOIN saga_steps st ON st.request_id = u.request_id
- WHERE u.status = 'RUNNING' AND st.status IN ('WAITING', 'RETRYING')
- GROUP BY u.facade, u.version, st.status, split_part(st.name, '#', 1)
+SELECT 'parked', s.facade, s.version, st.status, split_part(st.name, '#', 1), count(*)::int
+  FROM sagas s JOIN saga_steps st ON st.request_id = s.request_id
+ WHERE s.status = 'RUNNING' AND st.status IN ('WAITING', 'RETRYING')
+ GROUP BY s.facade, s.version, st.status, split_part(st.name, '#', 1)
 UNION ALL
 SELECT 'timers', '', 0, '', NULL, count(*)::int FROM sagas WHERE wake_at <= now() AND status IN ${ACTIVE}
 UNION ALL
