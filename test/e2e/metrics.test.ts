@@ -130,8 +130,11 @@ describe('Prometheus metrics on Kafka + Postgres', function () {
   });
 
   it('times Kafka publishes and the store by topic and operation, with the group-commit batch sizes and consumer lag', () => {
-    expect(sum('och_kafka_publish_duration_seconds_count', { topic: TOPICS.bookingAsyncCreatePayment.name, outcome: 'ok' })).to.equal(ASYNC_OK);
-    expect(sum('och_kafka_publish_duration_seconds_count', { topic: TOPICS.bookingSyncRollback.name, outcome: 'ok' })).to.equal(SYNC_FAILED);
+    // At least: recovery may publish a message again (a lease lapsed on a slow host).
+    expect(sum('och_kafka_publish_duration_seconds_count', { topic: TOPICS.bookingAsyncCreatePayment.name, outcome: 'ok' })).to.be.at.least(ASYNC_OK);
+    expect(sum('och_kafka_publish_duration_seconds_count', { topic: TOPICS.bookingSyncRollback.name, outcome: 'ok' })).to.be.at.least(SYNC_FAILED);
+    expect(sum('och_kafka_publish_duration_seconds_count', { topic: TOPICS.bookingThrottledCreatePayment.name, outcome: 'ok' })).to.be.at.least(1);
+    expect(sum('och_kafka_publish_duration_seconds_count', { topic: TOPICS.hammerHammer.name }), 'no hammer ran').to.equal(0);
     expect(sum('och_kafka_publish_duration_seconds_count', { outcome: 'error' })).to.equal(0);
     expect(sum('och_kafka_consumer_lag_messages', { topic: TOPICS.bookingAsyncCreatePayment.name })).to.equal(0);
     expect(samples.some((s) => s.name === 'och_kafka_consumer_lag_messages' && s.labels.topic === TOPICS.bookingSyncRollback.name)).to.equal(true);
