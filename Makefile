@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-timers bench-trace clean
+.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-timers bench-trace bench-metrics clean
 
 help:
 	@echo "make run        orchestrator on 127.0.0.1:10000, in-process transport, with the demo services (booking, hammer, transfer, delivery)"
@@ -56,6 +56,10 @@ bench-timers: build kafka-up
 # What tracing costs one saga step, tracing off and on (no I/O: the engine's tracing calls alone).
 bench-trace: build
 	node dist/bench/trace-overhead.js
+
+# CPU of the metrics hooks per saga and of a scrape (no stack needed); METRICS_ARGS="--profile <a .cpuprofile of make bench>".
+bench-metrics: build
+	node dist/bench/metrics-cost.js $(METRICS_ARGS)
 
 kafka-up:
 	scripts/kafka.sh up

@@ -8,6 +8,8 @@ import { orchestratorServiceImpl } from './grpc/orchestrator-service';
 import { loadProtos } from './grpc/protos';
 import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
 import { healthRoutes } from './http/health';
+import { metricsRoutes } from './http/metrics';
+import { createMetrics } from './metrics';
 import { startHttpServer, type HttpRoute, type HttpServerHandle } from './http/server';
 import { MemorySagaStore } from './store/memory-store';
 import { KafkaTransport } from './transport/kafka-transport';
@@ -25,8 +27,11 @@ export class App {
   private store?: SagaStore;
   private transport?: Transport;
   private stopping?: Promise<void>;
+  private readonly metrics: ReturnType<typeof createMetrics>;
 
-  constructor(private readonly config: Readonly<AppConfig>, private readonly log: Logger) {}
+  constructor(private readonly config: Readonly<AppConfig>, private readonly log: Logger) {
+    this.metrics = createMetrics(config.metrics.enabled);
+  }
 
   get port(): number | undefined {
     return this.server?.port;
@@ -41,7 +46,7 @@ export class App {
     this.state = 'STARTING';
     const { config, log } = this;
     // First, so that the liveness probe answers (and readiness says "starting") during a slow start.
-    const routes: HttpRoute[] = [...healthRoutes({ state: () => this.state, store: () => this.store, transport: () => this.transport })];
+    const routes: HttpRoute[] = [...healthRoutes({ state: () => this.state, store: () => this.store, transport: () => this.transport }), ...metricsRoutes(this.metrics)];
     this.http = await startHttpServer({ host: config.http.host, port: config.http.port, routes, log });
     // Closed in reverse: the transport drains (compensations still call upstreams) before the examples' clients close.
     const registry = new FacadeRegistry();
@@ -66,8 +71,9 @@ export class App {
     const orchestrator = new Orchestrator({
       registry, store, transport, logger: log, podId: config.podId, outcomeTopic: TOPICS.sagaOutcomes.name,
       eventTopic: TOPICS.sagaEvents.name, replyTopic: TOPICS.stepReplies.name,
-      options: { ...saga, throttle },
+      options: { ...saga, throttle }, metrics: this.metrics.engine,
     });
+    this.metrics.watch({ store: () => this.store, registry, throttle: () => orchestrator.throttleLoad(), log });
     await orchestrator.start();
     this.closers.push({ name: 'orchestrator', close: () => orchestrator.shutdown() });
 
@@ -114,13 +120,13 @@ export class App {
   private async createStore(): Promise<SagaStore> {
     const { store, saga } = this.config;
     if (store.driver === 'memory') return new MemorySagaStore(saga.leaseTtlMs);
-    return PostgresSagaStore.create({ ...store.postgres, leaseTtlMs: saga.leaseTtlMs }, this.log);
+    return PostgresSagaStore.create({ ...store.postgres, leaseTtlMs: saga.leaseTtlMs, metrics: this.metrics.store }, this.log);
   }
 
   private async createTransport(): Promise<Transport> {
-    if (this.config.transport.driver === 'memory') return new MemoryTransport(ALL_TOPICS, this.log);
+    if (this.config.transport.driver === 'memory') return new MemoryTransport(ALL_TOPICS, this.log, undefined, this.metrics.transport);
     // A rebalance waits for a member whose handler holds a message: a step or compensation attempt at most.
     const rebalanceTimeoutMs = Math.max(60_000, 2 * this.config.saga.stepTimeoutMs + 10_000);
-    return KafkaTransport.create({ ...this.config.transport.kafka, rebalanceTimeoutMs }, ALL_TOPICS, this.log);
+    return KafkaTransport.create({ ...this.config.transport.kafka, rebalanceTimeoutMs, metrics: this.metrics.transport }, ALL_TOPICS, this.log);
   }
 }

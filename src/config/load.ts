@@ -33,7 +33,7 @@ export function loadConfig(file = configPath(), env: NodeJS.ProcessEnv = process
   for (const [name, { path: key, type }] of Object.entries(ENV_OVERRIDES)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    setPath(raw, key, type === 'number' ? Number(value) : type === 'list' ? value.split(',').map((s) => s.trim()) : value);
+    setPath(raw, key, type === 'number' ? Number(value) : type === 'list' ? value.split(',').map((s) => s.trim()) : type === 'boolean' ? booleanOf(value) : value);
     fromEnv.set(key, name);
   }
 
@@ -52,6 +52,14 @@ function describe(issue: z.core.$ZodIssue, file: string, fromEnv: Map<string, st
   const source = [...fromEnv].find(([p]) => key === p || key.startsWith(`${p}.`));
   const where = source ? `environment variable ${source[1]} (${key})` : `${file}: ${key || '(root)'}`;
   return `${where}: ${issue.message}`;
+}
+
+/** true/false (or 1/0); anything else is kept as text, for the schema to refuse naming the variable. */
+function booleanOf(value: string): boolean | string {
+  const v = value.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  return value;
 }
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {

@@ -39,6 +39,11 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Prometheus series on the HTTP server's /metrics; off, the engine, transport and store report nothing. */
+    metrics: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
     transport: z
       .object({
         driver: z.enum(['memory', 'kafka']).default('memory'),
@@ -146,12 +151,13 @@ export const configSchema = z
 export type AppConfig = z.infer<typeof configSchema>;
 
 /** Environment variables that override app.yaml keys (12-factor style deployments). */
-export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'string' | 'number' | 'list' }>> = {
+export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'string' | 'number' | 'list' | 'boolean' }>> = {
   POD_ID: { path: 'podId', type: 'string' },
   OCH_GRPC_HOST: { path: 'grpc.host', type: 'string' },
   OCH_GRPC_PORT: { path: 'grpc.port', type: 'number' },
   OCH_HTTP_HOST: { path: 'http.host', type: 'string' },
   OCH_HTTP_PORT: { path: 'http.port', type: 'number' },
+  OCH_METRICS_ENABLED: { path: 'metrics.enabled', type: 'boolean' },
   OCH_TRANSPORT: { path: 'transport.driver', type: 'string' },
   OCH_KAFKA_BROKERS: { path: 'transport.kafka.brokers', type: 'list' },
   OCH_KAFKA_GROUP_ID: { path: 'transport.kafka.groupId', type: 'string' },

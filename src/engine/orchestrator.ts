@@ -8,6 +8,7 @@ import { fingerprintOf, firstDifference } from './fingerprint';
 import { isStep, type FacadeDefinition, type FacadeMode } from './facade';
 import { Handback } from './handback';
 import type { Logger } from './logger';
+import type { EngineMetrics } from './metrics';
 import { decodeEvent, decodeMessage, decodeReply, type RollbackMessage, type StepMessage } from './messages';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './options';
 import { outcomeOf } from './outcome-of';
@@ -41,6 +42,8 @@ export interface OrchestratorDeps {
   /** Where external steps' workers answer (CompleteStep / FailStep's twin); absent: only those calls. */
   replyTopic?: string;
   options?: Partial<EngineOptions>;
+  /** Where saga transitions and throttle refusals are reported (default: nowhere). */
+  metrics?: EngineMetrics;
 }
 
 export interface CallOptions {
@@ -73,7 +76,7 @@ export class Orchestrator {
     this.registry = deps.registry;
     const options = { ...DEFAULT_ENGINE_OPTIONS, ...deps.options };
     const incarnation = deps.incarnation ?? randomBytes(4).toString('hex');
-    this.rt = new SagaRuntime(deps.registry, deps.store, deps.transport, deps.logger, deps.podId, incarnation, deps.outcomeTopic, deps.replyTopic ?? '', options);
+    this.rt = new SagaRuntime(deps.registry, deps.store, deps.transport, deps.logger, deps.podId, incarnation, deps.outcomeTopic, deps.replyTopic ?? '', options, deps.metrics);
     this.eventTopic = deps.eventTopic;
     this.steps = new StepRunner(this.rt);
     this.compensator = new Compensator(this.rt);
@@ -90,6 +93,11 @@ export class Orchestrator {
 
   get options(): EngineOptions {
     return this.rt.options;
+  }
+
+  /** Throttled calls running and waiting for a slot on this instance, now. */
+  throttleLoad(): { running: number; queued: number } {
+    return { running: this.throttle.running, queued: this.throttle.queued };
   }
 
   /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
@@ -249,7 +257,10 @@ export class Orchestrator {
    */
   runThrottled(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
     return this.once(requestId, () => this.traced(facade, requestId, async () => {
-      const release = await this.throttle.acquire(call.signal);
+      const release = await this.throttle.acquire(call.signal).catch((err: unknown) => {
+        if (errorCode(err) === 'RESOURCE_EXHAUSTED') this.rt.metrics.throttleRejected(facade);
+        throw err;
+      });
       // Only the caller that started the saga owns its deadline: a duplicate that goes away ends nothing.
       let owned = false;
       try {
@@ -378,6 +389,7 @@ export class Orchestrator {
       return { def, created, saga: Saga.adopt(stored, this.rt.podId), started };
     }
     saga.saved(stored.revision);
+    this.rt.metrics.recorded(saga.view(), 0);
     this.rt.sagaLog(saga).info('saga started', { mode });
     return { def, created, saga, started };
   }

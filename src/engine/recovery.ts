@@ -96,6 +96,9 @@ export class Recovery {
       await this.rt.abort(saga, def, currentStep(saga), new StepError('DEADLINE_EXCEEDED', 'expired: the saga deadline passed', false));
       return;
     }
+    const now = Date.now();
+    const due = saga.due(now);
+    if (due.length > 0) this.rt.metrics.timersFired(due.map((v) => now - Date.parse(v.wakeAt!)));
     const sched = this.rt.scheduler(def);
     const move = await this.rt.update(saga, (s) => {
       const resumed: Started = { steps: [], commands: [] };

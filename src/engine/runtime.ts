@@ -4,6 +4,7 @@ import type { Graph } from './graph';
 import type { Logger } from './logger';
 import { encodeCommand, encodeMessage, type SagaMessage } from './messages';
 import type { EngineOptions } from './options';
+import { NO_METRICS, type EngineMetrics } from './metrics';
 import { Outcomes } from './outcomes';
 import { RecentSagas } from './recent';
 import type { FacadeRegistry } from './registry';
@@ -55,6 +56,7 @@ export class SagaRuntime {
     /** Where external steps' workers answer (declared in topics/). */
     readonly replyTopic: string,
     readonly options: EngineOptions,
+    readonly metrics: EngineMetrics = NO_METRICS,
   ) {
     this.owner = `${podId}/${incarnation}`;
     this.recent = new RecentSagas(10_000, this.silenceMs());
@@ -291,7 +293,9 @@ export class SagaRuntime {
   }
 
   async save(saga: Saga): Promise<void> {
+    const from = saga.changes().storedEvents;
     saga.saved(await this.store.save(saga.view(), saga.changes()));
+    this.metrics.recorded(saga.view(), from);
     // Ours again (e.g. a redelivered message took it up): its lease is renewed again.
     if (this.released.size > 0) this.released.delete(saga.requestId);
     this.traceEndedWaits(saga);

@@ -18,6 +18,20 @@ export interface SagaPage {
   nextPageToken?: string;
 }
 
+/** Counts for the metrics' gauges, read at scrape time: the store holds every instance's sagas. */
+export interface StoreGauges {
+  /** Unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) by facade, version and status. */
+  sagas: { facade: string; version: number; status: SagaStatus; sagas: number }[];
+  /**
+   * RUNNING sagas with a visit of `node` parked: WAITING (a wait, race, sleep, or external step
+   * waiting for its reply) or RETRYING (until its next attempt). A saga parked at two nodes counts under each.
+   */
+  parked: { facade: string; version: number; node: string; status: 'WAITING' | 'RETRYING'; sagas: number }[];
+  /** RUNNING or COMPENSATING sagas whose timer is due, and due for longer than `overdueMs`. */
+  timersDue: number;
+  timersOverdue: number;
+}
+
 /** What changed in a saga since it was read or last written at its revision. */
 export interface SagaChanges {
   /** History events [0, storedEvents) are stored already. */
@@ -75,6 +89,8 @@ export interface SagaStore {
   pinVersion(facade: string, version: number, fingerprint: string): Promise<string>;
   /** How many unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) run on each facade version. */
   countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
+  /** The gauges' counts, now (one statement on Postgres). */
+  gauges(overdueMs: number): Promise<StoreGauges>;
   /** Resolves when the store answers (a readiness probe); throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

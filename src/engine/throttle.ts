@@ -10,6 +10,9 @@ export class Throttle {
 
   constructor(readonly limit: number, readonly queue: number) {}
 
+  get running(): number { return this.active; }
+  get queued(): number { return this.waiting.length; }
+
   async acquire(signal?: AbortSignal): Promise<() => void> {
     if (this.active < this.limit) {
       this.active++;

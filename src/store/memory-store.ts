@@ -1,6 +1,6 @@
 import { ConcurrencyError } from '../engine/errors';
-import { ACTIVE_STATUSES, TERMINAL_STATUSES, type SagaSnapshot } from '../engine/saga';
-import type { SagaChanges, SagaFilter, SagaPage, SagaStore } from '../engine/store';
+import { ACTIVE_STATUSES, nodeOf, TERMINAL_STATUSES, type SagaSnapshot } from '../engine/saga';
+import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
 /** Code-point order, as Postgres' "C" collation: the same order the page tokens compare with. */
@@ -80,6 +80,39 @@ export class MemorySagaStore implements SagaStore {
       counts.set(key, c);
     }
     return [...counts.values()];
+  }
+
+  async gauges(overdueMs: number): Promise<StoreGauges> {
+    const sagas = new Map<string, StoreGauges['sagas'][number]>();
+    const parked = new Map<string, StoreGauges['parked'][number]>();
+    const out: StoreGauges = { sagas: [], parked: [], timersDue: 0, timersOverdue: 0 };
+    const now = Date.now();
+    for (const { saga } of this.rows.values()) {
+      if (TERMINAL_STATUSES.includes(saga.status)) continue;
+      const key = `${saga.facade}@${saga.version}@${saga.status}`;
+      const c = sagas.get(key) ?? { facade: saga.facade, version: saga.version, status: saga.status, sagas: 0 };
+      c.sagas++;
+      sagas.set(key, c);
+      if (saga.wakeAt && ACTIVE_STATUSES.includes(saga.status)) {
+        const late = now - Date.parse(saga.wakeAt);
+        if (late >= 0) out.timersDue++;
+        if (late > overdueMs) out.timersOverdue++;
+      }
+      if (saga.status !== 'RUNNING') continue;
+      const seen = new Set<string>();
+      for (const v of saga.steps) {
+        if (v.status !== 'WAITING' && v.status !== 'RETRYING') continue;
+        const pkey = `${saga.facade}@${saga.version}@${nodeOf(v.name)}@${v.status}`;
+        if (seen.has(pkey)) continue;
+        seen.add(pkey);
+        const p = parked.get(pkey) ?? { facade: saga.facade, version: saga.version, node: nodeOf(v.name), status: v.status, sagas: 0 };
+        p.sagas++;
+        parked.set(pkey, p);
+      }
+    }
+    out.sagas = [...sagas.values()];
+    out.parked = [...parked.values()];
+    return out;
   }
 
   async releaseLeases(owner: string): Promise<number> {

@@ -22,6 +22,8 @@ export interface DeliveryOptions {
   deadLetterTopic?: string;
   publish(message: Message): Promise<void>;
   log: Logger;
+  /** Told of each message dead-lettered, by kind of reason (the reason's text is unbounded). */
+  deadLettered?(reason: 'poison' | 'retries_exhausted'): void;
 }
 
 const MAX_BACKOFF_MS = 5_000;
@@ -55,6 +57,7 @@ export async function deliverOrDeadLetter(message: Message, handler: MessageHand
       const reason = poison ? error.message : `handler failed after ${attempt} attempts: ${error.message}`;
       opts.log.error('message dead-lettered', { ...meta, reason, deadLetterTopic: opts.deadLetterTopic });
       if (opts.deadLetterTopic) await opts.publish(deadLetterOf(message, opts.deadLetterTopic, reason));
+      opts.deadLettered?.(poison ? 'poison' : 'retries_exhausted');
       return;
     }
   }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type IHeaders, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import { OrchestratorError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
+import type { TransportMetrics } from '../engine/metrics';
 import type { Message, MessageHandler, Transport } from '../engine/transport';
 import type { TopicSpec } from '../../topics/topics';
 import { Batcher } from '../lib/batcher';
@@ -27,6 +28,8 @@ export interface KafkaTransportConfig {
   rebalanceTimeoutMs?: number;
   /** Replicas of each topic created at start-up (config transport.kafka.replicationFactor); default 1. */
   replicationFactor?: number;
+  /** Where publish latency, consumer lag and dead letters are reported. */
+  metrics?: TransportMetrics;
 }
 
 /** The consumer's own liveness: heartbeats go out every second whatever its handlers are doing. */
@@ -82,7 +85,16 @@ export class KafkaTransport implements Transport {
   async publish(message: Message): Promise<void> {
     if (this.closed) throw new OrchestratorError('UNAVAILABLE', 'transport is closed', true);
     this.spec(message.topic);
-    await this.sends.submit(message);
+    const metrics = this.config.metrics;
+    if (!metrics) return this.sends.submit(message);
+    const started = process.hrtime.bigint();
+    let ok = false;
+    try {
+      await this.sends.submit(message);
+      ok = true;
+    } finally {
+      metrics.published(message.topic, Number(process.hrtime.bigint() - started) / 1e9, ok);
+    }
   }
 
   /** One produce request for every message published while the previous request was in flight. */
@@ -140,6 +152,11 @@ export class KafkaTransport implements Transport {
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const topic = batch.topic.slice(this.config.topicPrefix.length);
         const done = new Set<string>();
+        // The broker's end of the partition as of this fetch, minus what this batch got through.
+        const lag = (next: string | undefined) => {
+          if (next !== undefined) this.config.metrics?.consumerLag(topic, batch.partition, Math.max(0, Number(batch.highWatermark) - Number(next)));
+        };
+        lag(batch.messages[0]?.offset);
         const byKey = groupBy(batch.messages, (m) => m.key?.toString() ?? '');
         // kafkajs heartbeats only between batches: a step slower than the session timeout would get
         // this member evicted and its message handled again elsewhere while it still runs here.
@@ -167,10 +184,13 @@ export class KafkaTransport implements Transport {
         } finally {
           clearInterval(beat);
         }
+        let next = batch.messages[0]?.offset;
         for (const m of batch.messages) {
           if (!done.has(m.offset)) break;
           resolveOffset(m.offset);
+          next = String(Number(m.offset) + 1);
         }
+        lag(next);
       },
     });
     await withTimeout(joined, this.config.connectTimeoutMs, `consumer group ${groupId} did not join`);
@@ -190,6 +210,7 @@ export class KafkaTransport implements Transport {
       deadLetterTopic: this.spec(inbound.topic).deadLetter,
       publish: (m) => this.publish(m),
       log: this.log,
+      deadLettered: (reason) => this.config.metrics?.deadLettered(topic, reason),
     });
   }
 

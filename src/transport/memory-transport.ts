@@ -1,4 +1,5 @@
 import type { Logger } from '../engine/logger';
+import type { TransportMetrics } from '../engine/metrics';
 import type { Message, MessageHandler, Transport } from '../engine/transport';
 import type { TopicSpec } from '../../topics/topics';
 import { deliverOrDeadLetter } from './dead-letter';
@@ -18,6 +19,7 @@ export class MemoryTransport implements Transport {
     private readonly topics: readonly TopicSpec[],
     private readonly log: Logger,
     private readonly retry = { attempts: 3, backoffMs: 100 },
+    private readonly metrics?: Pick<TransportMetrics, 'deadLettered'>,
   ) {}
 
   async publish(message: Message): Promise<void> {
@@ -68,6 +70,7 @@ export class MemoryTransport implements Transport {
         deadLetterTopic: this.spec(message.topic).deadLetter,
         publish: (m) => this.publish(m),
         log: this.log,
+        deadLettered: (reason) => this.metrics?.deadLettered(message.topic, reason),
       }))
       .catch((err) => {
         this.log.error('message dropped at shutdown (in-process transport)', { topic: message.topic, requestId: message.key, error: String(err) });

@@ -77,6 +77,15 @@ describe('configuration (app.yaml)', () => {
       .to.match(/^environment variable OCH_KAFKA_REPLICATION_FACTOR \(transport\.kafka\.replicationFactor\): /);
   });
 
+  it('switches metrics with metrics.enabled or OCH_METRICS_ENABLED (true/false, 1/0), default on', () => {
+    expect(loadConfig(yamlFile(''), {}).metrics.enabled).to.equal(true);
+    expect(loadConfig(yamlFile('metrics:\n  enabled: false\n'), {}).metrics.enabled).to.equal(false);
+    expect(loadConfig(yamlFile(''), { OCH_METRICS_ENABLED: 'false' }).metrics.enabled).to.equal(false);
+    expect(loadConfig(yamlFile('metrics: { enabled: false }\n'), { OCH_METRICS_ENABLED: '1' }).metrics.enabled).to.equal(true);
+    expect(loadError('', { OCH_METRICS_ENABLED: 'off' })).to.match(/^environment variable OCH_METRICS_ENABLED \(metrics\.enabled\): .*boolean/);
+    expect(loadError('metrics:\n  enabled: yes please\n')).to.match(/^FILE: metrics\.enabled: /);
+  });
+
   it('finds app.yaml through OCH_PATH', () => {
     expect(configPath({ OCH_PATH: '/etc/och' })).to.equal('/etc/och/app.yaml');
   });

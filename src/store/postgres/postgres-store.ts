@@ -2,7 +2,8 @@ import { Pool, type QueryConfig, type QueryResultRow } from 'pg';
 import { ConcurrencyError, ensureError, StoreUnavailableError, ValidationError } from '../../engine/errors';
 import type { Logger } from '../../engine/logger';
 import type { SagaEvent, SagaMode, SagaSnapshot, SagaStatus, StepState, StepStatus } from '../../engine/saga';
-import type { SagaChanges, SagaFilter, SagaPage, SagaStore } from '../../engine/store';
+import type { StoreMetrics } from '../../engine/metrics';
+import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../../engine/store';
 import { decodePageToken, encodePageToken } from '../page-token';
 import { Batcher, type FlushResult } from '../../lib/batcher';
 import { migrate } from './migrate';
@@ -22,6 +23,8 @@ export interface PostgresStoreOptions {
    * larger batches cost Postgres less than many small ones; a lone call never waits for a batch.
    */
   maxInFlight?: number;
+  /** Where each statement's latency and each group commit's size are reported. */
+  metrics?: StoreMetrics;
 }
 
 /** A row of sagas, with its steps (and events) aggregated as JSON tuples: one round trip per read. */
@@ -181,6 +184,27 @@ WITH ins AS (
 )
 SELECT fingerprint FROM ins UNION ALL SELECT fingerprint FROM facade_versions WHERE facade = $1 AND version = $2 LIMIT 1`;
 
+/**
+ * The metrics' gauges in one statement: unfinished sagas (the status index), the parked visits of
+ * the running ones (their steps by primary key: the cost grows with unfinished sagas, not with
+ * the finished ones), due timers (the wake_at index). Nothing is locked or written. A node's
+ * visits are parked one at a time (a loop comes back to it after the last visit ended), so
+ * counting visits counts sagas.
+ */
+const GAUGES_SQL = `
+SELECT 'sagas' AS kind, facade, version, status, NULL AS node, count(*)::int AS n FROM sagas
+ WHERE status IN ('RUNNING', 'COMPENSATING', 'COMPENSATION_FAILED') GROUP BY facade, version, status
+UNION ALL
+SELECT 'parked', s.facade, s.version, st.status, split_part(st.name, '#', 1), count(*)::int
+  FROM sagas s JOIN saga_steps st ON st.request_id = s.request_id
+ WHERE s.status = 'RUNNING' AND st.status IN ('WAITING', 'RETRYING')
+ GROUP BY s.facade, s.version, st.status, split_part(st.name, '#', 1)
+UNION ALL
+SELECT 'timers', '', 0, '', NULL, count(*)::int FROM sagas WHERE wake_at <= now() AND status IN ${ACTIVE}
+UNION ALL
+SELECT 'overdue', '', 0, '', NULL, count(*)::int FROM sagas
+ WHERE wake_at < now() - $1::double precision * interval '1 millisecond' AND status IN ${ACTIVE}`;
+
 /** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
 const CLAIM_SQL = `
 WITH due AS (
@@ -254,7 +278,12 @@ export class PostgresSagaStore implements SagaStore {
   private readonly gets: Batcher<string, SagaSnapshot | undefined>;
   private readonly saves: Batcher<Write, number>;
 
-  private constructor(private readonly pool: Pool, private readonly leaseTtlMs: number, batch: { maxBatch: number; maxInFlight: number }) {
+  private constructor(
+    private readonly pool: Pool,
+    private readonly leaseTtlMs: number,
+    batch: { maxBatch: number; maxInFlight: number },
+    private readonly metrics?: StoreMetrics,
+  ) {
     const bySaga = { ...batch, key: (w: Write) => w.requestId };
     this.creates = new Batcher((sagas) => isolated(sagas, (b) => this.flushCreates(b)), bySaga);
     this.gets = new Batcher((ids) => isolated(ids, (b) => this.flushGets(b)), { ...batch, key: (id: string) => id });
@@ -285,7 +314,7 @@ export class PostgresSagaStore implements SagaStore {
     return new PostgresSagaStore(pool, opts.leaseTtlMs, {
       maxBatch: opts.maxBatch ?? 200,
       maxInFlight: opts.maxInFlight ?? 2,
-    });
+    }, opts.metrics);
   }
 
   async create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }> {
@@ -339,6 +368,18 @@ export class PostgresSagaStore implements SagaStore {
     return rows;
   }
 
+  async gauges(overdueMs: number): Promise<StoreGauges> {
+    type Row = { kind: string; facade: string; version: number; status: string; node: string | null; n: number };
+    const { rows } = await this.query<Row>({ name: 'saga_gauges', text: GAUGES_SQL, values: [overdueMs] }, 'gauges');
+    return {
+      sagas: rows.filter((r) => r.kind === 'sagas').map((r) => ({ facade: r.facade, version: r.version, status: r.status as SagaStatus, sagas: r.n })),
+      parked: rows.filter((r) => r.kind === 'parked')
+        .map((r) => ({ facade: r.facade, version: r.version, node: r.node!, status: r.status as 'WAITING' | 'RETRYING', sagas: r.n })),
+      timersDue: rows.find((r) => r.kind === 'timers')?.n ?? 0,
+      timersOverdue: rows.find((r) => r.kind === 'overdue')?.n ?? 0,
+    };
+  }
+
   async releaseLeases(owner: string): Promise<number> {
     const result = await this.query({ name: 'saga_release_leases', text: RELEASE_SQL, values: [owner] }, 'releaseLeases');
     return result.rowCount ?? 0;
@@ -355,6 +396,7 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   private async flushCreates(sagas: Write[]): Promise<FlushResult<boolean>> {
+    this.metrics?.batch('create', sagas.length);
     const { rows } = await this.query<{ request_id: string }>({
       name: 'saga_create',
       text: CREATE_SQL,
@@ -365,6 +407,7 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   private async flushGets(ids: string[]): Promise<FlushResult<SagaSnapshot | undefined>> {
+    this.metrics?.batch('get', ids.length);
     const { rows } = await this.query<SagaRow>({ name: 'saga_get', text: GET_SQL, values: [ids] }, 'get');
     const byId = new Map(rows.map((r) => [r.request_id, r]));
     return ids.map((id) => {
@@ -374,6 +417,7 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   private async flushSaves(sagas: Write[]): Promise<FlushResult<number>> {
+    this.metrics?.batch('save', sagas.length);
     const { rows } = await this.query<{ request_id: string; revision: number }>({
       name: 'saga_save',
       text: SAVE_SQL,
@@ -394,10 +438,16 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   private async query<R extends QueryResultRow>(config: QueryConfig, what: string) {
+    const started = this.metrics && process.hrtime.bigint();
+    let ok = false;
     try {
-      return await this.pool.query<R>(config);
+      const result = await this.pool.query<R>(config);
+      ok = true;
+      return result;
     } catch (err) {
       throw translate(err, what);
+    } finally {
+      if (started) this.metrics.operation(what, Number(process.hrtime.bigint() - started) / 1e9, ok);
     }
   }
 }
