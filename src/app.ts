@@ -7,6 +7,7 @@ import { EXAMPLES } from './examples';
 import { orchestratorServiceImpl } from './grpc/orchestrator-service';
 import { loadProtos } from './grpc/protos';
 import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
+import { consoleRoutes } from './console/routes';
 import { healthRoutes } from './http/health';
 import { startHttpServer, type HttpRoute, type HttpServerHandle } from './http/server';
 import { MemorySagaStore } from './store/memory-store';
@@ -70,6 +71,8 @@ export class App {
     });
     await orchestrator.start();
     this.closers.push({ name: 'orchestrator', close: () => orchestrator.shutdown() });
+    // The server reads its routes per request: the console is served from the moment the engine runs.
+    routes.push(...consoleRoutes(orchestrator, log));
 
     this.server = await startGrpcServer({
       address: `${config.grpc.host}:${config.grpc.port}`,

@@ -75,6 +75,8 @@ export interface SagaStore {
   pinVersion(facade: string, version: number, fingerprint: string): Promise<string>;
   /** How many unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) run on each facade version. */
   countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
+  /** How many sagas of each facade version are in each status (the console's facades page): a scan of every saga. */
+  countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]>;
   /** Resolves when the store answers (a readiness probe); throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 import { ConcurrencyError } from '../engine/errors';
-import { ACTIVE_STATUSES, TERMINAL_STATUSES, type SagaSnapshot } from '../engine/saga';
+import { ACTIVE_STATUSES, TERMINAL_STATUSES, type SagaSnapshot, type SagaStatus } from '../engine/saga';
 import type { SagaChanges, SagaFilter, SagaPage, SagaStore } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
@@ -78,6 +78,16 @@ export class MemorySagaStore implements SagaStore {
       const c = counts.get(key) ?? { facade: saga.facade, version: saga.version, sagas: 0 };
       c.sagas++;
       counts.set(key, c);
+    }
+    return [...counts.values()];
+  }
+
+  async countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]> {
+    const counts = new Map<string, { facade: string; version: number; status: SagaStatus; sagas: number }>();
+    for (const { saga: { facade, version, status } } of this.rows.values()) {
+      const key = `${facade}@${version}/${status}`;
+      const c = counts.get(key) ?? counts.set(key, { facade, version, status, sagas: 0 }).get(key)!;
+      c.sagas++;
     }
     return [...counts.values()];
   }

@@ -1,0 +1,125 @@
+import { expect } from 'chai';
+import type { Locator, Page } from 'playwright-core';
+import { SYNC_BOOKING } from '../../src/examples/booking/facades';
+import { TRANSFER } from '../../src/examples/transfer/facade';
+import type { TransferInput } from '../../src/examples/transfer/input';
+import { WEBHOOK_EVENT } from '../../src/examples/transfer/nodes';
+import { launchBrowser } from '../helpers/browser';
+import { KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
+import { freshDatabase } from '../helpers/postgres';
+import { call, Stack } from '../helpers/stack';
+import { rejectionOf, waitFor } from '../helpers/wait';
+
+/**
+ * The web console in a real browser (Debian's chromium, headless) against the orchestrator on
+ * Kafka + Postgres: a completed, a compensated and a waiting saga found in the list, the
+ * compensated one's graph, and the waiting one cancelled from its page. Screenshots go to
+ * .test-results/screenshots/console-*.png.
+ */
+describe('web console in a headless browser (Kafka + Postgres)', function () {
+  this.timeout(180_000);
+  let stack: Stack | undefined;
+  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+  let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
+  let page: Page;
+  let base = '';
+
+  before(async () => {
+    db = await freshDatabase();
+    stack = await Stack.start({ transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, transfer: {} });
+    base = `http://127.0.0.1:${stack.ports.http}`;
+    await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ui-done' });
+    const aborted = await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1, FaultInject: true }, { 'x-request-id': 'ui-compensated' }));
+    expect(aborted.message).to.contain('createPayment');
+    await stack.sagaReaches('ui-compensated', 'COMPENSATED', 30_000);
+    const transfer: TransferInput = { from: 'alice', to: 'bob', amount: 700, webhookTimeoutMs: 600_000 };
+    await stack.startSaga(TRANSFER, transfer, 'ui-waiting');
+    await waitFor(async () => (await stack!.saga('ui-waiting')).steps.some((s) => s.name === 'webhook' && s.status === 'STEP_WAITING'), 60_000, 'the transfer to wait for its webhook');
+    browser = await launchBrowser();
+    page = browser.page;
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+    await db?.drop();
+  });
+
+  const row = (id: string) => page.locator(`#sagas tbody tr[data-request-id="${id}"]`);
+
+  it('lists the completed, compensated and waiting sagas with their status, and filters by status', async () => {
+    await page.goto(`${base}/`);
+    await row('ui-waiting').waitFor();
+    expect(await row('ui-done').getAttribute('data-status')).to.equal('COMPLETED');
+    expect(await row('ui-compensated').getAttribute('data-status')).to.equal('COMPENSATED');
+    expect(await row('ui-waiting').getAttribute('data-status')).to.equal('RUNNING');
+    expect(await row('ui-waiting').locator('td').nth(1).textContent()).to.equal(TRANSFER);
+    await browser!.screenshot('console-sagas');
+
+    await page.selectOption('#filter-status', 'COMPENSATED');
+    await page.click('#filters button[type=submit]');
+    await page.waitForURL(/#\/sagas\?status=COMPENSATED$/);
+    await row('ui-done').waitFor({ state: 'detached' });
+    const statuses = await attributes(page.locator('#sagas tbody tr'), 'data-status');
+    expect(statuses).to.deep.equal(['COMPENSATED']);
+    await page.selectOption('#filter-facade', SYNC_BOOKING);
+    await page.selectOption('#filter-status', '');
+    await page.click('#filters button[type=submit]');
+    await row('ui-done').waitFor();
+    expect(await row('ui-waiting').count(), 'the Transfer is filtered out').to.equal(0);
+  });
+
+  it('the compensated saga: its graph marks createPayment failed and createOrder compensated; its error and timeline', async () => {
+    await page.goto(`${base}/#/sagas`);
+    await row('ui-compensated').locator('a').click();
+    await page.waitForURL(/#\/sagas\/ui-compensated$/);
+    await page.locator('#graph svg').waitFor();
+    const nodesOf = (cls: string) => page.locator(`#graph svg g.node.${cls}`).allTextContents();
+    expect((await nodesOf('failed')).map((t) => t.trim())).to.deep.equal(['createPayment']);
+    expect((await nodesOf('compensated')).map((t) => t.trim())).to.deep.equal(['createOrder']);
+    expect(await nodesOf('current')).to.deep.equal([]);
+    expect(await page.locator('#saga-head .badge').textContent()).to.equal('COMPENSATED');
+    expect(await page.locator('#saga-error').textContent()).to.contain('createPayment');
+    const timeline = await attributes(page.locator('#timeline tbody tr'), 'data-type');
+    expect(timeline).to.include.members(['SAGA_STARTED', 'STEP_SUCCEEDED', 'STEP_FAILED', 'COMPENSATION_SUCCEEDED']);
+    // The payment's attempt, timed from its start to its failure.
+    expect(await page.locator('#timeline tbody tr[data-type=STEP_FAILED] td.duration').textContent()).to.match(/^attempt \d+(\.\d+)? m?s$/);
+    expect(await page.locator('#actions').textContent()).to.contain('No action');
+    await browser!.screenshot('console-saga-compensated');
+  });
+
+  it('the waiting transfer: shows what it waits for, and cancelling it from the page (confirmed) compensates it', async () => {
+    await page.goto(`${base}/#/sagas/ui-waiting`);
+    await page.locator('#graph svg g.node.current').waitFor();
+    expect((await page.locator('#graph svg g.node.current').allTextContents()).join()).to.contain('webhook');
+    expect(await page.locator('#waiting tr[data-node=webhook]').textContent()).to.contain(WEBHOOK_EVENT);
+
+    await page.click('#action-cancel');
+    await page.locator('#confirm[open]').waitFor();
+    expect(await page.locator('#confirm-title').textContent()).to.equal('Cancel saga ui-waiting?');
+    await browser!.screenshot('console-cancel-confirm');
+    expect((await stack!.saga('ui-waiting')).status, 'nothing happens before the confirmation').to.equal('RUNNING');
+    await page.click('#confirm-yes');
+    await page.locator('main[data-status=COMPENSATED]').waitFor({ timeout: 60_000 });
+    // The debit is refunded; the gateway's charge has no compensation; the wait is where it was cancelled.
+    expect((await page.locator('#graph svg g.node.compensated').allTextContents()).map((t) => t.trim())).to.deep.equal(['debit']);
+    expect((await page.locator('#graph svg g.node.failed').allTextContents()).join()).to.contain('webhook');
+    const saga = await stack!.saga('ui-waiting');
+    expect(saga.status).to.equal('COMPENSATED');
+    expect(saga.error_code).to.equal('CANCELLED');
+    await browser!.screenshot('console-saga-cancelled');
+  });
+
+  it('the facades page: every facade with its graph and its sagas counted by status', async () => {
+    await page.goto(`${base}/#/facades`);
+    const card = page.locator(`#facades section[data-facade="${SYNC_BOOKING}"]`);
+    await card.locator('svg').waitFor();
+    expect(await card.locator('td[data-status=COMPLETED] .count').textContent()).to.equal('1');
+    expect(await card.locator('td[data-status=COMPENSATED] .count').textContent()).to.equal('1');
+    expect(await page.locator(`#facades section[data-facade="${TRANSFER}"] td[data-status=COMPENSATED] .count`).textContent()).to.equal('1');
+    await browser!.screenshot('console-facades');
+  });
+});
+
+async function attributes(locator: Locator, name: string): Promise<(string | null)[]> {
+  return Promise.all((await locator.all()).map((l) => l.getAttribute(name)));
+}
