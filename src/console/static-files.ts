@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { HttpError, type HttpRoute } from '../http/server';
 
 /** src/console/static at the repository root (this file runs from dist/src/console/, which has only compiled TS). */
@@ -18,6 +19,8 @@ const TYPES: Readonly<Record<string, string>> = {
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
 };
+
+const gzipAsync = promisify(gzip);
 
 interface Asset { type: string; body: Buffer; gzip: Buffer; etag: string }
 
@@ -74,5 +77,6 @@ async function load(file: string): Promise<Asset> {
   const body = await readFile(file).catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'ENOENT' ? new HttpError(404, `no such file ${path.basename(file)}`) : err;
   });
-  return { type, body, gzip: gzipSync(body), etag: `"${createHash('sha1').update(body).digest('base64url')}"` };
+  // On the thread pool: compressing mermaid's bundle takes about a second that sagas must not wait for.
+  return { type, body, gzip: await gzipAsync(body), etag: `"${createHash('sha1').update(body).digest('base64url')}"` };
 }

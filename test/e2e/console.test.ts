@@ -7,7 +7,7 @@ import { WEBHOOK_EVENT } from '../../src/examples/transfer/nodes';
 import { launchBrowser } from '../helpers/browser';
 import { KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
-import { call, Stack } from '../helpers/stack';
+import { call, Stack, waitServing } from '../helpers/stack';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
 /**
@@ -26,15 +26,21 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
 
   before(async () => {
     db = await freshDatabase();
-    stack = await Stack.start({ transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, transfer: {} });
+    stack = await Stack.start({
+      transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, transfer: {},
+      // As in lifecycle.test.ts: compensation outlasts the upstream channel's reconnect backoff, so a retry reaches a restarted service.
+      compensation: '{ maxAttempts: 4, initialBackoffMs: 400, jitter: 0 }',
+    });
     base = `http://127.0.0.1:${stack.ports.http}`;
     await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ui-done' });
     const aborted = await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1, FaultInject: true }, { 'x-request-id': 'ui-compensated' }));
     expect(aborted.message).to.contain('createPayment');
     await stack.sagaReaches('ui-compensated', 'COMPENSATED', 30_000);
     const transfer: TransferInput = { from: 'alice', to: 'bob', amount: 700, webhookTimeoutMs: 600_000 };
-    await stack.startSaga(TRANSFER, transfer, 'ui-waiting');
-    await waitFor(async () => (await stack!.saga('ui-waiting')).steps.some((s) => s.name === 'webhook' && s.status === 'STEP_WAITING'), 60_000, 'the transfer to wait for its webhook');
+    for (const id of ['ui-waiting', 'ui-event']) {
+      await stack.startSaga(TRANSFER, transfer, id);
+      await waitFor(async () => (await stack!.saga(id)).steps.some((s) => s.name === 'webhook' && s.status === 'STEP_WAITING'), 60_000, `transfer ${id} to wait for its webhook`);
+    }
     browser = await launchBrowser();
     page = browser.page;
   });
@@ -109,6 +115,23 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     await browser!.screenshot('console-saga-cancelled');
   });
 
+  it('sends an event from the page: a payload that is not an object is refused in the dialog, the webhook CONFIRMED completes the transfer', async () => {
+    await page.goto(`${base}/#/sagas/ui-event`);
+    await page.click('#action-event');
+    await page.locator('#confirm[open]').waitFor();
+    expect(await page.inputValue('#event-name'), 'the event the saga waits for').to.equal(WEBHOOK_EVENT);
+    await page.fill('#event-payload', '["CONFIRMED"]');
+    await page.click('#confirm-yes');
+    expect(await page.locator('#confirm-error').textContent()).to.equal('payload: must be a JSON object');
+    expect(await page.locator('#confirm').getAttribute('open'), 'the dialog stays open').to.equal('');
+    await page.fill('#event-payload', '{"status": "CONFIRMED"}');
+    await page.click('#confirm-yes');
+    await page.locator('main[data-status=COMPLETED]').waitFor({ timeout: 60_000 });
+    expect(await page.locator('#output').textContent()).to.contain('creditId');
+    expect((await stack!.saga('ui-event')).status).to.equal('COMPLETED');
+    await browser!.screenshot('console-saga-event');
+  });
+
   it('the facades page: every facade with its graph and its sagas counted by status', async () => {
     await page.goto(`${base}/#/facades`);
     const card = page.locator(`#facades section[data-facade="${SYNC_BOOKING}"]`);
@@ -117,6 +140,24 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     expect(await card.locator('td[data-status=COMPENSATED] .count').textContent()).to.equal('1');
     expect(await page.locator(`#facades section[data-facade="${TRANSFER}"] td[data-status=COMPENSATED] .count`).textContent()).to.equal('1');
     await browser!.screenshot('console-facades');
+  });
+
+  it('retries a failed compensation from the page once the payment service is back', async () => {
+    const payment = stack!.procs[1];
+    payment.kill('SIGTERM');
+    await payment.exited;
+    await rejectionOf(call(stack!.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ui-stuck' }));
+    await stack!.sagaReaches('ui-stuck', 'COMPENSATION_FAILED', 60_000);
+    await page.goto(`${base}/#/sagas/ui-stuck`);
+    await page.locator('#action-retry').waitFor();
+    expect((await page.locator('#graph svg g.node.failed').allTextContents()).map((t) => t.trim())).to.deep.equal(['createPayment']);
+    await waitServing(`127.0.0.1:${stack!.ports.payment}`, stack!.spawn(['dist/src/examples/booking/services/main.js', 'payment', `127.0.0.1:${stack!.ports.payment}`]));
+    await page.click('#action-retry');
+    await page.locator('#confirm[open]').waitFor();
+    await page.click('#confirm-yes');
+    await page.locator('main[data-status=COMPENSATED]').waitFor({ timeout: 60_000 });
+    expect((await stack!.saga('ui-stuck')).status).to.equal('COMPENSATED');
+    expect((await call<{ status: string }>(stack!.orders, 'GetOrder', { request_id: 'ui-stuck' })).response.status).to.equal('CANCELLED');
   });
 });
 
