@@ -50,16 +50,25 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     await db?.drop();
   });
 
+  /** A fresh document each time: a hash change alone would keep the previous page's state (an open dialog, timers). */
+  const open = async (hash: string) => {
+    await page.goto('about:blank');
+    await page.goto(`${base}/#${hash}`);
+  };
   const row = (id: string) => page.locator(`#sagas tbody tr[data-request-id="${id}"]`);
 
   it('lists the completed, compensated and waiting sagas with their status, and filters by status', async () => {
-    await page.goto(`${base}/`);
+    await open('/sagas');
     await row('ui-waiting').waitFor();
     expect(await row('ui-done').getAttribute('data-status')).to.equal('COMPLETED');
     expect(await row('ui-compensated').getAttribute('data-status')).to.equal('COMPENSATED');
     expect(await row('ui-waiting').getAttribute('data-status')).to.equal('RUNNING');
     expect(await row('ui-waiting').locator('td').nth(1).textContent()).to.equal(TRANSFER);
     await browser!.screenshot('console-sagas');
+    // Refreshed live: a saga started while the page is open shows up without a reload.
+    await call(stack!.booking, 'HandleSyncBooking', { ProductID: 2 }, { 'x-request-id': 'ui-live' });
+    await row('ui-live').waitFor({ timeout: 10_000 });
+    expect(await row('ui-live').getAttribute('data-status')).to.equal('COMPLETED');
 
     await page.selectOption('#filter-status', 'COMPENSATED');
     await page.click('#filters button[type=submit]');
@@ -74,8 +83,37 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     expect(await row('ui-waiting').count(), 'the Transfer is filtered out').to.equal(0);
   });
 
+  it('pages through the list, older and back to newer', async () => {
+    await open(`/sagas?facade=${SYNC_BOOKING}&page_size=2`);
+    const ids = async () => attributes(page.locator('#sagas tbody tr'), 'data-request-id');
+    await row('ui-live').waitFor();
+    expect(await ids()).to.deep.equal(['ui-live', 'ui-compensated']);
+    await page.click('text=Older ›');
+    await row('ui-done').waitFor();
+    expect(await ids()).to.deep.equal(['ui-done']);
+    expect(await page.isDisabled('text=Older ›'), 'the last page').to.equal(true);
+    await page.click('text=‹ Newer');
+    await row('ui-live').waitFor();
+    expect(await ids()).to.deep.equal(['ui-live', 'ui-compensated']);
+    expect(await page.isDisabled('text=‹ Newer'), 'the first page').to.equal(true);
+  });
+
+  it('filters by created time: nothing was created after a time in the future, everything before it', async () => {
+    await open('/sagas');
+    await row('ui-done').waitFor();
+    await page.fill('#filter-from', '2099-01-01T00:00:00');
+    await page.click('#filters button[type=submit]');
+    await page.locator('#sagas tbody td', { hasText: 'No saga matches.' }).waitFor();
+    expect(decodeURIComponent(new URL(page.url()).hash)).to.match(/created_from=2099-01-01T/);
+    await page.fill('#filter-from', '');
+    await page.fill('#filter-to', '2099-01-01T00:00:00');
+    await page.click('#filters button[type=submit]');
+    await row('ui-done').waitFor();
+    expect(await page.locator('#sagas tbody tr').count()).to.equal(5);
+  });
+
   it('the compensated saga: its graph marks createPayment failed and createOrder compensated; its error and timeline', async () => {
-    await page.goto(`${base}/#/sagas`);
+    await open('/sagas');
     await row('ui-compensated').locator('a').click();
     await page.waitForURL(/#\/sagas\/ui-compensated$/);
     await page.locator('#graph svg').waitFor();
@@ -94,7 +132,7 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
   });
 
   it('the waiting transfer: shows what it waits for, and cancelling it from the page (confirmed) compensates it', async () => {
-    await page.goto(`${base}/#/sagas/ui-waiting`);
+    await open('/sagas/ui-waiting');
     await page.locator('#graph svg g.node.current').waitFor();
     expect((await page.locator('#graph svg g.node.current').allTextContents()).join()).to.contain('webhook');
     expect(await page.locator('#waiting tr[data-node=webhook]').textContent()).to.contain(WEBHOOK_EVENT);
@@ -116,7 +154,7 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
   });
 
   it('sends an event from the page: a payload that is not an object is refused in the dialog, the webhook CONFIRMED completes the transfer', async () => {
-    await page.goto(`${base}/#/sagas/ui-event`);
+    await open('/sagas/ui-event');
     await page.click('#action-event');
     await page.locator('#confirm[open]').waitFor();
     expect(await page.inputValue('#event-name'), 'the event the saga waits for').to.equal(WEBHOOK_EVENT);
@@ -133,10 +171,10 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
   });
 
   it('the facades page: every facade with its graph and its sagas counted by status', async () => {
-    await page.goto(`${base}/#/facades`);
+    await open('/facades');
     const card = page.locator(`#facades section[data-facade="${SYNC_BOOKING}"]`);
     await card.locator('svg').waitFor();
-    expect(await card.locator('td[data-status=COMPLETED] .count').textContent()).to.equal('1');
+    expect(await card.locator('td[data-status=COMPLETED] .count').textContent(), 'ui-done and ui-live').to.equal('2');
     expect(await card.locator('td[data-status=COMPENSATED] .count').textContent()).to.equal('1');
     expect(await page.locator(`#facades section[data-facade="${TRANSFER}"] td[data-status=COMPENSATED] .count`).textContent()).to.equal('1');
     await browser!.screenshot('console-facades');
@@ -148,7 +186,7 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     await payment.exited;
     await rejectionOf(call(stack!.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ui-stuck' }));
     await stack!.sagaReaches('ui-stuck', 'COMPENSATION_FAILED', 60_000);
-    await page.goto(`${base}/#/sagas/ui-stuck`);
+    await open('/sagas/ui-stuck');
     await page.locator('#action-retry').waitFor();
     expect((await page.locator('#graph svg g.node.failed').allTextContents()).map((t) => t.trim())).to.deep.equal(['createPayment']);
     await waitServing(`127.0.0.1:${stack!.ports.payment}`, stack!.spawn(['dist/src/examples/booking/services/main.js', 'payment', `127.0.0.1:${stack!.ports.payment}`]));

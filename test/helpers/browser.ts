@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -15,6 +15,7 @@ export const SCREENSHOTS = path.join(ROOT, '.test-results', 'screenshots');
  * refused and can hold pages up.
  */
 export async function launchBrowser(): Promise<{ context: BrowserContext; page: Page; screenshot: (name: string) => Promise<string>; close: () => Promise<void> }> {
+  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: scripts/browser.sh installs Debian's chromium (make test runs it)`);
   const profile = mkdtempSync(path.join(tmpdir(), 'och-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

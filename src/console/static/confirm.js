@@ -9,6 +9,8 @@ const dialog = () => document.getElementById('confirm');
  */
 export function confirmAction({ title, text, confirm, extra, action }) {
   const d = dialog();
+  // One action at a time: a second click while the dialog is up changes nothing.
+  if (d.open) return Promise.resolve(undefined);
   const error = d.querySelector('#confirm-error');
   const yes = d.querySelector('#confirm-yes');
   d.querySelector('#confirm-title').textContent = title;

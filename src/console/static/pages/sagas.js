@@ -73,7 +73,9 @@ function filters(params) {
     STATUSES.map((s) => h('option', { value: s, selected: s === params.get('status') }, s)));
   const from = h('input', { type: 'datetime-local', name: 'created_from', id: 'filter-from', step: 1, value: localInput(params.get('created_from')) });
   const to = h('input', { type: 'datetime-local', name: 'created_to', id: 'filter-to', step: 1, value: localInput(params.get('created_to')) });
-  const size = h('select', { name: 'page_size', id: 'filter-size' }, ['20', '50', '100', '200'].map((n) => h('option', { value: n, selected: n === (params.get('page_size') ?? '20') }, `${n} a page`)));
+  const pageSize = params.get('page_size') ?? '20';
+  const sizes = [...new Set(['20', '50', '100', '200', pageSize])].sort((a, b) => a - b);
+  const size = h('select', { name: 'page_size', id: 'filter-size' }, sizes.map((n) => h('option', { value: n, selected: n === pageSize }, `${n} a page`)));
   const form = h('form', { class: 'filters', id: 'filters' },
     h('label', {}, 'Facade ', facade), h('label', {}, 'Status ', status),
     h('label', {}, 'Created from ', from), h('label', {}, 'to ', to), size,
