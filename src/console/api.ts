@@ -60,8 +60,11 @@ export function apiRoutes(engine: ConsoleEngine, log: Logger): HttpRoute[] {
       await engine.sendEvent(id, event, payload, idempotencyKey);
       return detail(await load(id));
     }),
-    route('GET', '/api/facades', async () => {
-      const [facades, counts] = await Promise.all([engine.listFacades(), engine.countSagas()]);
+    route('GET', '/api/facades', async (_req, url) => {
+      // counts=false: the names only (the list's facade filter), without a scan of every saga.
+      const counted = url.searchParams.get('counts') !== 'false';
+      const [facades, counts] = await Promise.all([engine.listFacades(), counted ? engine.countSagas() : undefined]);
+      if (!counts) return { facades };
       return {
         facades: facades.map((f) => ({
           ...f,

@@ -138,5 +138,8 @@ describe('web console: page, assets and JSON API over HTTP', function () {
     expect(booking.counts).to.deep.equal({ RUNNING: 0, COMPLETED: 1, COMPENSATING: 0, COMPENSATED: 1, COMPENSATION_FAILED: 0 });
     expect(booking.mermaid).to.match(/^flowchart LR/);
     expect(facades.find((f) => f.name === TRANSFER)!.counts).to.include({ COMPLETED: 1, RUNNING: 0 });
+    const names = (await getJson('/api/facades?counts=false')).body.facades as Record<string, unknown>[];
+    expect(names.map((f) => f.name)).to.deep.equal(facades.map((f) => f.name));
+    expect(names[0]).not.to.have.property('counts');
   });
 });

@@ -65,9 +65,12 @@ function row(s) {
 
 /** The filter form: applying it rewrites the hash, which renders the page again from the first page. */
 function filters(params) {
-  const facade = h('select', { name: 'facade', id: 'filter-facade' }, h('option', { value: '' }, 'any facade'));
-  void api('/api/facades').then(({ facades }) => {
-    for (const name of [...new Set(facades.map((f) => f.name))].sort()) facade.append(h('option', { value: name, selected: name === params.get('facade') }, name));
+  // The facade in the address is an option at once: applying before the names arrive keeps it.
+  const chosen = params.get('facade');
+  const facade = h('select', { name: 'facade', id: 'filter-facade' }, h('option', { value: '' }, 'any facade'),
+    chosen ? h('option', { value: chosen, selected: true }, chosen) : '');
+  void api('/api/facades?counts=false').then(({ facades }) => {
+    for (const name of [...new Set(facades.map((f) => f.name))].sort()) if (name !== chosen) facade.append(h('option', { value: name }, name));
   }, () => undefined);
   const status = h('select', { name: 'status', id: 'filter-status' }, h('option', { value: '' }, 'any status'),
     STATUSES.map((s) => h('option', { value: s, selected: s === params.get('status') }, s)));
