@@ -102,7 +102,8 @@ function sendEvent(id, graph) {
     h('label', {}, 'Payload (a JSON object) ', payload),
     accepted.length ? h('p', { class: 'muted' }, `Waits now for: ${accepted.join(', ')}`) : '');
   // One key per dialog: a double submit is one event.
-  const key = `console:${crypto.randomUUID()}`;
+  // getRandomValues, not randomUUID: the console may be served over plain HTTP from another host (no secure context).
+  const key = `console:${[...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
   return confirmAction({
     title: `Send an event to ${id}?`,
     text: 'The event is recorded with the saga and taken by a wait that accepts it.',
