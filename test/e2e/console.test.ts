@@ -166,6 +166,10 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     await page.click('#confirm-yes');
     await page.locator('main[data-status=COMPLETED]').waitFor({ timeout: 60_000 });
     expect(await page.locator('#output').textContent()).to.contain('creditId');
+    // Sent once, under the dialog's own idempotency key.
+    const received = await page.locator('#timeline tbody tr[data-type=EVENT_RECEIVED] td.detail').allTextContents();
+    expect(received).to.have.length(1);
+    expect(received[0]).to.match(/"idempotencyKey":"console:[0-9a-f]{24}"/);
     expect((await stack!.saga('ui-event')).status).to.equal('COMPLETED');
     await browser!.screenshot('console-saga-event');
   });
