@@ -39,7 +39,7 @@ export async function until(what: string, target: number, count: () => Promise<n
 
 const LIST_PAGE_SIZE = 100;
 /** Pages (1-based) timed again after the walk: with keyset paging a deep page should cost what the first does. */
-const DEEP_PAGES = [2, 10, 100, 1000];
+const DEEP_PAGES = [2, 10, 100, 1000, 10_000];
 const DEEP_REPEATS = 10;
 
 export interface ListFigures {
@@ -47,7 +47,7 @@ export interface ListFigures {
   first: LatencySummary;
   /** Each of DEEP_PAGES that exists, asked DEEP_REPEATS times with the page_token that leads to it. */
   deep: { page: number; latency: LatencySummary }[];
-  /** Every page once, in turn, through page_token. */
+  /** The first `maxPages` pages (or all, if fewer) once, in turn, through page_token. */
   walk: { pages: number; rows: number; seconds: number; latency: LatencySummary };
 }
 
@@ -69,8 +69,8 @@ async function timed(times: number, call: () => Promise<number>): Promise<Latenc
   return latencies.summary();
 }
 
-/** Walks every page once, noting each call's duration and the tokens of DEEP_PAGES. */
-async function walkPages(client: grpc.Client): Promise<{ walk: ListFigures['walk']; tokens: Map<number, string> }> {
+/** Walks the first `maxPages` pages once, noting each call's duration and the tokens of DEEP_PAGES. */
+async function walkPages(client: grpc.Client, maxPages: number): Promise<{ walk: ListFigures['walk']; tokens: Map<number, string> }> {
   const tokens = new Map<number, string>();
   const latencies = new Latencies();
   let rows = 0;
@@ -82,15 +82,18 @@ async function walkPages(client: grpc.Client): Promise<{ walk: ListFigures['walk
     rows += page.sagas.length;
     token = page.next_page_token;
     const next = latencies.count + 1;
-    if (token && DEEP_PAGES.includes(next)) tokens.set(next, token);
-  } while (token);
+    if (token && next <= maxPages && DEEP_PAGES.includes(next)) tokens.set(next, token);
+  } while (token && latencies.count < maxPages);
   return { walk: { pages: latencies.count, rows, seconds: (performance.now() - t0) / 1000, latency: latencies.summary() }, tokens };
 }
 
-/** One call at a time: latency as one operator or dashboard sees it, not throughput. */
-export async function measureListSagas(client: grpc.Client, calls: number): Promise<ListFigures> {
+/**
+ * One call at a time: latency as one operator or dashboard sees it, not throughput. A page deeper
+ * than the first is reached only by walking there (the token is opaque), hence `maxPages`.
+ */
+export async function measureListSagas(client: grpc.Client, calls: number, maxPages: number): Promise<ListFigures> {
   const first = await timed(calls, async () => (await listRunning(client, '')).ms);
-  const { walk, tokens } = await walkPages(client);
+  const { walk, tokens } = await walkPages(client, maxPages);
   const deep: ListFigures['deep'] = [];
   for (const [page, token] of tokens) deep.push({ page, latency: await timed(DEEP_REPEATS, async () => (await listRunning(client, token)).ms) });
   return { first, deep, walk };
@@ -102,15 +105,20 @@ export async function measureListSagas(client: grpc.Client, calls: number): Prom
 export interface RestartFigures {
   stopMs: number;
   exitCode: number | null;
-  /** Unfinished sagas with a lapsed lease once the old process had exited: the leases it handed back. */
-  released: number;
+  /**
+   * Unfinished sagas whose lease had lapsed just before the SIGTERM (the heartbeat falling behind),
+   * and once the old process had exited (those, and the leases it handed back).
+   */
+  lapsedBefore: number;
+  lapsedAtExit: number;
   /** Spawn .. first SERVING health answer. */
   serveMs: number;
   pid: number;
   /** 5 s after SERVING. */
   rssServing: number | undefined;
-  /** Spawn .. no unfinished saga with a lapsed lease: the new process has taken every one back. */
+  /** Spawn .. every unfinished saga claimed by the new process; and how many leases had lapsed then. */
   reclaimS: number;
+  lapsedThen: number;
   /** Highest RSS sampled from SERVING until then (or until the 5 s reading, if later), and RSS then. */
   peakRss: number;
   rssReclaimed: number | undefined;
@@ -118,42 +126,59 @@ export interface RestartFigures {
   cpuS: number | undefined;
 }
 
-/** Unfinished sagas and those of them whose lease has lapsed (the predicate of sagas_claim_idx). */
-const LEASES_SQL = `SELECT count(*)::int AS unfinished, count(*) FILTER (WHERE lease_expires_at < now())::int AS lapsed
-  FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')`;
+const UNFINISHED = `status IN ('RUNNING', 'COMPENSATING')`;
+/** The owners (`<pod id>/<start id>`, a new start id at each start) of unfinished sagas. */
+const OWNERS_SQL = `SELECT DISTINCT owner FROM sagas WHERE ${UNFINISHED}`;
+/** Unfinished sagas; those whose lease has lapsed; those owned by none of the owners $1 (claimed since). */
+const LEASES_SQL = `SELECT count(*)::int AS unfinished, count(*) FILTER (WHERE lease_expires_at < now())::int AS lapsed,
+    count(*) FILTER (WHERE owner <> ALL($1::text[]))::int AS claimed
+  FROM sagas WHERE ${UNFINISHED}`;
 
-async function leases(db: Client): Promise<{ unfinished: number; lapsed: number }> {
-  const { rows } = await db.query<{ unfinished: number; lapsed: number }>(LEASES_SQL);
-  return rows[0];
+interface Leases { unfinished: number; lapsed: number; claimed: number }
+
+async function leases(db: Client, oldOwners: readonly string[]): Promise<Leases> {
+  return (await db.query<Leases>(LEASES_SQL, [oldOwners])).rows[0];
 }
 
 /**
  * The operator's restart of orchestrator 0 with N sagas parked in the store. A SIGTERM'd instance
- * hands its leases back (they lapse at once), and the new one, under the same pod id but a new
- * owner id, takes them back through its recovery loop (saga.recoveryBatch at a time) after it
- * serves: so start-up is both "serving" and "holds every parked saga again".
+ * hands its leases back (they lapse at once) unless something is still in hand; otherwise they
+ * lapse saga.leaseTtlMs after its last renewal. The new one, under the same pod id but a new owner
+ * id, takes them through its recovery loop (saga.recoveryBatch at a time) once they have lapsed,
+ * after it serves: so start-up is both "serving" and "holds every parked saga again".
  */
 export async function restartOrchestrator(stack: BenchStack, timeoutS: number): Promise<RestartFigures> {
   const db = new Client({ connectionString: stack.databaseDsn });
   await db.connect();
   try {
+    const oldOwners = (await db.query<{ owner: string }>(OWNERS_SQL)).rows.map((r) => r.owner);
+    const before = await leases(db, oldOwners);
     const { stopMs, exitCode } = await stack.stopOrchestrator(0);
-    const { unfinished, lapsed: released } = await leases(db);
+    const atExit = await leases(db, oldOwners);
     const spawnedAt = performance.now();
     const { serveMs, pid } = await stack.startOrchestrator(0);
-    console.log(`  serving ${(serveMs / 1000).toFixed(1)} s after the spawn (pid ${pid}); ${released} leases to take back`);
+    console.log(`  serving ${(serveMs / 1000).toFixed(1)} s after the spawn (pid ${pid}); leases lapsed before SIGTERM ${before.lapsed}, at the exit ${atExit.lapsed} of ${atExit.unfinished}`);
     const rss = new RssSampler(pid);
     rss.start();
     try {
-      // Read while the leases are being taken back: that is part of what start-up costs.
+      // Read while the leases are being taken: that is part of what start-up costs.
       const rssServing = sleep(5_000).then(() => rssMb(pid));
-      // Held = not lapsed; a saga that ends meanwhile leaves the lapsed count too. Every 200 ms:
-      // a few thousand sagas are taken back in about a second.
-      await until('leases held', unfinished, async () => unfinished - (await leases(db)).lapsed, timeoutS, 200);
+      // Each poll counts every unfinished saga: at 100,000 that is a good part of a second of one
+      // Postgres backend, taken from the recovery it measures; so every 200 ms only for small N.
+      const pollMs = atExit.unfinished > 10_000 ? 1_000 : 200;
+      // Claimed = owned by the new process, whether or not its lease is current at that moment: an
+      // instance whose renewals fall behind lets its own leases lapse and claims them again. A saga
+      // that ends meanwhile counts as claimed.
+      let lapsedThen = 0;
+      await until('sagas claimed by the new process', atExit.unfinished, async () => {
+        const now = await leases(db, oldOwners);
+        lapsedThen = now.lapsed;
+        return now.claimed + (atExit.unfinished - now.unfinished);
+      }, timeoutS, pollMs);
       const reclaimS = (performance.now() - spawnedAt) / 1000;
       const [cpuS, rssReclaimed] = [await cpuSeconds(pid), await rssMb(pid)];
-      // The 5 s may outlast the taking back; the peak then covers both.
-      const figures = { stopMs, exitCode, released, serveMs, pid, rssServing: await rssServing, reclaimS, rssReclaimed, cpuS };
+      // The 5 s may outlast the taking; the peak then covers both.
+      const figures = { stopMs, exitCode, lapsedBefore: before.lapsed, lapsedAtExit: atExit.lapsed, serveMs, pid, rssServing: await rssServing, reclaimS, lapsedThen, rssReclaimed, cpuS };
       return { ...figures, peakRss: await rss.takePeak() };
     } finally {
       rss.stop();

@@ -21,18 +21,19 @@ import { forEachLimited, getSaga, startTransfer } from './transfer';
 const USAGE = `usage: node dist/bench/park.js [--sagas N] [--concurrency N] [--clients N] [--timeout S]
        [--sample N]      parked sagas sent one event after the restart, spread over all N (default 1000; 0: none)
        [--list-calls N]  ListSagas calls of the first page (default 50; 0: no ListSagas figures)
+       [--list-pages N]  ListSagas pages walked through page_token (default 100; pages 2, 10, 100, ... timed again)
        [--no-restart]    no SIGTERM and restart of the orchestrator
        [--only-sample]   the other sagas get no event (they stay parked until the database is dropped)`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface ParkOptions {
   sagas: number; concurrency: number; clients: number; timeoutS: number;
-  sample: number; listCalls: number; restart: boolean; onlySample: boolean;
+  sample: number; listCalls: number; listPages: number; restart: boolean; onlySample: boolean;
 }
 
 function parse(argv: string[]): ParkOptions {
-  const o: ParkOptions = { sagas: 10_000, concurrency: 64, clients: 4, timeoutS: 600, sample: 1_000, listCalls: 50, restart: true, onlySample: false };
-  const positive = { '--sagas': 'sagas', '--concurrency': 'concurrency', '--clients': 'clients', '--timeout': 'timeoutS' } as const;
+  const o: ParkOptions = { sagas: 10_000, concurrency: 64, clients: 4, timeoutS: 600, sample: 1_000, listCalls: 50, listPages: 100, restart: true, onlySample: false };
+  const positive = { '--sagas': 'sagas', '--concurrency': 'concurrency', '--clients': 'clients', '--timeout': 'timeoutS', '--list-pages': 'listPages' } as const;
   const counts = { '--sample': 'sample', '--list-calls': 'listCalls' } as const;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -84,21 +85,22 @@ async function startAndPark(opts: ParkOptions, client: ClientOf, id: (i: number)
 }
 
 /** A line of a figures block: the label in a column of its own. */
-const row = (label: string, value: string) => console.log(`    ${label.padEnd(34)} ${value}`);
+const row = (label: string, value: string) => console.log(`    ${label.padEnd(38)} ${value}`);
 
 function printList(n: number, l: ListFigures, calls: number): void {
   console.log(`  ListSagas status RUNNING, facade Transfer, page_size 100 (one call at a time, ${n} parked):`);
   row(`first page (x${calls})`, lat(l.first));
   for (const d of l.deep) row(`page ${d.page} via page_token (x${d.latency.count})`, lat(d.latency));
-  row('every page once, in turn', `${l.walk.pages} pages, ${l.walk.rows} rows in ${l.walk.seconds.toFixed(1)} s; per page ${lat(l.walk.latency)}`);
+  row('pages 1.. once, in turn', `${l.walk.pages} pages, ${l.walk.rows} rows in ${l.walk.seconds.toFixed(2)} s; per page ${lat(l.walk.latency)}`);
 }
 
 function printRestart(n: number, r: RestartFigures): void {
   console.log(`  restart with ${n} parked (SIGTERM, then the same environment and pod id):`);
-  row('SIGTERM .. exit', `${s1(r.stopMs)} s (exit code ${r.exitCode}; ${r.released} leases handed back)`);
+  row('SIGTERM .. exit', `${s1(r.stopMs)} s (exit code ${r.exitCode})`);
+  row('leases lapsed before SIGTERM / at exit', `${r.lapsedBefore} / ${r.lapsedAtExit} (at exit: handed back, or not renewed in time)`);
   row('start-up: spawn .. SERVING', `${s1(r.serveMs)} s`);
   row('RSS 5 s after SERVING', `${mb(r.rssServing)} MB`);
-  row('spawn .. every lease held again', `${r.reclaimS.toFixed(1)} s (CPU ${r.cpuS?.toFixed(1) ?? '-'} s by then; RSS ${mb(r.rssReclaimed)} MB, peak ${mb(r.peakRss)} MB)`);
+  row('spawn .. every saga claimed by it', `${r.reclaimS.toFixed(1)} s (${r.lapsedThen} leases lapsed then; CPU ${r.cpuS?.toFixed(1) ?? '-'} s by then; RSS ${mb(r.rssReclaimed)} MB, peak ${mb(r.peakRss)} MB)`);
 }
 
 function printSample(n: number, d: DeliveryFigures, concurrency: number, afterRestart: boolean): void {
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
     const parked = await rssMb(pid());
     console.log(`all ${opts.sagas} parked ${parkedAfterS.toFixed(1)} s after the first start; RSS ${mb(parked)} MB (5 s later)`);
 
-    const list = opts.listCalls > 0 ? await measureListSagas(client(0), opts.listCalls) : undefined;
+    const list = opts.listCalls > 0 ? await measureListSagas(client(0), opts.listCalls, opts.listPages) : undefined;
     if (list) printList(opts.sagas, list, opts.listCalls);
     if (opts.restart) console.log('restarting the orchestrator (SIGTERM)');
     const restart = opts.restart ? await restartOrchestrator(stack, opts.timeoutS) : undefined;

@@ -42,6 +42,8 @@ export class Proc {
   readonly logCounts = new Map<string, number>();
   private readonly tail: string[] = [];
   private readonly child: ChildProcess;
+  /** stop() was called: the exit is expected. */
+  private stopping = false;
 
   constructor(readonly name: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []) {
     this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -54,7 +56,11 @@ export class Proc {
     };
     this.child.stdout!.on('data', onData);
     this.child.stderr!.on('data', onData);
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => {
+      // Said at once, with the time: a process gone mid-run (a signal from outside the bench) otherwise shows only as refused calls.
+      if (!this.stopping) console.log(`${new Date().toISOString()} ${name} (pid ${this.child.pid}) exited by itself: code ${code}, signal ${signal}`);
+      resolve(code);
+    }));
   }
 
   get pid(): number {
@@ -88,6 +94,7 @@ export class Proc {
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves with the exit code. */
   async stop(graceMs = 30_000): Promise<number | null> {
     if (!this.running) return this.exited;
+    this.stopping = true;
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     const code = await this.exited;
@@ -187,6 +194,7 @@ export class BenchStack {
   private procs: Proc[] = [];
   /** How each orchestrator was spawned, to start it again the same way (startOrchestrator). */
   private readonly specs: OrchestratorSpec[] = [];
+  private stopping: Promise<void> | undefined;
 
   /** The demo services (order, payment, accounts, gateway). */
   get upstreamPids(): number[] {
@@ -225,6 +233,7 @@ export class BenchStack {
           OCH_TOPIC_PREFIX: this.topicPrefix,
           OCH_KAFKA_GROUP_ID: this.runId,
           OCH_GRPC_PORT: String(port),
+          OCH_HTTP_PORT: '0',
           OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
           OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
           OCH_ACCOUNTS_ADDR: `127.0.0.1:${accountsPort}`,
@@ -278,8 +287,16 @@ export class BenchStack {
     return { serveMs: performance.now() - t0, pid: fresh.pid };
   }
 
-  /** Stops the orchestrator first (it drains), then the upstreams; drops the database and the topics. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the orchestrator first (it drains), then the upstreams; drops the database and the topics.
+   * Once: an interrupted run calls it from the signal handler and again as its main() unwinds.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
     const codes: string[] = [];
     for (const p of this.orchestrators) codes.push(`${p.name}=${await p.stop()}`);
     for (const p of this.procs.filter((q) => !this.orchestrators.includes(q))) codes.push(`${p.name}=${await p.stop()}`);

@@ -59,7 +59,7 @@ describe('booking over gRPC (embedded transport)', function () {
     const { facades } = (await call<{ facades: Facade[] }>(stack.sagas, 'ListFacades', {})).response;
     expect(facades.map((f) => [f.name, f.mode, f.version])).to.deep.equal([
       ['SyncBooking', 'sync', 1], ['AsyncBooking', 'async', 1], ['ThrottledBooking', 'throttled', 1], ['Hammer', 'async', 1], ['Transfer', 'async', 1],
-      ['OrderDelivery', 'async', 1], ['OrderDelivery', 'async', 2],
+      ['OrderDelivery', 'async', 1], ['OrderDelivery', 'async', 2], ['Bargain', 'async', 1],
     ]);
     const async = facades.find((f) => f.mode === 'async')!;
     expect(async.nodes).to.deep.equal([

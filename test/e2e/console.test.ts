@@ -160,6 +160,8 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     expect(await page.inputValue('#event-name'), 'the event the saga waits for').to.equal(WEBHOOK_EVENT);
     await page.fill('#event-payload', '["CONFIRMED"]');
     await page.click('#confirm-yes');
+    // The refusal comes back from the server: wait for it to be shown.
+    await page.locator('#confirm-error:not([hidden])').waitFor();
     expect(await page.locator('#confirm-error').textContent()).to.equal('payload: must be a JSON object');
     expect(await page.locator('#confirm').getAttribute('open'), 'the dialog stays open').to.equal('');
     await page.fill('#event-payload', '{"status": "CONFIRMED"}');

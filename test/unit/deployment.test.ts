@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import ts from 'typescript';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load';
 import type { AppConfig } from '../../src/config/schema';
+import { DOCKERFILE, dockerfile, hostPort, ROOT, sourceOf } from '../helpers/deployment';
 
 /**
  * The Docker deployment must agree with the orchestrator's own config: deployment/local/app.yaml
@@ -12,48 +12,9 @@ import type { AppConfig } from '../../src/config/schema';
  * Nothing here needs Docker: the files are parsed and cross-checked.
  */
 
-// This file runs as dist/test/unit/deployment.test.js.
-const ROOT = path.resolve(__dirname, '../../..');
 const LOCAL_DIR = path.join(ROOT, 'deployment', 'local');
 const COMPOSE_FILE = path.join(LOCAL_DIR, 'docker-compose.yaml');
 const LOCAL_APP_YAML = path.join(LOCAL_DIR, 'app.yaml');
-const DOCKERFILE = path.join(ROOT, 'deployment', 'Dockerfile');
-
-// --- deployment/Dockerfile ----------------------------------------------------------------------
-
-interface Instruction {
-  op: string;
-  args: string;
-}
-
-/** Instructions with continuation lines joined and comments dropped. */
-function instructions(text: string): Instruction[] {
-  const lines = text.replace(/\\\r?\n/g, ' ').split(/\r?\n/).map((l) => l.trim());
-  return lines.filter((l) => l && !l.startsWith('#')).map((l) => {
-    const [op, ...rest] = l.split(/\s+/);
-    return { op: op.toUpperCase(), args: rest.join(' ') };
-  });
-}
-
-const words = (args: string[]): string[] => args.flatMap((a) => a.split(/\s+/)).filter(Boolean);
-
-/** What the tests need from the Dockerfile: ENV, EXPOSE and CMD of the final (runtime) stage, and COPY sources. */
-function parseDockerfile(text: string) {
-  const all = instructions(text);
-  const runtime = all.slice(all.map((i) => i.op).lastIndexOf('FROM'));
-  const argsOf = (list: Instruction[], op: string) => list.filter((i) => i.op === op).map((i) => i.args);
-  const cmd = argsOf(runtime, 'CMD').pop();
-  // From the build context, i.e. not `COPY --from=<stage>`; the last word is the destination.
-  const contextCopies = argsOf(all, 'COPY').filter((a) => !a.includes('--from='));
-  return {
-    env: Object.fromEntries(words(argsOf(runtime, 'ENV')).map((kv) => kv.split('=', 2))) as Record<string, string>,
-    expose: words(argsOf(runtime, 'EXPOSE')).map((p) => Number(p.split('/')[0])),
-    cmd: cmd === undefined ? [] : (JSON.parse(cmd) as string[]),
-    copySources: contextCopies.flatMap((a) => words([a]).filter((w) => !w.startsWith('--')).slice(0, -1)),
-  };
-}
-
-const dockerfile = parseDockerfile(readFileSync(DOCKERFILE, 'utf8'));
 
 // --- docker-compose.yaml ------------------------------------------------------------------------
 
@@ -76,12 +37,6 @@ const compose = parse(readFileSync(COMPOSE_FILE, 'utf8')) as { services: Record<
 function service(name: string): ComposeService {
   expect(compose.services, `compose services`).to.have.property(name);
   return compose.services[name];
-}
-
-function hostPort(address: string): { host: string; port: number } {
-  const match = /^(.*):(\d+)$/.exec(address);
-  if (!match) throw new Error(`not host:port: ${address}`);
-  return { host: match[1], port: Number(match[2]) };
 }
 
 /** Container ports published on the host ("HOST:CONTAINER", "IP:HOST:CONTAINER[/proto]" or long form). */
@@ -134,18 +89,6 @@ function listeners(spec: string | undefined): { name: string; host: string; port
   });
 }
 
-// --- the TypeScript build -----------------------------------------------------------------------
-
-/** The .ts source that tsc compiles to `jsPath` (relative to the image's workdir, which mirrors the repo). */
-function sourceOf(jsPath: string): string {
-  const tsconfigPath = path.join(ROOT, 'tsconfig.json');
-  const { config } = ts.readConfigFile(tsconfigPath, (p) => ts.sys.readFile(p)) as { config: { compilerOptions: { outDir: string; rootDir: string } } };
-  const outDir = path.resolve(ROOT, config.compilerOptions.outDir);
-  const relative = path.relative(outDir, path.resolve(ROOT, jsPath));
-  expect(relative, `${jsPath} is under the build output ${config.compilerOptions.outDir}/`).not.to.match(/^\.\./);
-  return path.resolve(ROOT, config.compilerOptions.rootDir, relative.replace(/\.js$/, '.ts'));
-}
-
 // --- the tests ----------------------------------------------------------------------------------
 
 describe('deployment (Dockerfile, local compose)', () => {
@@ -160,14 +103,23 @@ describe('deployment (Dockerfile, local compose)', () => {
     expect(() => loadConfig(path.join(ROOT, 'app.yaml'), {})).not.to.throw();
   });
 
-  it('deployment/local/app.yaml listens on every interface and uses Kafka', () => {
+  it('deployment/local/app.yaml listens on every interface (gRPC and HTTP) and uses Kafka', () => {
     expect(config.grpc.host).to.equal('0.0.0.0');
+    expect(config.http.host).to.equal('0.0.0.0');
     expect(config.transport.driver).to.equal('kafka');
   });
 
-  it('the orchestrator publishes grpc.port, which the image exposes', () => {
-    expect(publishedPorts(service('orchestrator'))).to.include(config.grpc.port);
-    expect(dockerfile.expose).to.include(config.grpc.port);
+  it('the orchestrator publishes grpc.port and http.port, which the image exposes', () => {
+    expect(config.http.port, 'http.port').not.to.equal(config.grpc.port);
+    for (const [key, port] of [['grpc.port', config.grpc.port], ['http.port', config.http.port]] as const) {
+      expect(publishedPorts(service('orchestrator')), `compose publishes ${key}`).to.include(port);
+      expect(dockerfile.expose, `the Dockerfile EXPOSEs ${key}`).to.include(port);
+    }
+  });
+
+  it('the image listens on every interface whichever app.yaml it is given (OCH_GRPC_HOST, OCH_HTTP_HOST)', () => {
+    const withImageEnv = loadConfig(path.join(ROOT, 'app.yaml'), dockerfile.env);
+    expect([withImageEnv.grpc.host, withImageEnv.http.host]).to.deep.equal(['0.0.0.0', '0.0.0.0']);
   });
 
   for (const upstream of ['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'drivers'] as const) {
