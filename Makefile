@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-timers clean
+.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-timers bench-trace clean
 
 help:
 	@echo "make run        orchestrator on 127.0.0.1:10000, in-process transport, with the demo services (booking, hammer, transfer, delivery)"
@@ -52,6 +52,10 @@ bench-park: build kafka-up
 # Timer lateness: Transfer sagas whose webhook wait times out; how late each timer fires (p50/p99/max).
 bench-timers: build kafka-up
 	node dist/bench/timers.js $(TIMER_ARGS)
+
+# What tracing costs one saga step, tracing off and on (no I/O: the engine's tracing calls alone).
+bench-trace: build
+	node dist/bench/trace-overhead.js
 
 kafka-up:
 	scripts/kafka.sh up

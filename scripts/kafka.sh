@@ -16,6 +16,7 @@
 #   KAFKA_PORT              client listener port on 127.0.0.1 (default 9092)
 #   KAFKA_CONTROLLER_PORT   KRaft controller port on 127.0.0.1 (default 9093)
 #   KAFKA_UP_TIMEOUT        seconds `up` waits for readiness (default 90)
+#   KAFKA_HEAP_MB           the broker's maximum heap (default 2048)
 #   JAVA_HOME / mvn on PATH OpenJDK 17 and Maven 3.8+
 #
 # Other Kafka CLI tools are on the same classpath, e.g.:
@@ -272,9 +273,11 @@ do_start() {
   say "starting broker on $HOST:$PORT (controller $HOST:$CONTROLLER_PORT), log: $BROKER_LOG"
   # New session (setsid) and immune to SIGHUP (nohup); the inner shell records its own pid, then
   # execs java so the pid is the JVM's. stdin/stdout/stderr and the lock fd are detached.
+  # The heap holds the metadata of every partition: a test run leaves thousands (each test's
+  # prefix creates every topic of topics/), and 512 MB ran out at about 18,000 (KAFKA_HEAP_MB).
   # shellcheck disable=SC2016 # $$/$0/$@ expand in the inner shell
   setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
-    "$JAVA" -Xms256m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    "$JAVA" -Xms256m -Xmx"${KAFKA_HEAP_MB:-2048}"m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$LOG4J_PROPS" -cp "$LIB/*" \
     kafka.Kafka "$SERVER_PROPS" </dev/null >>"$BROKER_LOG" 2>&1 9>&- &
   local _

@@ -1,6 +1,7 @@
 import { App } from './app';
 import { ConfigError, configPath, loadConfig } from './config/load';
 import { createLogger } from './log';
+import { startTracing, TracingConfigError, type Tracing } from './tracing';
 
 /** The one owner of process signals. */
 async function main(): Promise<void> {
@@ -15,13 +16,28 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.log.level, podId: config.podId });
+  let tracing: Tracing | undefined;
+  try {
+    // Before the app: the tracer provider is in place when the first call comes.
+    tracing = startTracing(process.env, config.podId);
+  } catch (err) {
+    if (!(err instanceof TracingConfigError)) throw err;
+    process.stderr.write(`configuration error:\n${err.message}\n`);
+    process.exit(78);
+  }
+  if (tracing) log.info('tracing on', { exporters: tracing.exporters });
+  // The spans of the drain are sent too.
+  const flush = () => tracing?.shutdown().catch((err: unknown) => log.warn('flushing traces failed', { error: String(err) }));
   const app = new App(config, log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info('signal received', { signal });
-    app.stop().then(() => process.exit(0), (err) => {
+    app.stop().then(async () => {
+      await flush();
+      process.exit(0);
+    }, (err) => {
       log.error('shutdown failed', { error: String(err) });
       process.exit(1);
     });

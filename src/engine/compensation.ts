@@ -2,9 +2,12 @@ import { ensureError } from './errors';
 import { compensationOf, type FacadeDefinition } from './facade';
 import type { Graph } from './graph';
 import { backoffMs } from './retry';
+import type { Logger } from './logger';
 import type { SagaRuntime } from './runtime';
 import { nodeOf, visitOf, type Saga, type StepState } from './saga';
 import { untilAborted } from './steps';
+import { context } from '@opentelemetry/api';
+import { ATTR, inSpan, recordError, sagaContext } from './tracing';
 
 /** The rollback consumer: how a failed saga's steps are undone, and in which order. */
 export class Compensator {
@@ -39,7 +42,9 @@ export class Compensator {
     }
     this.compensating.add(requestId);
     try {
-      await this.compensate(saga, def);
+      await inSpan(`rollback ${def.name}`, sagaContext(saga.traceParent), {
+        [ATTR.requestId]: requestId, [ATTR.facade]: def.name, [ATTR.version]: def.version,
+      }, () => this.compensate(saga, def));
     } finally {
       this.compensating.delete(requestId);
     }
@@ -104,16 +109,31 @@ export class Compensator {
 
   /** One attempt, written ahead: 'compensated', when the next attempt is due, or the last error once attempts are exhausted. */
   private async compensateOnce(saga: Saga, def: FacadeDefinition, key: string): Promise<'compensated' | Date | Error> {
+    const node = this.rt.graph(def).node(nodeOf(key));
+    const log = this.rt.sagaLog(saga, node.name);
+    const attempt = await this.rt.update(saga, (s) => s.compensationStarted(key));
+    const attributes = {
+      [ATTR.requestId]: saga.requestId, [ATTR.facade]: def.name, [ATTR.version]: def.version, [ATTR.node]: node.name,
+      [ATTR.visit]: visitOf(key), [ATTR.attempt]: attempt!,
+    };
+    return inSpan(`compensate ${node.name}`, context.active(), attributes, async (span) => {
+      const outcome = await this.compensateAttempt(saga, def, key, attempt!, log);
+      if (outcome instanceof Error) recordError(span, outcome);
+      else if (outcome instanceof Date) span.setAttribute(ATTR.outcome, 'failed_retryable');
+      else span.setAttribute(ATTR.outcome, 'compensated');
+      return outcome;
+    });
+  }
+
+  private async compensateAttempt(saga: Saga, def: FacadeDefinition, key: string, attempt: number, log: Logger): Promise<'compensated' | Date | Error> {
     const policy = this.rt.options.compensation;
     const node = this.rt.graph(def).node(nodeOf(key));
     const compensate = compensationOf(node)!;
-    const log = this.rt.sagaLog(saga, node.name);
-    const attempt = await this.rt.update(saga, (s) => s.compensationStarted(key));
     const own = (node as { timeoutMs?: unknown }).timeoutMs;
     const signal = AbortSignal.timeout(typeof own === 'number' ? own : this.rt.options.stepTimeoutMs);
     try {
       await untilAborted(compensate({
-        requestId: saga.requestId, facade: def.name, step: node.name, visit: visitOf(key), attempt: attempt!,
+        requestId: saga.requestId, facade: def.name, step: node.name, visit: visitOf(key), attempt: attempt,
         idempotencyKey: `${saga.requestId}:${key}:compensate`, input: saga.input, results: saga.results(),
         signal, log, output: saga.step(key).output,
       }), signal);
@@ -122,11 +142,11 @@ export class Compensator {
       return 'compensated';
     } catch (err) {
       const error = ensureError(err);
-      const final = attempt! >= policy.maxAttempts;
+      const final = attempt >= policy.maxAttempts;
       await this.rt.update(saga, (s) => (s.compensationAttemptFailed(key, error.message, final), true));
       log.warn('compensation attempt failed', { attempt, final, error: error.message });
       if (final) return error;
-      return new Date(Date.now() + backoffMs(policy, attempt!));
+      return new Date(Date.now() + backoffMs(policy, attempt));
     }
   }
 }

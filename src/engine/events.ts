@@ -5,6 +5,7 @@ import { currentStep, type SagaRuntime } from './runtime';
 import { nodeOf, visitKey, type Saga } from './saga';
 import type { Advance } from './scheduler';
 import type { StepRunner } from './steps';
+import { ATTR, inSpan, sagaContext } from './tracing';
 
 /**
  * How the outside world talks to a saga: events for its waits (SendEvent, the events topic) and
@@ -22,6 +23,12 @@ export class Events {
    */
   async send(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
     const saga = await this.rt.load(requestId);
+    // In the saga's trace (the sender's call has its own): what the event sets off runs under this span.
+    await inSpan(`event ${event}`, sagaContext(saga.traceParent), { [ATTR.requestId]: requestId, [ATTR.facade]: saga.facade, 'saga.event': event },
+      () => this.deliver(saga, event, payload, idempotencyKey));
+  }
+
+  private async deliver(saga: Saga, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
     const def = this.rt.registry.get(saga.facade, saga.version);
     const accepted = [...eventsOf(def), ...(def.cancelEvent ? [def.cancelEvent] : [])];
     // A strict facade answers an event of another of its versions as out of order: where the saga is, and what it takes now.
@@ -56,6 +63,12 @@ export class Events {
   /** An external step's outcome, from the service that ran it. `visit` absent: its latest visit. */
   async reply(requestId: string, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
     const saga = await this.rt.load(requestId);
+    await inSpan(`reply ${step}`, sagaContext(saga.traceParent), { [ATTR.requestId]: requestId, [ATTR.facade]: saga.facade, [ATTR.node]: step },
+      () => this.settle(saga, step, outcome, visit));
+  }
+
+  private async settle(saga: Saga, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
+    const requestId = saga.requestId;
     const def = this.rt.registry.get(saga.facade, saga.version);
     const node = this.rt.graph(def).byName.get(step);
     if (!node) throw new NotFoundError(`step ${step} of facade ${def.name}`);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PoisonMessageError } from './errors';
+import { TRACEPARENT, traceparentOf } from './tracing';
 import { HEADERS, type Message } from './transport';
 
 /** Carries a saga's context to the topic of the step to run next (async facades). */
@@ -95,20 +96,21 @@ export function encodeMessage(topic: string, msg: SagaMessage): Message {
   return jsonMessage(topic, msg.requestId, msg.facade, node, inner.kind === 'step' ? inner.attempt : 1, msg);
 }
 
-/** Keyed by request id, with the saga headers every message carries. */
+/**
+ * Keyed by request id, with the saga headers every message carries, and the active span's
+ * traceparent (when tracing is on): its consumer's spans are children of the span that sent it.
+ */
 function jsonMessage(topic: string, requestId: string, facade: string, node: string, attempt: number, body: unknown): Message {
-  return {
-    topic,
-    key: requestId,
-    value: JSON.stringify(body),
-    headers: {
-      [HEADERS.requestId]: requestId,
-      [HEADERS.facade]: facade,
-      [HEADERS.node]: node,
-      [HEADERS.attempt]: String(attempt),
-      'content-type': 'application/json',
-    },
+  const headers: Record<string, string> = {
+    [HEADERS.requestId]: requestId,
+    [HEADERS.facade]: facade,
+    [HEADERS.node]: node,
+    [HEADERS.attempt]: String(attempt),
+    'content-type': 'application/json',
   };
+  const traceparent = traceparentOf();
+  if (traceparent) headers[TRACEPARENT] = traceparent;
+  return { topic, key: requestId, value: JSON.stringify(body), headers };
 }
 
 /** Parses a message or throws PoisonMessageError saying what is wrong with it. */

@@ -20,6 +20,8 @@ import type { Started } from './scheduler';
 import { StepRunner } from './steps';
 import type { SagaFilter, SagaPage, SagaStore } from './store';
 import { Throttle } from './throttle';
+import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { ATTR, contextOf, inSpan, TRACEPARENT, traceparentOf } from './tracing';
 import type { Message, Transport } from './transport';
 
 export { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './options';
@@ -180,7 +182,7 @@ export class Orchestrator {
 
   /** Runs a sync facade to the end. A repeated request id gets the first run's result. */
   runSync(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
-    return this.once(requestId, async () => {
+    return this.once(requestId, () => this.traced(facade, requestId, async () => {
       const begun = await this.begin(facade, 'sync', requestId, rawInput, call.deadline ?? this.callDeadline());
       if (!begun.created) return this.awaitOutcome(requestId, call.signal);
       const { saga, def } = begun;
@@ -196,28 +198,40 @@ export class Orchestrator {
         // Anything else (the store failed mid-way): recovery compensates it once its lease lapses.
         throw this.rt.release(requestId, err);
       }
-    });
+    }));
   }
 
   /** Starts an async facade: records the saga and publishes its first steps. A repeated request id starts nothing. */
-  async startAsync(facade: string, requestId: string, rawInput: unknown): Promise<string> {
-    const begun = await this.begin(facade, 'async', requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs));
-    if (begun.created) await this.rt.send(begun.saga, begun.def, begun.started, true);
-    return requestId;
+  startAsync(facade: string, requestId: string, rawInput: unknown): Promise<string> {
+    return this.traced(facade, requestId, async () => {
+      const begun = await this.begin(facade, 'async', requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs));
+      if (begun.created) await this.rt.send(begun.saga, begun.def, begun.started, true);
+      return requestId;
+    });
+  }
+
+  /**
+   * The span of the call that starts a saga: the saga's root (under the caller's span, when it
+   * sent one); begin() stores its context with the saga, so every later span joins its trace.
+   */
+  private traced<T>(facade: string, requestId: string, fn: () => Promise<T>): Promise<T> {
+    return inSpan(`saga ${facade}`, context.active(), { [ATTR.facade]: facade, [ATTR.requestId]: requestId }, fn);
   }
 
   /**
    * StartSaga: starts any startable facade (version 0 = the newest) and returns its request id at
    * once. An in-process facade runs in the background here; the others run from their topics.
    */
-  async startSaga(facade: string, requestId: string, rawInput: unknown, version = 0): Promise<string> {
-    const def = this.registry.get(facade, version);
-    if (def.startable === false) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} cannot be started by StartSaga: use its own service`);
-    const begun = await this.begin(facade, def.mode, requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs), true, def.version);
-    if (!begun.created) return requestId;
-    await this.rt.send(begun.saga, def, begun.started, def.mode !== 'sync');
-    if (def.mode === 'sync' && begun.started.steps.length > 0) this.rt.inBackground(requestId, () => this.steps.drive(begun.saga, def, begun.started.steps));
-    return requestId;
+  startSaga(facade: string, requestId: string, rawInput: unknown, version = 0): Promise<string> {
+    return this.traced(facade, requestId, async () => {
+      const def = this.registry.get(facade, version);
+      if (def.startable === false) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} cannot be started by StartSaga: use its own service`);
+      const begun = await this.begin(facade, def.mode, requestId, rawInput, new Date(Date.now() + this.options.asyncDeadlineMs), true, def.version);
+      if (!begun.created) return requestId;
+      await this.rt.send(begun.saga, def, begun.started, def.mode !== 'sync');
+      if (def.mode === 'sync' && begun.started.steps.length > 0) this.rt.inBackground(requestId, () => this.steps.drive(begun.saga, def, begun.started.steps));
+      return requestId;
+    });
   }
 
   /** SendEvent: resolves once the event is durably recorded (and taken by a wait, if one accepts it). */
@@ -239,7 +253,7 @@ export class Orchestrator {
    * At most throttle.maxConcurrent at once per instance, then a bounded queue, then RESOURCE_EXHAUSTED.
    */
   runThrottled(facade: string, requestId: string, rawInput: unknown, call: CallOptions = {}): Promise<unknown> {
-    return this.once(requestId, async () => {
+    return this.once(requestId, () => this.traced(facade, requestId, async () => {
       const release = await this.throttle.acquire(call.signal);
       // Only the caller that started the saga owns its deadline: a duplicate that goes away ends nothing.
       let owned = false;
@@ -267,7 +281,7 @@ export class Orchestrator {
       } finally {
         release();
       }
-    });
+    }));
   }
 
   /** CancelSaga: a running saga is compensated; a finished one is refused with FAILED_PRECONDITION. */
@@ -291,7 +305,12 @@ export class Orchestrator {
   }
 
   /** Entry point for every consumed message. Throws PoisonMessageError for messages that can never be handled. */
-  async handle(message: Message): Promise<void> {
+  handle(message: Message): Promise<void> {
+    // Under the span that sent it, never under whatever was active when it was delivered.
+    return context.with(contextOf(message.headers[TRACEPARENT]) ?? ROOT_CONTEXT, () => this.dispatch(message));
+  }
+
+  private async dispatch(message: Message): Promise<void> {
     if (this.eventTopic && message.topic === this.eventTopic) {
       const e = decodeEvent(message);
       await this.events.send(e.requestId, e.event, e.payload, e.idempotencyKey).catch(poisonUnlessRetryable);
@@ -346,7 +365,11 @@ export class Orchestrator {
     // A facade's own expiry replaces the engine's deadline: past it, the saga is compensated as expired.
     const expiresMs = typeof def.expiresAfterMs === 'function' ? def.expiresAfterMs(input, {}) : def.expiresAfterMs;
     const deadline = expiresMs === undefined ? callDeadline : new Date(Date.now() + expiresMs);
-    const saga = Saga.start({ requestId, facade, version: def.version, mode, input, steps: def.nodes.map((n) => n.name), podId: this.rt.podId, owner: this.owner, deadline, detached });
+    trace.getActiveSpan()?.setAttributes({ [ATTR.version]: def.version, [ATTR.mode]: mode });
+    const saga = Saga.start({
+      requestId, facade, version: def.version, mode, input, steps: def.nodes.map((n) => n.name), podId: this.rt.podId, owner: this.owner, deadline, detached,
+      traceParent: traceparentOf(),
+    });
     const first = this.rt.conclude(saga, def, this.rt.scheduler(def).advance(saga));
     if (first.kind !== 'continue') throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} ends before any node runs`);
     const started: Started = first.started;

@@ -10,6 +10,8 @@ import type { FacadeRegistry } from './registry';
 import { nodeOf, Saga, visitOf } from './saga';
 import { Scheduler, type Advance, type Started } from './scheduler';
 import type { SagaStore } from './store';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { ATTR, contextOf, traceIdOf, tracer } from './tracing';
 import type { Message, Transport } from './transport';
 
 /**
@@ -292,10 +294,40 @@ export class SagaRuntime {
     saga.saved(await this.store.save(saga.view(), saga.changes()));
     // Ours again (e.g. a redelivered message took it up): its lease is renewed again.
     if (this.released.size > 0) this.released.delete(saga.requestId);
+    this.traceEndedWaits(saga);
   }
 
-  sagaLog(saga: Pick<Saga, 'requestId' | 'facade'>, node?: string): Logger {
-    return this.log.child(node ? { requestId: saga.requestId, facade: saga.facade, node } : { requestId: saga.requestId, facade: saga.facade });
+  /**
+   * A wait may outlive the process that parked the saga: its span is recorded by whoever ends it,
+   * once that is stored, with the times on record, under the saga's root.
+   */
+  private traceEndedWaits(saga: Saga): void {
+    const ended = saga.takeEndedWaits();
+    const parent = ended.length > 0 ? contextOf(saga.traceParent) : undefined;
+    if (!parent) return;
+    const def = this.registry.find(saga.facade, saga.version);
+    for (const key of ended) {
+      const visit = saga.find(key);
+      if (!visit?.startedAt) continue;
+      const node = nodeOf(key);
+      const kind = (def && this.graph(def).byName.get(node)?.kind) ?? 'wait';
+      const span = tracer().startSpan(`${kind} ${node}`, {
+        startTime: new Date(visit.startedAt),
+        attributes: {
+          [ATTR.requestId]: saga.requestId, [ATTR.facade]: saga.facade, [ATTR.version]: saga.version, [ATTR.node]: node,
+          [ATTR.visit]: visitOf(key), [ATTR.outcome]: visit.status.toLowerCase(),
+        },
+      }, parent);
+      if (visit.status === 'FAILED') span.setStatus({ code: SpanStatusCode.ERROR, message: visit.error ?? 'failed' });
+      span.end(visit.endedAt ? new Date(visit.endedAt) : undefined);
+    }
+  }
+
+  sagaLog(saga: Pick<Saga, 'requestId' | 'facade'> & { traceParent?: string }, node?: string): Logger {
+    const meta: Record<string, unknown> = { requestId: saga.requestId, facade: saga.facade };
+    if (node) meta.node = node;
+    if (saga.traceParent) meta.traceId = traceIdOf(saga.traceParent);
+    return this.log.child(meta);
   }
 }
 

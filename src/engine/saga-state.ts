@@ -139,6 +139,8 @@ export interface SagaSnapshot {
   errorCode?: string;
   steps: StepState[];
   history: SagaEvent[];
+  /** The W3C traceparent of the call that started the saga (absent with tracing off): its spans join that trace wherever it runs. */
+  traceParent?: string;
   createdAt: string;
   updatedAt: string;
 }

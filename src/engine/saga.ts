@@ -15,6 +15,8 @@ export class Saga {
   /** History events [0, storedEvents) and steps outside changedSteps are as the store has them at this revision. */
   private storedEvents: number;
   private readonly changedSteps = new Set<string>();
+  /** Visits that left WAITING since the last save: their wait spans are recorded once that is stored. */
+  private endedWaits: string[] = [];
 
   private constructor(private state: SagaSnapshot, private readonly podId: string) {
     this.storedEvents = state.history.length;
@@ -26,6 +28,7 @@ export class Saga {
     owner?: string;
     /** Started by StartSaga: no caller waits for it, and recovery resumes it rather than compensating. */
     detached?: boolean;
+    traceParent?: string;
   }): Saga {
     const now = new Date().toISOString();
     const saga = new Saga(
@@ -41,6 +44,7 @@ export class Saga {
         input: args.input,
         steps: args.steps.map((name) => ({ name, status: 'PENDING', attempts: 0, compensationAttempts: 0 })),
         history: [],
+        ...(args.traceParent ? { traceParent: args.traceParent } : {}),
         createdAt: now,
         updatedAt: now,
       },
@@ -73,6 +77,7 @@ export class Saga {
   get steps(): readonly Readonly<StepState>[] { return this.state.steps; }
   get leaseAgeMs(): number | undefined { return this.state.leaseAgeMs; }
   get detached(): boolean { return this.state.history[0]?.detail === DETACHED; }
+  get traceParent(): string | undefined { return this.state.traceParent; }
   get wakeAtMs(): number | undefined { return this.state.wakeAt === undefined ? undefined : Date.parse(this.state.wakeAt); }
 
   /** The step whose compensation attempt started and has no outcome on record: it is running now, or was cut off. */
@@ -132,6 +137,15 @@ export class Saga {
     this.state = snapshot;
     this.storedEvents = snapshot.history.length;
     this.changedSteps.clear();
+    this.endedWaits = [];
+  }
+
+  /** The visits that stopped waiting (an event, a reply, a timer, the saga ended) since the last call. */
+  takeEndedWaits(): string[] {
+    if (this.endedWaits.length === 0) return this.endedWaits;
+    const ended = this.endedWaits;
+    this.endedWaits = [];
+    return ended;
   }
 
   /**
@@ -330,6 +344,7 @@ export class Saga {
     if (!STEP_TRANSITIONS[step.status].includes(to)) {
       throw new IllegalTransitionError(`saga ${this.requestId} step ${name}`, step.status, to);
     }
+    if (step.status === 'WAITING' && to !== 'WAITING') this.endedWaits.push(name);
     step.status = to;
     this.changedSteps.add(name);
     return step;

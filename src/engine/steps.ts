@@ -5,6 +5,8 @@ import { backoffMs, isRetryable } from './retry';
 import { podOf, type SagaRuntime } from './runtime';
 import { nodeOf, visitKey, visitOf, type Saga } from './saga';
 import type { Advance } from './scheduler';
+import { ATTR, inSpan, recordError, sagaContext } from './tracing';
+import type { Span } from '@opentelemetry/api';
 
 type Attempt = { ok: true; output: unknown } | { ok: false; error: Error };
 
@@ -113,21 +115,33 @@ export class StepRunner {
       await this.rt.save(saga);
     }
     const attempt = saga.step(key).attempts;
-    const result = await this.attempt(saga, def, step, key);
-    try {
-      const move = await this.rt.update(saga, (s) => {
-        if (s.status === 'COMPENSATING' && s.find(key)?.status === 'RUNNING' && s.step(key).attempts === attempt && result.ok) {
-          // A sibling failed meanwhile: the output is recorded all the same, for this visit's compensation.
-          s.stepSucceeded(key, result.output);
-          return 'recorded' as const;
-        }
-        return this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined;
-      });
-      if (move && move !== 'recorded') await this.rt.effects(saga, def, move);
-    } catch (err) {
-      if (this.rt.unrecorded.size < 100_000) this.rt.unrecorded.set(`${requestId}:${key}:${attempt}`, Date.now());
-      throw err;
-    }
+    // The span covers what the outcome sends on too: the next steps' messages carry it as their parent.
+    await this.traced(saga, def, key, async (span) => {
+      const result = await this.attempt(saga, def, step, key, undefined, span);
+      try {
+        const move = await this.rt.update(saga, (s) => {
+          if (s.status === 'COMPENSATING' && s.find(key)?.status === 'RUNNING' && s.step(key).attempts === attempt && result.ok) {
+            // A sibling failed meanwhile: the output is recorded all the same, for this visit's compensation.
+            s.stepSucceeded(key, result.output);
+            return 'recorded' as const;
+          }
+          return this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined;
+        });
+        if (move && move !== 'recorded') await this.rt.effects(saga, def, move);
+      } catch (err) {
+        if (this.rt.unrecorded.size < 100_000) this.rt.unrecorded.set(`${requestId}:${key}:${attempt}`, Date.now());
+        throw err;
+      }
+    });
+  }
+
+  /** A span per step attempt, under the saga's trace (see sagaContext). */
+  private traced<T>(saga: Saga, def: FacadeDefinition, key: string, fn: (span: Span) => Promise<T>): Promise<T> {
+    const node = nodeOf(key);
+    return inSpan(`step ${node}`, sagaContext(saga.traceParent), {
+      [ATTR.requestId]: saga.requestId, [ATTR.facade]: def.name, [ATTR.version]: def.version, [ATTR.mode]: def.mode,
+      [ATTR.node]: node, [ATTR.visit]: visitOf(key), [ATTR.attempt]: saga.step(key).attempts,
+    }, fn);
   }
 
   /** The visit's attempt is still the one this process ran, in a running saga. */
@@ -161,7 +175,7 @@ export class StepRunner {
     const step = this.rt.graph(def).node(nodeOf(key)) as StepDefinition;
     for (;;) {
       const attempt = saga.step(key).attempts;
-      const result = await this.attempt(saga, def, step, key, signal);
+      const result = await this.traced(saga, def, key, (span) => this.attempt(saga, def, step, key, signal, span));
       if (result.ok) return result;
       const retryAt = this.retryAt(saga, def, key, result.error, signal);
       if (!retryAt) return result;
@@ -192,7 +206,7 @@ export class StepRunner {
   }
 
   /** One attempt of a step, bounded by its timeout, the saga deadline and the caller (or a failed sibling). */
-  private async attempt(saga: Saga, def: FacadeDefinition, step: StepDefinition, key: string, outerSignal?: AbortSignal): Promise<Attempt> {
+  private async attempt(saga: Saga, def: FacadeDefinition, step: StepDefinition, key: string, outerSignal?: AbortSignal, span?: Span): Promise<Attempt> {
     const timeoutMs = step.timeoutMs ?? this.rt.options.stepTimeoutMs;
     const deadline = saga.deadline;
     const untilDeadline = deadline ? Math.max(0, deadline.getTime() - Date.now()) : Infinity;
@@ -216,6 +230,7 @@ export class StepRunner {
         idempotencyKey: `${saga.requestId}:${key}`, input: saga.input, results: saga.results(), signal, deadline, log,
       }), signal);
       log.info('step succeeded', { attempt: st.attempts, visit: visitOf(key) });
+      span?.setAttribute(ATTR.outcome, 'succeeded');
       return { ok: true, output: output ?? null };
     } catch (err) {
       let error = ensureError(err);
@@ -223,6 +238,10 @@ export class StepRunner {
       else if (cut === 'outer') error = outerError(outerSignal!.reason);
       else if (cut === 'timeout') error = new StepError('DEADLINE_EXCEEDED', `${step.name} timed out after ${timeoutMs} ms`, true);
       log.warn('step attempt failed', { attempt: st.attempts, error: error.message, code: errorCode(error), retryable: isRetryable(error) });
+      if (span) {
+        span.setAttribute(ATTR.outcome, isRetryable(error) ? 'failed_retryable' : 'failed');
+        recordError(span, error);
+      }
       return { ok: false, error };
     } finally {
       clearTimeout(timer);

@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
+import { context, SpanKind } from '@opentelemetry/api';
 import { errorCode, StepError } from '../engine/errors';
+import { inSpan, TRACEPARENT, traceparentOf } from '../engine/tracing';
 import { codeOfGrpcStatus } from './status';
 
 /**
@@ -35,9 +37,17 @@ type UnaryMethod<Req, Res> = (
 export function callUpstream<Req, Res>(client: grpc.Client, method: string, request: Req, opts: CallOptions): Promise<Res> {
   const fn = (client as unknown as Record<string, UnaryMethod<Req, Res>>)[method];
   if (typeof fn !== 'function') return Promise.reject(new Error(`upstream has no method ${method}`));
+  // A client span under the step's: the upstream gets its traceparent, and joins the saga's trace.
+  const attributes = { 'rpc.system': 'grpc', 'rpc.method': method, 'saga.request_id': opts.requestId };
+  return inSpan(method, context.active(), attributes, () => unaryCall(client, fn, method, request, opts), SpanKind.CLIENT);
+}
+
+function unaryCall<Req, Res>(client: grpc.Client, fn: UnaryMethod<Req, Res>, method: string, request: Req, opts: CallOptions): Promise<Res> {
   const metadata = new grpc.Metadata();
   metadata.set('x-request-id', opts.requestId);
   if (opts.idempotencyKey) metadata.set('x-idempotency-key', opts.idempotencyKey);
+  const traceparent = traceparentOf();
+  if (traceparent) metadata.set(TRACEPARENT, traceparent);
   const options: grpc.CallOptions = opts.deadline ? { deadline: opts.deadline } : {};
   return new Promise<Res>((resolve, reject) => {
     if (opts.signal?.aborted) {

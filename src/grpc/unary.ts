@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
 import { OrchestratorError, ValidationError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
+import { ATTR, contextOf, inSpan, TRACEPARENT } from '../engine/tracing';
 import { toGrpcError } from './status';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -50,7 +52,12 @@ export function unary<Req, Res>(log: Logger, method: string, fn: (request: Req, 
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
     const at = Number.isFinite(ms) ? new Date(Date.now() + ms) : undefined;
     const timer = at && setTimeout(() => controller.abort(new OrchestratorError('DEADLINE_EXCEEDED', 'the call deadline passed')), Math.max(0, ms));
-    fn(call.request, { requestId, signal: controller.signal, deadline: at, log: callLog }).finally(() => {
+    // A server span per call, under the caller's traceparent when it sent one: a saga it starts joins the caller's trace.
+    const values = call.metadata.get(TRACEPARENT);
+    const parent = (values.length > 0 ? contextOf(String(values[0])) : undefined) ?? ROOT_CONTEXT;
+    const path = call.getPath().replace(/^\//, '');
+    const attributes = { 'rpc.system': 'grpc', 'rpc.service': path.slice(0, path.lastIndexOf('/')), 'rpc.method': method, [ATTR.requestId]: requestId };
+    inSpan(path || method, parent, attributes, () => fn(call.request, { requestId, signal: controller.signal, deadline: at, log: callLog }), SpanKind.SERVER).finally(() => {
       answered = true;
       clearTimeout(timer);
     }).then(

@@ -54,6 +54,8 @@ export class SagaHarness {
       try {
         const saga = await this.saga(id);
         console.log(`\n--- saga ${id}: ${saga.status} (version ${saga.version}) ${saga.error}\n${saga.mermaid}`);
+        console.log(saga.steps.map((v) => `  ${v.name} ${v.status} ${v.output_json}`).join('\n'));
+        console.log(saga.history.map((e) => `  ${e.type} ${e.step ?? ''} ${e.detail ?? ''}`).join('\n'));
       } catch (err) {
         console.log(`\n--- saga ${id}: ${String(err)}`);
       }

@@ -326,6 +326,20 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
       });
     });
 
+    it('keeps the trace context a saga started with, through saves and a claim by another instance', async () => {
+      const traceParent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const saga = Saga.start({ requestId: 'trace-1', facade: 'f', version: 1, mode: 'async', input: {}, steps: ['one'], podId: 'pod-a', traceParent });
+      saga.saved((await store.create(saga.view())).saga.revision);
+      saga.stepStarted('one');
+      saga.saved(await store.save(saga.view(), saga.changes()));
+      expect((await store.get('trace-1'))!.traceParent).to.equal(traceParent);
+      const claimed = await waitFor(async () => (await store.claim('pod-b', 10)).find((c) => c.requestId === 'trace-1'), 5_000, 'the lease to expire');
+      expect(claimed.traceParent).to.equal(traceParent);
+      // Tracing off: none stored, none read back.
+      await store.create(snap(started('trace-2')));
+      expect(await store.get('trace-2')).to.not.have.property('traceParent');
+    });
+
     describe('leases', () => {
       it('claims a saga whose lease expired, once, with its history', async () => {
         const t0 = Date.now();

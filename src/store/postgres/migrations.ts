@@ -127,4 +127,13 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 7,
+    name: 'the trace context of each saga',
+    sql: `
+      -- The W3C traceparent of the call that started the saga: an instance that takes it over
+      -- (after a crash, a timer, an event) records its spans in the same trace. NULL: tracing was off.
+      ALTER TABLE sagas ADD COLUMN trace_parent text;
+    `,
+  },
 ];

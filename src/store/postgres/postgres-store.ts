@@ -40,6 +40,7 @@ interface SagaRow extends QueryResultRow {
   output: string | null;
   error: string | null;
   error_code: string | null;
+  trace_parent: string | null;
   created_at: Date;
   updated_at: Date;
   lease_left_ms: number;
@@ -58,7 +59,7 @@ const LEASE = (param: string): string => `now() + ${param}::double precision * i
 
 const SAGA_COLUMNS = `
   s.request_id, s.facade, s.version, s.mode, s.status, s.revision, s.owner, s.deadline, s.wake_at,
-  s.input::text AS input, s.output::text AS output, s.error, s.error_code, s.created_at, s.updated_at,
+  s.input::text AS input, s.output::text AS output, s.error, s.error_code, s.trace_parent, s.created_at, s.updated_at,
   (extract(epoch from s.lease_expires_at - now()) * 1000)::float8 AS lease_left_ms`;
 const STEPS_OF_S = `
   (SELECT json_agg(json_build_array(t.name, t.status, t.attempts, t.compensation_attempts, t.output::text, t.error, t.started_at, t.ended_at, t.runner, t.wake_at)
@@ -90,12 +91,12 @@ const CREATE_SQL = `
 WITH i AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
     request_id text, facade text, version integer, mode text, status text, input text, output text, error text, error_code text,
-    deadline timestamptz, owner text, wake_at timestamptz, created_at timestamptz, updated_at timestamptz, steps jsonb, events jsonb)
+    deadline timestamptz, owner text, wake_at timestamptz, trace_parent text, created_at timestamptz, updated_at timestamptz, steps jsonb, events jsonb)
 ), saga AS (
   INSERT INTO sagas (request_id, facade, version, mode, status, input, output, error, error_code, deadline, owner,
-                     lease_expires_at, wake_at, revision, created_at, updated_at)
+                     lease_expires_at, wake_at, trace_parent, revision, created_at, updated_at)
   SELECT i.request_id, i.facade, i.version, i.mode, i.status, i.input::jsonb, i.output::jsonb, i.error, i.error_code, i.deadline, i.owner,
-         ${LEASE('$2')}, i.wake_at, 1, i.created_at, i.updated_at
+         ${LEASE('$2')}, i.wake_at, i.trace_parent, 1, i.created_at, i.updated_at
     FROM i
   ON CONFLICT (request_id) DO NOTHING
   RETURNING request_id
@@ -449,7 +450,7 @@ function createRecord(saga: Readonly<SagaSnapshot>) {
   return {
     request_id: saga.requestId, facade: saga.facade, version: saga.version, mode: saga.mode, status: saga.status,
     input: jsonParam(saga.input), output: jsonParam(saga.output), error: saga.error, error_code: saga.errorCode, deadline: saga.deadline, owner: saga.owner,
-    wake_at: saga.wakeAt, created_at: saga.createdAt, updated_at: saga.updatedAt,
+    wake_at: saga.wakeAt, trace_parent: saga.traceParent, created_at: saga.createdAt, updated_at: saga.updatedAt,
     steps: saga.steps.map(stepRecord), events: saga.history.map(eventRecord),
   };
 }
@@ -513,6 +514,7 @@ function toSnapshot(row: SagaRow, leaseTtlMs: number): SagaSnapshot {
   if (row.output !== null) saga.output = JSON.parse(row.output);
   if (row.error !== null) saga.error = row.error;
   if (row.error_code !== null) saga.errorCode = row.error_code;
+  if (row.trace_parent !== null) saga.traceParent = row.trace_parent;
   saga.steps = (row.steps ?? []).map(toStep);
   saga.history = (row.history ?? []).map(toEvent);
   saga.leaseAgeMs = Math.max(0, Math.round(leaseTtlMs - row.lease_left_ms));
