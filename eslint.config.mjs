@@ -1,4 +1,5 @@
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -30,5 +31,11 @@ export default tseslint.config(
   {
     files: ['test/**/*.ts', 'scripts/**', 'bench/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-unused-expressions': 'off' },
+  },
+  // The console's page scripts: plain ES modules run by the browser, outside the TypeScript project.
+  {
+    files: ['src/console/static/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, sourceType: 'module', globals: globals.browser },
   },
 );

@@ -34,6 +34,9 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || echo "FAILED: could not start Postgres"
 fi
 
+# The console's browser test drives Debian's chromium: installed here when missing.
+scripts/browser.sh || echo "FAILED: could not install chromium (scripts/browser.sh): the console's browser test will fail"
+
 started_kafka=0
 if ! scripts/kafka.sh status >/dev/null 2>&1; then
   if scripts/kafka.sh up; then started_kafka=1; else echo "FAILED: could not start Kafka"; fi

@@ -7,6 +7,7 @@ import { EXAMPLES } from './examples';
 import { orchestratorServiceImpl } from './grpc/orchestrator-service';
 import { loadProtos } from './grpc/protos';
 import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
+import { consoleRoutes } from './console/routes';
 import { healthRoutes } from './http/health';
 import { metricsRoutes } from './http/metrics';
 import { createMetrics } from './metrics';
@@ -76,6 +77,8 @@ export class App {
     this.metrics.watch({ store: () => this.store, registry, throttle: () => orchestrator.throttleLoad(), log });
     await orchestrator.start();
     this.closers.push({ name: 'orchestrator', close: () => orchestrator.shutdown() });
+    // The server reads its routes per request: the console is served from the moment the engine runs.
+    routes.push(...consoleRoutes(orchestrator, log));
 
     this.server = await startGrpcServer({
       address: `${config.grpc.host}:${config.grpc.port}`,

@@ -16,7 +16,7 @@ import type { Wake } from './outcomes';
 import { Recovery } from './recovery';
 import type { FacadeRegistry } from './registry';
 import { currentStep, SagaRuntime } from './runtime';
-import { nodeOf, Saga, type SagaSnapshot } from './saga';
+import { nodeOf, Saga, type SagaSnapshot, type SagaStatus } from './saga';
 import type { Started } from './scheduler';
 import { StepRunner } from './steps';
 import type { SagaFilter, SagaPage, SagaStore } from './store';
@@ -159,6 +159,11 @@ export class Orchestrator {
     const elsewhere = counts.filter((c) => !this.registry.find(c.facade, c.version))
       .map((c) => ({ name: c.facade, mode: 'unknown' as FacadeDescription['mode'], version: c.version, nodes: [], mermaid: '', runningSagas: c.sagas }));
     return [...here, ...elsewhere];
+  }
+
+  /** How many sagas of each facade version are in each status, finished ones included (the console's facades page). */
+  async countSagas(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]> {
+    return this.rt.store.countByStatus();
   }
 
   /** Why this process never touches the saga (a version it does not have), or undefined when it can drive it. */

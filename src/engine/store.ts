@@ -91,6 +91,8 @@ export interface SagaStore {
   countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
   /** The gauges' counts, now (one statement on Postgres). */
   gauges(overdueMs: number): Promise<StoreGauges>;
+  /** How many sagas of each facade version are in each status (the console's facades page): a scan of every saga. */
+  countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]>;
   /** Resolves when the store answers (a readiness probe); throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

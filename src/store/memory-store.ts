@@ -1,5 +1,5 @@
 import { ConcurrencyError } from '../engine/errors';
-import { ACTIVE_STATUSES, nodeOf, TERMINAL_STATUSES, type SagaSnapshot } from '../engine/saga';
+import { ACTIVE_STATUSES, nodeOf, TERMINAL_STATUSES, type SagaSnapshot, type SagaStatus } from '../engine/saga';
 import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
@@ -113,6 +113,16 @@ export class MemorySagaStore implements SagaStore {
     out.sagas = [...sagas.values()];
     out.parked = [...parked.values()];
     return out;
+  }
+
+  async countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]> {
+    const counts = new Map<string, { facade: string; version: number; status: SagaStatus; sagas: number }>();
+    for (const { saga: { facade, version, status } } of this.rows.values()) {
+      const key = `${facade}@${version}/${status}`;
+      const c = counts.get(key) ?? counts.set(key, { facade, version, status, sagas: 0 }).get(key)!;
+      c.sagas++;
+    }
+    return [...counts.values()];
   }
 
   async releaseLeases(owner: string): Promise<number> {

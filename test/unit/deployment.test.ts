@@ -233,7 +233,7 @@ describe('deployment (Dockerfile, local compose)', () => {
 
   it('the Dockerfile copies only paths that exist and that .dockerignore keeps in the context', () => {
     const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-    expect(dockerfile.copySources).to.include.members(['proto', 'app.yaml']);
+    expect(dockerfile.copySources).to.include.members(['proto', 'app.yaml', 'src/console/static']);
     for (const source of dockerfile.copySources) {
       expect(existsSync(path.join(ROOT, source)), `COPY ${source}`).to.equal(true);
       expect(ignored, `COPY ${source} is excluded by .dockerignore`).not.to.include(source);

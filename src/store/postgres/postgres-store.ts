@@ -175,6 +175,8 @@ SELECT facade, version, count(*)::int AS sagas FROM sagas
  WHERE status IN ('RUNNING', 'COMPENSATING', 'COMPENSATION_FAILED')
  GROUP BY facade, version`;
 
+const COUNT_BY_STATUS_SQL = 'SELECT facade, version, status, count(*)::int AS sagas FROM sagas GROUP BY facade, version, status';
+
 /** The fingerprint stored for a facade version, inserted first if there is none. */
 const PIN_VERSION_SQL = `
 WITH ins AS (
@@ -378,6 +380,11 @@ export class PostgresSagaStore implements SagaStore {
       timersDue: rows.find((r) => r.kind === 'timers')?.n ?? 0,
       timersOverdue: rows.find((r) => r.kind === 'overdue')?.n ?? 0,
     };
+  }
+
+  async countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]> {
+    const { rows } = await this.query<{ facade: string; version: number; status: SagaStatus; sagas: number }>({ name: 'count_by_status', text: COUNT_BY_STATUS_SQL }, 'countByStatus');
+    return rows;
   }
 
   async releaseLeases(owner: string): Promise<number> {
