@@ -43,7 +43,8 @@ bench: build kafka-up
 
 # Park test: N Transfer sagas parked on their webhook wait (RSS idle / parked); with all N parked, ListSagas latency
 # (status RUNNING), a restart (SIGTERM, same pod id: start-up time, RSS, leases taken back) and one event to each of
-# 1,000 of them; then one event to each of the others. PARK_ARGS: --sample N, --only-sample, --no-restart, --list-calls N.
+# 1,000 of them; then one event to each of the others. PARK_ARGS: --sample N, --only-sample, --no-restart, --list-calls N,
+# --list-pages N, --claim-timeout S (see node dist/bench/park.js --help).
 # A large N outlasts saga.asyncDeadlineMs (300 s): BENCH_APP_DIR=<a directory with an app.yaml with a longer one>.
 PARK_SAGAS ?= 10000
 bench-park: build kafka-up

@@ -15,23 +15,30 @@ import { confirm, forEachLimited, TRANSFER } from './transfer';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Polls `count()` every `pollMs` until it reaches `target` or the deadline; the seconds it took.
- * Progress is printed at most once a second.
+ * Polls `count()` every `pollMs` until it reaches `target` or the deadline: the seconds it took, or
+ * the count reached when the deadline passed. Progress is printed at most once a second.
  */
-export async function until(what: string, target: number, count: () => Promise<number>, timeoutS: number, pollMs = 1_000): Promise<number> {
+async function poll(what: string, target: number, count: () => Promise<number>, timeoutS: number, pollMs: number): Promise<{ s: number } | { reached: number }> {
   const t0 = performance.now();
   let printed = -Infinity;
   for (;;) {
     const n = await count();
     const s = (performance.now() - t0) / 1000;
-    if (n >= target) return s;
-    if (s > timeoutS) throw new Error(`${what}: ${n} of ${target} after ${timeoutS} s`);
+    if (n >= target) return { s };
+    if (s > timeoutS) return { reached: n };
     if (s - printed >= 1) {
       process.stdout.write(`  ${what}: ${n}/${target} after ${s.toFixed(0)} s\n`);
       printed = s;
     }
     await sleep(pollMs);
   }
+}
+
+/** poll(), failing the run on timeout. */
+export async function until(what: string, target: number, count: () => Promise<number>, timeoutS: number, pollMs = 1_000): Promise<number> {
+  const r = await poll(what, target, count, timeoutS, pollMs);
+  if ('reached' in r) throw new Error(`${what}: ${r.reached} of ${target} after ${timeoutS} s`);
+  return r.s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,8 +123,13 @@ export interface RestartFigures {
   pid: number;
   /** 5 s after SERVING. */
   rssServing: number | undefined;
-  /** Spawn .. every unfinished saga claimed by the new process; and how many leases had lapsed then. */
+  /**
+   * Spawn .. every unfinished saga claimed by the new process (or the timeout, if `claimed` is
+   * less than `unfinished`); and how many leases had lapsed then.
+   */
   reclaimS: number;
+  unfinished: number;
+  claimed: number;
   lapsedThen: number;
   /** Highest RSS sampled from SERVING until then (or until the 5 s reading, if later), and RSS then. */
   peakRss: number;
@@ -145,7 +157,8 @@ async function leases(db: Client, oldOwners: readonly string[]): Promise<Leases>
  * hands its leases back (they lapse at once) unless something is still in hand; otherwise they
  * lapse saga.leaseTtlMs after its last renewal. The new one, under the same pod id but a new owner
  * id, takes them through its recovery loop (saga.recoveryBatch at a time) once they have lapsed,
- * after it serves: so start-up is both "serving" and "holds every parked saga again".
+ * after it serves: so start-up is both "serving" and "has claimed every parked saga". `timeoutS`
+ * bounds the wait for the latter; past it the figures say how many it had claimed.
  */
 export async function restartOrchestrator(stack: BenchStack, timeoutS: number): Promise<RestartFigures> {
   const db = new Client({ connectionString: stack.databaseDsn });
@@ -168,17 +181,19 @@ export async function restartOrchestrator(stack: BenchStack, timeoutS: number): 
       const pollMs = atExit.unfinished > 10_000 ? 1_000 : 200;
       // Claimed = owned by the new process, whether or not its lease is current at that moment: an
       // instance whose renewals fall behind lets its own leases lapse and claims them again. A saga
-      // that ends meanwhile counts as claimed.
+      // that ends meanwhile counts as claimed. Not all within the timeout: said, and the run goes on
+      // (the events still have figures to give).
       let lapsedThen = 0;
-      await until('sagas claimed by the new process', atExit.unfinished, async () => {
+      const claimed = await poll('sagas claimed by the new process', atExit.unfinished, async () => {
         const now = await leases(db, oldOwners);
         lapsedThen = now.lapsed;
         return now.claimed + (atExit.unfinished - now.unfinished);
       }, timeoutS, pollMs);
       const reclaimS = (performance.now() - spawnedAt) / 1000;
+      const claimedAtEnd = 'reached' in claimed ? claimed.reached : atExit.unfinished;
       const [cpuS, rssReclaimed] = [await cpuSeconds(pid), await rssMb(pid)];
       // The 5 s may outlast the taking; the peak then covers both.
-      const figures = { stopMs, exitCode, lapsedBefore: before.lapsed, lapsedAtExit: atExit.lapsed, serveMs, pid, rssServing: await rssServing, reclaimS, lapsedThen, rssReclaimed, cpuS };
+      const figures = { stopMs, exitCode, lapsedBefore: before.lapsed, lapsedAtExit: atExit.lapsed, serveMs, pid, rssServing: await rssServing, reclaimS, unfinished: atExit.unfinished, claimed: claimedAtEnd, lapsedThen, rssReclaimed, cpuS };
       return { ...figures, peakRss: await rss.takePeak() };
     } finally {
       rss.stop();
