@@ -32,16 +32,23 @@ export class Scheduler {
   /** At the start: the roots. Later: whatever became ready. `picks`: nodes branches picked. */
   advance(saga: Saga, picks: string[] = []): Advance {
     const started: Started = { steps: [], commands: [] };
-    let queue = [...picks, ...this.ready(saga)];
-    while (queue.length > 0) {
+    for (;;) {
       const next: string[] = [];
-      for (const node of [...new Set(queue)]) {
-        const outcome = this.start(saga, this.graph.node(node), started, picks.includes(node));
+      // Picks first: a loop's new visit must be on record before what runs after it is found ready,
+      // or that would start at once on the old visit's output.
+      for (const node of [...new Set(picks)]) {
+        const outcome = this.start(saga, this.graph.node(node), started, true);
         if (outcome.kind === 'fail') return outcome;
         next.push(...outcome.picks);
       }
+      const ready = this.ready(saga);
+      for (const node of ready) {
+        const outcome = this.start(saga, this.graph.node(node), started, false);
+        if (outcome.kind === 'fail') return outcome;
+        next.push(...outcome.picks);
+      }
+      if (next.length === 0 && ready.length === 0) break;
       picks = next;
-      queue = [...next, ...this.ready(saga)];
     }
     if (started.steps.length > 0 || started.commands.length > 0) return { kind: 'continue', started };
     const active = saga.steps.some((s) => s.status === 'RUNNING' || s.status === 'RETRYING' || s.status === 'WAITING');

@@ -181,6 +181,22 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
         expect(log.calls.filter((c) => c.startsWith('undo:'))).to.deep.equal(['undo:count#5', 'undo:count#4', 'undo:count#3', 'undo:count#2', 'undo:count']);
       });
 
+      it(`${mode}: a loop back to a node runs what comes after it again only once its new visit is done`, async () => {
+        const log = new Log();
+        await start([facade('Redo', mode, [
+          log.step('a', { topic: t('x') }),
+          { ...log.step('b', { topic: t('y'), after: ['a'], output: (ctx) => ({ sawA: (ctx.results.a as { visit: number }).visit }) }),
+            branches: ['a'], next: (out) => ((out as { sawA: number }).sawA < 2 ? 'a' : undefined) },
+        ])]);
+        await orchestrator.startSaga('Redo', `redo-${mode}`, { n: 1 });
+        const saga = await ended(`redo-${mode}`);
+        expect(saga.status).to.equal('COMPLETED');
+        expect(saga.steps.map((v) => [v.name, v.status, v.output])).to.have.deep.members([
+          ['a', 'SUCCEEDED', { node: 'a', visit: 1 }], ['b', 'SUCCEEDED', { sawA: 1 }], ['a#2', 'SUCCEEDED', { node: 'a', visit: 2 }], ['b#2', 'SUCCEEDED', { sawA: 2 }],
+        ]);
+        expect(log.spans.get('b#2')!.start).to.be.at.least(log.spans.get('a#2')!.end);
+      });
+
       it(`${mode}: a wait's output is the event's payload; without the event it times out and the saga is compensated`, async () => {
         const log = new Log();
         await start([facade('Approve', mode, [
