@@ -100,12 +100,15 @@ export class Recovery {
     const due = saga.due(now);
     if (due.length > 0) this.rt.metrics.timersFired(due.map((v) => now - Date.parse(v.wakeAt!)));
     const sched = this.rt.scheduler(def);
+    const claimed = saga.revision;
     const move = await this.rt.update(saga, (s) => {
       const resumed: Started = { steps: [], commands: [] };
       // Claimed for a timer no visit has: a message that could not be published then. Either way
       // (that, or a lapsed lease), what may not be under way is sent again, as a new attempt on
-      // record before it runs; in-process runs here go on by themselves.
-      const resend = lapsed || s.due().length === 0;
+      // record before it runs; in-process runs here go on by themselves. A saga another writer moved
+      // since the claim (an event that beat the timer) has no such timer: that writer sent its work.
+      const moved = s.revision !== claimed;
+      const resend = lapsed || (!moved && s.due().length === 0);
       const runningHere = here && s.mode === 'sync';
       for (const v of resend ? s.steps : []) {
         const node = this.rt.graph(def).node(nodeOf(v.name));

@@ -560,6 +560,31 @@ for (const make of [() => memoryBackendOf(TOPICS), () => realBackendOf(TOPICS)])
         });
       }
 
+      it('an event that lands between the claim of its wait\'s due timer and the recovery of that claim: the next step runs once', async () => {
+        const log = new Log();
+        await start([facade('Beat', 'async', [
+          { kind: 'wait', name: 'w', events: ['go'], timeoutMs: 150, branches: ['s'], next: () => 's' },
+          log.step('s', { topic: 'g.x' }),
+        ])]);
+        const claim = store.claim.bind(store);
+        let injected = false;
+        store.claim = async (...args) => {
+          const claimed = await claim(...args);
+          // The event beats the timer: written after the claim, before recovery works the claimed copy out.
+          if (!injected && claimed.some((c) => c.requestId === 'beat-1')) {
+            injected = true;
+            await orchestrator.sendEvent('beat-1', 'go', {});
+          }
+          return claimed;
+        };
+        await orchestrator.startSaga('Beat', 'beat-1', { n: 1 });
+        const saga = await ended('beat-1');
+        expect([saga.status, injected]).to.deep.equal(['COMPLETED', true]);
+        expect(statusOf(saga, 'w')).to.equal('SUCCEEDED');
+        expect(saga.steps.find((v) => v.name === 's')!.attempts).to.equal(1);
+        expect(log.calls.filter((c) => c === 'run:s')).to.have.length(1);
+      });
+
       it('expiresAfterMs: a saga parked past its expiry is compensated as expired', async () => {
         const log = new Log();
         await start([approval(log, 1, { expiresAfterMs: 300 })]);
