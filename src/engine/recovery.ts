@@ -5,49 +5,76 @@ import { currentStep, type SagaRuntime } from './runtime';
 import { nodeOf, Saga } from './saga';
 import type { Started } from './scheduler';
 
+/** How far this process's clock may be behind the store's, which stamps leases and fires timers. */
+const CLOCK_SKEW_MS = 1_000;
+
 /**
  * Leases and recovery: renews this process's leases every heartbeat, and takes over the sagas
  * whose lease expired (their owner is gone) or whose durable timer is due.
  */
 export class Recovery {
   private timer?: NodeJS.Timeout;
-  private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
+  private heartbeat?: NodeJS.Timeout;
+  private claiming = false;
+  private renewing = false;
   private ticking = false;
-  private lastHeartbeat = 0;
+  private renewal?: Promise<void>;
 
   constructor(private readonly rt: SagaRuntime, private readonly events: Events) {}
 
-  /** Runs a first pass now, then one every timerPollMs (due timers) or recoveryIntervalMs, whichever is sooner. */
+  /**
+   * Renews leases every heartbeatMs, on a schedule of its own: a claim pass waiting on a slow
+   * broker or store must not let this instance's leases lapse. Claims run every timerPollMs (due
+   * timers) or recoveryIntervalMs, whichever is sooner, after a first pass now.
+   */
   async start(): Promise<void> {
-    this.state = 'RUNNING';
-    const { timerPollMs, recoveryIntervalMs } = this.rt.options;
-    // fire-and-forget: a pass that fails logs it, and the next one tries again
+    this.claiming = true;
+    this.renewing = true;
+    const { timerPollMs, recoveryIntervalMs, heartbeatMs } = this.rt.options;
+    // fire-and-forget: a renewal or pass that fails logs it, and the next one tries again
+    this.heartbeat = setInterval(() => void this.renew(), heartbeatMs);
+    this.heartbeat.unref();
     this.timer = setInterval(() => void this.tick(), Math.min(timerPollMs, recoveryIntervalMs));
     this.timer.unref();
     await this.tick();
   }
 
-  /** No more renewals or claims: this process's leases lapse, and other instances take its sagas. */
-  stop(): void {
-    this.state = 'STOPPED';
+  /** No more claims; leases are still renewed, for the work this process still has in hand. */
+  stopClaims(): void {
+    this.claiming = false;
     clearInterval(this.timer);
+  }
+
+  /** No more claims or renewals: this process's leases lapse, and other instances take its sagas. */
+  stop(): void {
+    this.stopClaims();
+    this.renewing = false;
+    clearInterval(this.heartbeat);
   }
 
   /** After stop(), at the end of a shutdown: other instances take this process's sagas at once. */
   async releaseLeases(): Promise<void> {
+    // A renewal in flight would take back what the release let go.
+    await this.renewal;
     const released = await this.rt.store.releaseLeases(this.rt.owner);
     if (released > 0) this.rt.log.info('leases released: other instances take these sagas over now', { sagas: released });
   }
 
-  /** Renews this instance's leases, and takes over sagas whose lease expired or whose timer is due. */
+  private renew(): Promise<void> {
+    if (this.renewal || !this.renewing) return this.renewal ?? Promise.resolve();
+    const renewal: Promise<void> = this.rt.store.renewLeases(this.rt.owner, this.rt.releasedIds()).then(
+      () => undefined,
+      (err: unknown) => void this.rt.log.warn('lease renewal: store unavailable, will retry', { error: ensureError(err).message }),
+    ).finally(() => { this.renewal = undefined; });
+    this.renewal = renewal;
+    return renewal;
+  }
+
+  /** Takes over sagas whose lease expired or whose timer is due. */
   private async tick(): Promise<void> {
-    if (this.ticking || this.state !== 'RUNNING') return;
+    if (this.ticking || !this.claiming) return;
     this.ticking = true;
     try {
-      if (Date.now() - this.lastHeartbeat >= this.rt.options.heartbeatMs) {
-        await this.rt.store.renewLeases(this.rt.owner, this.rt.releasedIds());
-        this.lastHeartbeat = Date.now();
-      }
       // Only sagas of versions this process has: the others wait for an instance that has theirs.
       const versions = this.rt.registry.all().map((d) => `${d.name}@${d.version}`);
       const claimed = await this.rt.store.claim(this.rt.owner, this.rt.options.recoveryBatch, versions);
@@ -92,7 +119,9 @@ export class Recovery {
       await this.rt.abort(saga, def, node, new StepError('CANCELLED', 'the instance holding the caller went away', false));
       return;
     }
-    if (saga.pastDeadline) {
+    // Claimed at its deadline (Postgres' clock): a local clock a little behind must not read it as a
+    // timer no visit has, which would send the running steps again.
+    if (saga.deadline !== undefined && saga.deadline.getTime() <= Date.now() + CLOCK_SKEW_MS) {
       await this.rt.abort(saga, def, currentStep(saga), new StepError('DEADLINE_EXCEEDED', 'expired: the saga deadline passed', false));
       return;
     }
