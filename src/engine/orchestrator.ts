@@ -103,6 +103,7 @@ export class Orchestrator {
   /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
+    await this.rt.store.holdPodId?.(this.rt.podId);
     await this.pinVersions();
     const unknown = (await this.rt.store.countUnfinished()).filter((c) => !this.registry.find(c.facade, c.version));
     if (unknown.length > 0) {

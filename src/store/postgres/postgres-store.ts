@@ -1,4 +1,4 @@
-import { Pool, type QueryConfig, type QueryResultRow } from 'pg';
+import { Client, Pool, type QueryConfig, type QueryResultRow } from 'pg';
 import { ConcurrencyError, ensureError, StoreUnavailableError, ValidationError } from '../../engine/errors';
 import type { Logger } from '../../engine/logger';
 import type { SagaEvent, SagaMode, SagaSnapshot, SagaStatus, StepState, StepStatus } from '../../engine/saga';
@@ -7,6 +7,7 @@ import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '
 import { decodePageToken, encodePageToken } from '../page-token';
 import { Batcher, type FlushResult } from '../../lib/batcher';
 import { migrate } from './migrate';
+import { PodLock } from './pod-lock';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -279,11 +280,14 @@ export class PostgresSagaStore implements SagaStore {
   private readonly creates: Batcher<Write, boolean>;
   private readonly gets: Batcher<string, SagaSnapshot | undefined>;
   private readonly saves: Batcher<Write, number>;
+  private podLock?: Promise<PodLock>;
 
   private constructor(
     private readonly pool: Pool,
     private readonly leaseTtlMs: number,
     batch: { maxBatch: number; maxInFlight: number },
+    private readonly connect: () => Client,
+    private readonly log: Logger,
     private readonly metrics?: StoreMetrics,
   ) {
     const bySaga = { ...batch, key: (w: Write) => w.requestId };
@@ -313,10 +317,11 @@ export class PostgresSagaStore implements SagaStore {
       throw translate(err, 'migrating the schema');
     }
     log.info('postgres saga store ready', { poolSize: opts.poolSize, leaseTtlMs: opts.leaseTtlMs });
+    const connect = () => new Client({ ...indexOnlyPlansConnection(opts.dsn), connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000, keepAlive: true, application_name: 'saga-orchestrator pod lock' });
     return new PostgresSagaStore(pool, opts.leaseTtlMs, {
       maxBatch: opts.maxBatch ?? 200,
       maxInFlight: opts.maxInFlight ?? 2,
-    }, opts.metrics);
+    }, connect, log, opts.metrics);
   }
 
   async create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }> {
@@ -434,9 +439,18 @@ export class PostgresSagaStore implements SagaStore {
     return sagas.map((s) => revisions.get(s.requestId) ?? new ConcurrencyError(s.requestId, s.revision));
   }
 
-  /** Ends the pool (waits for checked-out connections to be released). Safe to call twice. */
+  /** One live instance per pod id on this database (see PodLock); again from the same store: no effect. */
+  async holdPodId(podId: string): Promise<void> {
+    this.podLock ??= PodLock.acquire(this.connect, podId, this.log).catch((err: unknown) => {
+      this.podLock = undefined;
+      throw isConnectionError(err) ? translate(err, 'locking the pod id') : err;
+    });
+    await this.podLock;
+  }
+
+  /** Ends the pool (waits for checked-out connections to be released) and lets the pod id go. Safe to call twice. */
   async close(): Promise<void> {
-    this.ending ??= this.pool.end();
+    this.ending ??= Promise.all([this.pool.end(), this.podLock?.then((l) => l.release(), () => undefined)]).then(() => undefined);
     await this.ending;
   }
 
