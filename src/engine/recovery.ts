@@ -2,7 +2,7 @@ import { ensureError, StepError } from './errors';
 import type { Events } from './events';
 import { isStep } from './facade';
 import { currentStep, type SagaRuntime } from './runtime';
-import { nodeOf, Saga } from './saga';
+import { nodeOf, Saga, type StepState } from './saga';
 import type { Started } from './scheduler';
 
 /** How far this process's clock may be behind the store's, which stamps leases and fires timers. */
@@ -99,8 +99,8 @@ export class Recovery {
     }
     if (saga.status === 'COMPENSATING') {
       const interrupted = saga.compensationInFlight();
-      // Its lease lapsed: the instance running a compensation attempt or a step visit is gone; they count as failed.
-      const cutOff = saga.view().leaseLapsed === true ? saga.steps.filter((v) => v.status === 'RUNNING') : [];
+      // Its lease lapsed: the instance running a compensation attempt, and the visits it ran, are gone; they count as failed.
+      const cutOff = saga.view().leaseLapsed === true ? cutOffVisits(saga) : [];
       for (const v of cutOff) saga.stepFailed(v.name, 'interrupted: the instance running it went away');
       if (interrupted) saga.compensationAttemptFailed(interrupted, 'interrupted: the instance running it went away', false);
       if (interrupted || cutOff.length > 0) await this.rt.save(saga);
@@ -115,7 +115,7 @@ export class Recovery {
       const node = currentStep(saga);
       log.warn('recovery: the caller of this saga is gone: compensating', { node });
       // Whoever ran these is gone: they count as failed (they may have acted), and the rollback need not wait for them.
-      for (const v of saga.steps) if (v.status === 'RUNNING') saga.stepFailed(v.name, 'interrupted: the instance running it went away');
+      for (const v of cutOffVisits(saga)) saga.stepFailed(v.name, 'interrupted: the instance running it went away');
       await this.rt.abort(saga, def, node, new StepError('CANCELLED', 'the instance holding the caller went away', false));
       return;
     }
@@ -159,4 +159,14 @@ export class Recovery {
     }
     await this.events.continue(saga, def, move);
   }
+}
+
+/**
+ * The running visits of a saga whose lease lapsed that ran on the owner that let it lapse (no
+ * runner on record: the owner's own). A visit another instance took (a throttled step runs where it
+ * was consumed) may still act: the rollback waits for its outcome rather than undo it first.
+ */
+function cutOffVisits(saga: Saga): readonly StepState[] {
+  const gone = saga.view().lapsedOwner;
+  return saga.steps.filter((v) => v.status === 'RUNNING' && (v.runner === undefined || v.runner === gone));
 }

@@ -48,8 +48,9 @@ interface SagaRow extends QueryResultRow {
   created_at: Date;
   updated_at: Date;
   lease_left_ms: number;
-  /** claim() only: the lease had lapsed. */
+  /** claim() only: the lease had lapsed, and whose it was. */
   lapsed?: boolean;
+  former_owner?: string | null;
   steps: StepTuple[] | null;
   history?: EventTuple[] | null;
 }
@@ -211,7 +212,7 @@ SELECT 'overdue', '', 0, '', NULL, count(*)::int FROM sagas
 /** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
 const CLAIM_SQL = `
 WITH due AS (
-  SELECT request_id, lease_expires_at < now() AS lapsed FROM sagas
+  SELECT request_id, owner AS former_owner, lease_expires_at < now() AS lapsed FROM sagas
    WHERE status IN ${ACTIVE}
      AND (lease_expires_at < now() OR (wake_at <= now() AND owner = $1))
      AND ($4::text[] IS NULL OR facade || '@' || version = ANY($4::text[]))
@@ -222,9 +223,9 @@ WITH due AS (
      SET owner = $1, wake_at = NULL, lease_expires_at = ${LEASE('$3')}, revision = u.revision + 1
     FROM due
    WHERE u.request_id = due.request_id
-  RETURNING u.*, due.lapsed
+  RETURNING u.*, due.lapsed, due.former_owner
 )
-SELECT ${SAGA_COLUMNS}, s.lapsed, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
+SELECT ${SAGA_COLUMNS}, s.lapsed, s.former_owner, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
 
 /**
  * Every statement here finds its rows through an index, by request id or by an indexed range. A
@@ -583,6 +584,7 @@ function toSnapshot(row: SagaRow, leaseTtlMs: number): SagaSnapshot {
   saga.history = (row.history ?? []).map(toEvent);
   saga.leaseAgeMs = Math.max(0, Math.round(leaseTtlMs - row.lease_left_ms));
   if (row.lapsed) saga.leaseLapsed = true;
+  if (row.lapsed && row.former_owner) saga.lapsedOwner = row.former_owner;
   saga.createdAt = iso(row.created_at);
   saga.updatedAt = iso(row.updated_at);
   return saga;
