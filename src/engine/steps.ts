@@ -44,8 +44,8 @@ export class StepRunner {
       running.delete(key);
       if (result === 'lost') continue;
       const attempt = saga.step(key).attempts;
-      const move = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined));
-      if (!move) continue;
+      const move = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : settledLate(s, key, attempt, result)));
+      if (!move || move === 'recorded') continue;
       if (move.kind === 'fail') {
         await this.abortSiblings(saga, running);
         await this.rt.effects(saga, def, move);
@@ -119,14 +119,7 @@ export class StepRunner {
     await this.traced(saga, def, key, async (span) => {
       const result = await this.attempt(saga, def, step, key, undefined, span);
       try {
-        const move = await this.rt.update(saga, (s) => {
-          if (s.status === 'COMPENSATING' && s.find(key)?.status === 'RUNNING' && s.step(key).attempts === attempt && result.ok) {
-            // A sibling failed meanwhile: the output is recorded all the same, for this visit's compensation.
-            s.stepSucceeded(key, result.output);
-            return 'recorded' as const;
-          }
-          return this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined;
-        });
+        const move = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : settledLate(s, key, attempt, result)));
         if (move && move !== 'recorded') await this.rt.effects(saga, def, move);
       } catch (err) {
         if (this.rt.unrecorded.size < 100_000) this.rt.unrecorded.set(`${requestId}:${key}:${attempt}`, Date.now());
@@ -260,6 +253,18 @@ export class StepRunner {
     if (deadline && at >= deadline.getTime()) return undefined;
     return new Date(at);
   }
+}
+
+/**
+ * Inside a change: the outcome of an attempt that ended after its saga was aborted (a sibling
+ * failed, a cancel, the deadline). Recorded all the same: the rollback waits for running visits,
+ * and undoes this one with its output. 'recorded', or undefined when the attempt is no longer current.
+ */
+function settledLate(saga: Saga, key: string, attempt: number, result: Attempt): 'recorded' | undefined {
+  if (saga.status !== 'COMPENSATING' || saga.find(key)?.status !== 'RUNNING' || saga.step(key).attempts !== attempt) return undefined;
+  if (result.ok) saga.stepSucceeded(key, result.output);
+  else saga.stepFailed(key, result.error.message);
+  return 'recorded';
 }
 
 /** The caller went away, or a sibling failed: the reason, as the error the attempt ends with. */
