@@ -325,10 +325,12 @@ describe(`Orchestrator (${make().name})`, function () {
       const redeliverB = async (when: string) => {
         const message = published.find((m) => m.topic === 't.b' && m.key === 'a5')!;
         let handled = false;
-        const handling = orchestrator.handle(message).finally(() => { handled = true; });
+        let failure: unknown;
+        const handling = orchestrator.handle(message).then(() => { handled = true; }, (err: unknown) => { handled = true; failure = err; });
         await waitFor(() => handled || runs('b') > 1, 20_000, `the redelivery ${when} to be handled`);
         expect(runs('b'), `runs of b after its redelivery ${when}`).to.equal(1);
         await handling;
+        if (failure !== undefined) throw failure as Error;
       };
       try {
         await orchestrator.startAsync('Async', 'a5', { n: 2 });
