@@ -19,6 +19,15 @@ export type DriveResult = 'ended' | 'parked';
  * on record before it can act, and each outcome is recorded with what it starts next in one write.
  */
 export class StepRunner {
+  /**
+   * Step messages this process is handling now, by `${requestId}:${visit key}:${attempt}`. A copy
+   * of one handled meanwhile (delivered again while the first is in hand) finds the attempt on
+   * record as this process's and would run it a second time, concurrently: it is skipped, the first
+   * handling records the outcome (or, if it cannot, gives its message back to be handled again).
+   * The message of a later attempt (a retry) is another message, and is not held up.
+   */
+  private readonly inHand = new Set<string>();
+
   constructor(private readonly rt: SagaRuntime) {}
 
   /**
@@ -92,6 +101,24 @@ export class StepRunner {
       log.debug('step message of a past attempt: skipped', { messageAttempt, attempts: st.attempts });
       return;
     }
+    const inHand = `${requestId}:${key}:${messageAttempt}`;
+    if (this.inHand.has(inHand)) {
+      log.debug('step message being handled here already: skipped', { messageAttempt, attempts: st.attempts });
+      return;
+    }
+    this.inHand.add(inHand);
+    try {
+      await this.takeAndRun(saga, def, step, key, messageAttempt);
+    } finally {
+      this.inHand.delete(inHand);
+    }
+  }
+
+  /** handleStep, once the message applies: the attempt on record as this process's (a new one if it may have run), run, its outcome recorded. */
+  private async takeAndRun(saga: Saga, def: FacadeDefinition, step: StepDefinition, key: string, messageAttempt: number): Promise<void> {
+    const requestId = saga.requestId;
+    const log = this.rt.sagaLog(saga, step.name);
+    const st = saga.step(key);
     const mine = saga.owner === this.rt.owner;
     // The owner is gone: an earlier run of this pod, or a process that no longer renews its lease.
     // Its own consumer may have run the attempt on record without a write.

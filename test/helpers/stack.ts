@@ -7,7 +7,10 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { clientOf, loadProtos } from '../../src/grpc/protos';
-import { waitFor } from './wait';
+import { unreachable, waitFor } from './wait';
+
+/** Saga statuses that never change (COMPENSATION_FAILED may: RetryCompensation). */
+const ENDED = ['COMPLETED', 'COMPENSATED'];
 
 /** Repository root, from dist/test/helpers. */
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -285,10 +288,14 @@ export class Stack {
     await call(this.sagas, 'SendEvent', { request_id: requestId, event, payload_json: JSON.stringify(payload), idempotency_key: idempotencyKey });
   }
 
-  /** Polls GetSaga until the saga reaches `status`. */
+  /**
+   * Polls GetSaga until the saga reaches `status`; fails at once if it ends otherwise (COMPLETED and
+   * COMPENSATED never change), with the saga's error, rather than at the timeout.
+   */
   async sagaReaches(requestId: string, status: string, timeoutMs = 10_000) {
     return waitFor(async () => {
       const saga = await this.saga(requestId);
+      if (saga.status !== status && ENDED.includes(saga.status)) unreachable(`saga ${requestId} ended ${saga.status} ${saga.error_code}: ${String(saga.error)}`);
       return saga.status === status ? saga : undefined;
     }, timeoutMs, `saga ${requestId} to reach ${status}`);
   }
