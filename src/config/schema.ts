@@ -35,7 +35,7 @@ export const configSchema = z
     http: z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
-        port: port.default(10080),
+        port: port.default(10090),
         /**
          * Host names (`name`, any port, or `name:port`) the console answers besides http.host and
          * localhost; any IP when bound to 0.0.0.0 or ::. A page whose DNS name was rebound to this
