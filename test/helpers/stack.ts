@@ -134,6 +134,8 @@ export interface StackOptions {
   bargain?: boolean;
   /** Extra environment of the orchestrator process (e.g. OCH_DELIVERY_VERSIONS). */
   orchestratorEnv?: NodeJS.ProcessEnv;
+  /** The HTTP port (default: a free one), e.g. the shipped app.yaml's, which a browser must be able to open. */
+  httpPort?: number;
 }
 
 /** What GetSaga answers (orchestrator.v1.Saga), as far as the tests read it. */
@@ -184,7 +186,7 @@ export class Stack {
 
   private async start(opts: StackOptions): Promise<void> {
     this.ports = {
-      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(), http: await freePort(),
+      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(), http: opts.httpPort ?? await freePort(),
     };
     this.orchestratorEnv = opts.orchestratorEnv ?? {};
     this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
