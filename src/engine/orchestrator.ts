@@ -142,10 +142,12 @@ export class Orchestrator {
   async shutdown(): Promise<void> {
     this.state = 'STOPPED';
     // Leases are renewed while work is in hand: another instance taking these sagas now would run the same steps again.
-    this.recovery.stopClaims();
+    // A claim under way would take sagas after the release below: it ends first, and what it started is in hand.
+    const claims = this.recovery.stopClaims();
+    const until = sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false });
+    await Promise.race([claims, until]);
     // Calls cut off by the gRPC grace period are being aborted: their sagas go to their rollback first.
-    const inHand = Promise.allSettled(this.rt.inHand());
-    await Promise.race([inHand, sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false })]);
+    await Promise.race([Promise.allSettled(this.rt.inHand()), until]);
     this.recovery.stop();
     if (this.rt.inHand().length > 0) return; // still running: their leases lapse rather than being handed on mid-step
     await this.recovery.releaseLeases();

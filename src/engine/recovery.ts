@@ -17,7 +17,7 @@ export class Recovery {
   private heartbeat?: NodeJS.Timeout;
   private claiming = false;
   private renewing = false;
-  private ticking = false;
+  private pass?: Promise<void>;
   private renewal?: Promise<void>;
 
   constructor(private readonly rt: SagaRuntime, private readonly events: Events) {}
@@ -39,15 +39,19 @@ export class Recovery {
     await this.tick();
   }
 
-  /** No more claims; leases are still renewed, for the work this process still has in hand. */
-  stopClaims(): void {
+  /**
+   * No more claims; leases are still renewed, for the work this process still has in hand.
+   * Resolves when the pass under way, if any, is done: what it claimed is work in hand too.
+   */
+  stopClaims(): Promise<void> {
     this.claiming = false;
     clearInterval(this.timer);
+    return this.pass ?? Promise.resolve();
   }
 
   /** No more claims or renewals: this process's leases lapse, and other instances take its sagas. */
   stop(): void {
-    this.stopClaims();
+    void this.stopClaims();
     this.renewing = false;
     clearInterval(this.heartbeat);
   }
@@ -70,10 +74,14 @@ export class Recovery {
     return renewal;
   }
 
-  /** Takes over sagas whose lease expired or whose timer is due. */
-  private async tick(): Promise<void> {
-    if (this.ticking || !this.claiming) return;
-    this.ticking = true;
+  /** Takes over sagas whose lease expired or whose timer is due; one pass at a time. */
+  private tick(): Promise<void> {
+    if (this.pass || !this.claiming) return this.pass ?? Promise.resolve();
+    this.pass = this.claimAndRecover().finally(() => { this.pass = undefined; });
+    return this.pass;
+  }
+
+  private async claimAndRecover(): Promise<void> {
     try {
       // Only sagas of versions this process has: the others wait for an instance that has theirs.
       const versions = this.rt.registry.all().map((d) => `${d.name}@${d.version}`);
@@ -85,8 +93,6 @@ export class Recovery {
       }));
     } catch (err) {
       this.rt.log.warn('recovery loop: store unavailable, will retry', { error: ensureError(err).message });
-    } finally {
-      this.ticking = false;
     }
   }
 

@@ -351,14 +351,14 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
           return got.length > 0 && got;
         }, 5_000, 'the lease to expire');
         expect(Date.now() - t0).to.be.at.least(LEASE_MS);
-        expect(claimed.map(plain)).to.deep.equal([{ ...plain(stored), owner: 'pod-b', revision: 2, leaseLapsed: true }]);
+        expect(claimed.map(plain)).to.deep.equal([{ ...plain(stored), owner: 'pod-b', revision: 2, leaseLapsed: true, lapsedOwner: 'pod-a' }]);
         expect(claimed[0].history).to.have.length(1);
 
         // The claim renewed the lease: nobody else gets it, and the old owner is fenced off.
         expect(await store.claim('pod-c', 10)).to.deep.equal([]);
         expect(await store.claim('pod-b', 10)).to.deep.equal([]);
-        // leaseLapsed is what the claim saw, not part of the saga.
-        expect({ ...plain(await store.get('lease-1')), leaseLapsed: true }).to.deep.equal(plain(claimed[0]));
+        // leaseLapsed and lapsedOwner are what the claim saw, not part of the saga.
+        expect({ ...plain(await store.get('lease-1')), leaseLapsed: true, lapsedOwner: 'pod-a' }).to.deep.equal(plain(claimed[0]));
         expect(await rejectionOf(store.save(stored))).to.be.instanceOf(ConcurrencyError);
       });
 
