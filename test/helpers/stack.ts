@@ -228,7 +228,7 @@ export class Stack {
     const saga = JSON.stringify(sagaConfig(shipped.saga, opts.saga));
     writeFileSync(path.join(this.dir, 'app.yaml'), [
       'podId: e2e',
-      `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: 10000 }`,
+      `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: ${shipped.grpc.shutdownGraceMs} }`,
       `http: { host: 127.0.0.1, port: ${this.ports.http} }`,
       'transport:',
       `  driver: ${opts.transport}`,
