@@ -17,7 +17,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 5_000, multiplier: 2, jitter: 0.2 };
 
 /**
- * Compensations: about 55 minutes (500 ms doubling up to a minute, 60 attempts), on durable timers,
+ * Compensations: about 53 minutes (500 ms doubling up to a minute, 60 attempts), on durable timers,
  * before the saga is COMPENSATION_FAILED and waits for a human (RetryCompensation).
  */
 export const DEFAULT_COMPENSATION: RetryPolicy = { maxAttempts: 60, initialBackoffMs: 500, maxBackoffMs: 60_000, multiplier: 2, jitter: 0.2 };

@@ -54,8 +54,9 @@ describe('och, the CLI, against a running orchestrator (embedded transport)', fu
   }, 30_000, `${id} to wait for its webhook`);
 
   before(async () => {
-    // Compensation retries outlast the upstream channel's reconnect backoff (1 s): once the order service is back, retry reaches it.
-    stack = await Stack.start({ transport: 'memory', transfer: {}, compensation: '{ maxAttempts: 4, initialBackoffMs: 400, jitter: 0 }' });
+    // A compensation budget of seconds, so that 'cli-stuck' reaches COMPENSATION_FAILED within the test; it outlasts
+    // the upstream channel's reconnect backoff (1 s): once the order service is back, retry reaches it.
+    stack = await Stack.start({ transport: 'memory', transfer: {}, saga: { compensation: { maxAttempts: 4, initialBackoffMs: 400, jitter: 0 } } });
   });
   after(async () => {
     await stack?.stop();

@@ -31,8 +31,9 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     db = await freshDatabase();
     stack = await Stack.start({
       transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, transfer: {},
-      // As in lifecycle.test.ts: compensation outlasts the upstream channel's reconnect backoff, so a retry reaches a restarted service.
-      compensation: '{ maxAttempts: 4, initialBackoffMs: 400, jitter: 0 }',
+      // As in lifecycle.test.ts: a compensation budget of seconds, so that 'ui-stuck' reaches COMPENSATION_FAILED
+      // within the test, outlasting the upstream channel's reconnect backoff, so a retry reaches a restarted service.
+      saga: { compensation: { maxAttempts: 4, initialBackoffMs: 400, jitter: 0 } },
       httpPort: SHIPPED.http.port,
     });
     base = SHIPPED_CONSOLE;

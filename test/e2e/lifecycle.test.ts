@@ -35,9 +35,10 @@ describe('orchestrator process lifecycle', function () {
   });
 
   it('answers UNAVAILABLE naming the node when an upstream is down; compensation waits for it, then RetryCompensation finishes', async () => {
-    // Compensation retries span more than the upstream channel's longest reconnect backoff (1 s), so
-    // that once the service is back, RetryCompensation reaches it.
-    const stack = await Stack.start({ transport: 'memory', compensation: '{ maxAttempts: 4, initialBackoffMs: 400, jitter: 0 }' });
+    // A compensation budget of seconds, not the shipped hour, so that the saga reaches
+    // COMPENSATION_FAILED within the test; its retries still span more than the upstream channel's
+    // longest reconnect backoff (1 s), so that once the service is back, RetryCompensation reaches it.
+    const stack = await Stack.start({ transport: 'memory', saga: { compensation: { maxAttempts: 4, initialBackoffMs: 400, jitter: 0 } } });
     try {
       const payment = stack.procs[1];
       payment.kill('SIGTERM');

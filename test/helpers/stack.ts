@@ -6,7 +6,10 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { loadConfig } from '../../src/config/load';
+import type { AppConfig } from '../../src/config/schema';
 import { clientOf, loadProtos } from '../../src/grpc/protos';
+import { ROOT_APP_YAML } from './shipped-config';
 import { unreachable, waitFor } from './wait';
 
 /** Saga statuses that never change (COMPENSATION_FAILED may: RetryCompensation). */
@@ -117,10 +120,13 @@ export interface StackOptions {
   postgres?: string;
   /** Extra app.yaml keys, merged at the top level. */
   extraYaml?: string;
-  /** saga.compensation, as a YAML flow mapping (default: 3 attempts, 50 ms apart). */
-  compensation?: string;
-  /** saga.stepTimeoutMs (default 10 s). */
-  stepTimeoutMs?: number;
+  /**
+   * The shipped app.yaml whose `saga` block and connect timeouts the stack runs with (default: the
+   * root app.yaml, which `make run` and the image use): tests run the timings users get.
+   */
+  shippedConfig?: string;
+  /** `saga` keys over the shipped ones; a test that sets one says at the override why it needs it. */
+  saga?: SagaOverrides;
   /**
    * Also runs the hammer example's factory; on Kafka, with its head worker consuming the stack's
    * head commands (same brokers and topic prefix, a consumer group of its own).
@@ -136,6 +142,19 @@ export interface StackOptions {
   orchestratorEnv?: NodeJS.ProcessEnv;
   /** The HTTP port (default: a free one), e.g. the shipped app.yaml's, which a browser must be able to open. */
   httpPort?: number;
+}
+
+/** `saga` keys of app.yaml, each optional, a retry policy's fields too. */
+export type SagaOverrides = { [K in keyof AppConfig['saga']]?: AppConfig['saga'][K] extends object ? Partial<AppConfig['saga'][K]> : AppConfig['saga'][K] };
+
+/** The shipped saga block with a test's overrides on top (a retry policy's unset fields stay shipped). */
+export function sagaConfig(shipped: AppConfig['saga'], overrides: SagaOverrides = {}): AppConfig['saga'] {
+  const merged: Record<string, unknown> = { ...shipped };
+  for (const [key, value] of Object.entries(overrides)) {
+    const base = merged[key];
+    merged[key] = typeof value === 'object' && typeof base === 'object' ? { ...base, ...value } : value;
+  }
+  return merged as AppConfig['saga'];
 }
 
 /** What GetSaga answers (orchestrator.v1.Saga), as far as the tests read it. */
@@ -209,16 +228,19 @@ export class Stack {
     }
     if (opts.delivery) serve('warehouse', 'dist/src/examples/delivery/services/main.js');
     if (opts.bargain) serve('drivers', 'dist/src/examples/bargain/services/main.js');
+    const shipped = loadConfig(opts.shippedConfig ?? ROOT_APP_YAML, {});
+    // JSON is YAML: the merged block goes in as one flow mapping.
+    const saga = JSON.stringify(sagaConfig(shipped.saga, opts.saga));
     writeFileSync(path.join(this.dir, 'app.yaml'), [
       'podId: e2e',
-      `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: 10000 }`,
+      `grpc: { host: 127.0.0.1, port: ${this.ports.orchestrator}, shutdownGraceMs: ${shipped.grpc.shutdownGraceMs} }`,
       `http: { host: 127.0.0.1, port: ${this.ports.http} }`,
       'transport:',
       `  driver: ${opts.transport}`,
-      ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: 20000 }`] : []),
+      ...(kafka ? [`  kafka: { brokers: [${kafka.brokers.join(', ')}], topicPrefix: "${kafka.topicPrefix}", groupId: ${kafka.groupId}, connectTimeoutMs: ${shipped.transport.kafka.connectTimeoutMs} }`] : []),
       `upstreams: { ${(['order', 'payment', 'factory', 'accounts', 'gateway', 'warehouse', 'drivers'] as const).map((u) => `${u}: 127.0.0.1:${this.ports[u]}`).join(', ')} }`,
-      ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: 1000 } }`] : []),
-      `saga: { stepTimeoutMs: ${opts.stepTimeoutMs ?? 10_000}, compensation: ${opts.compensation ?? '{ maxAttempts: 3, initialBackoffMs: 50 }'}, leaseTtlMs: 2000, heartbeatMs: 500, recoveryIntervalMs: 200 }`,
+      ...(opts.postgres ? [`store: { driver: postgres, postgres: { dsn: "${opts.postgres}", connectTimeoutMs: ${shipped.store.postgres.connectTimeoutMs} } }`] : []),
+      `saga: ${saga}`,
       opts.extraYaml ?? '',
     ].join('\n'));
     this.address = `127.0.0.1:${this.ports.orchestrator}`;
