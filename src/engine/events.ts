@@ -140,7 +140,7 @@ function refuseUnlessAwaited(saga: Saga, graph: Graph, event: string, cancelEven
 const SETTLED: readonly string[] = ['SUCCEEDED', 'FAILED', 'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'];
 
 /** The visit an answer is for (absent: the node's latest) has its outcome already. */
-function settledVisit(saga: Saga, step: string, visit?: number): boolean {
+export function settledVisit(saga: Saga, step: string, visit?: number): boolean {
   const current = visit === undefined ? saga.latest(step) : saga.find(visitKey(step, visit));
   return current !== undefined && SETTLED.includes(current.status);
 }

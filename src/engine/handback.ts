@@ -1,5 +1,5 @@
 import { ensureError, OrchestratorError, PoisonMessageError } from './errors';
-import type { Events } from './events';
+import { settledVisit, type Events } from './events';
 import type { FacadeDefinition } from './facade';
 import { encodeMessage, type EventWork, type HandbackMessage, type ReplyWork, type RollbackMessage, type StepMessage } from './messages';
 import type { SagaRuntime } from './runtime';
@@ -40,15 +40,26 @@ export class Handback {
 
   /**
    * On the events or step-replies topic: an event or reply for a saga of a version this process
-   * does not have. A reply without a visit is pinned to the node's latest visit now, so that every
-   * instance that applies it settles the same one.
+   * does not have. It goes to the saga's owner, which has the version, once one owns it: while the
+   * owner is silent (it died; an instance with the version claims the saga when its lease lapses)
+   * the message waits here, uncommitted, rather than being broadcast to nobody. A reply without a
+   * visit is pinned to the node's latest visit now, so that whoever applies it settles that one.
    */
   async handBackAnswer(topic: string, work: EventWork | ReplyWork): Promise<void> {
     const saga = await this.rt.store.get(work.requestId);
     if (!saga) throw new PoisonMessageError(`saga ${work.requestId} not found`);
+    const view = Saga.adopt(saga, this.rt.podId);
+    if (saga.status !== 'RUNNING') {
+      // What an instance with the version would say (a repeated event was found in Events.send already).
+      if (work.kind === 'reply' && settledVisit(view, work.step, work.visit)) return;
+      throw new PoisonMessageError(`FAILED_PRECONDITION: saga ${saga.requestId} is ${saga.status}: ${work.kind === 'event' ? `event ${work.event}` : `the outcome of ${work.step}`} can no longer change it`);
+    }
+    if (this.silent(saga)) {
+      throw new OrchestratorError('UNAVAILABLE', `saga ${saga.requestId} (${saga.facade} version ${saga.version}, which this instance does not have) has no live owner yet: the ${work.kind} waits for one`, true);
+    }
     let pinned = work;
     if (work.kind === 'reply' && work.visit === undefined) {
-      const latest = Saga.adopt(saga, this.rt.podId).latest(work.step);
+      const latest = view.latest(work.step);
       if (latest) pinned = { ...work, visit: visitOf(latest.name) };
     }
     await this.broadcast(saga, topic, pinned);
@@ -68,9 +79,8 @@ export class Handback {
     const saga = await this.rt.store.get(msg.requestId);
     const work = msg.message;
     if (work.kind === 'event' || work.kind === 'reply') {
-      if (!saga) return;
-      const ownerSilent = (saga.leaseAgeMs ?? 0) > this.rt.silenceMs();
-      if (saga.owner !== this.rt.owner && !ownerSilent) return;
+      // The owner; should it have died since the message was handed back, every instance with the version.
+      if (!saga || (saga.owner !== this.rt.owner && !this.silent(saga))) return;
       await this.apply(work, msg);
       return;
     }
@@ -80,6 +90,11 @@ export class Handback {
     // Not awaited: a step may run for long, and the broadcast topic also wakes throttled callers.
     // If this process dies before it is done, recovery sends the work again.
     void this.handle(def, msg.topic, work).catch((err: unknown) => log.warn('handed-back work failed', { error: ensureError(err).message }));
+  }
+
+  /** The owner no longer renews its lease (see StepRunner). */
+  private silent(saga: SagaSnapshot): boolean {
+    return (saga.leaseAgeMs ?? 0) > this.rt.silenceMs();
   }
 
   /**
