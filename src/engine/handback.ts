@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureError, OrchestratorError, PoisonMessageError } from './errors';
 import { settledVisit, type Events } from './events';
 import type { FacadeDefinition } from './facade';
@@ -40,10 +41,11 @@ export class Handback {
 
   /**
    * On the events or step-replies topic: an event or reply for a saga of a version this process
-   * does not have. It goes to the saga's owner, which has the version, once one owns it: while the
-   * owner is silent (it died; an instance with the version claims the saga when its lease lapses)
-   * the message waits here, uncommitted, rather than being broadcast to nobody. A reply without a
-   * visit is pinned to the node's latest visit now, so that whoever applies it settles that one.
+   * does not have. Nobody would send it again, so the record is committed only once the saga's
+   * owner (which has the version) has it: while the saga has no live owner (it died; an instance
+   * with the version claims the saga once its lease lapses) or the owner went away before applying
+   * it, the message waits here uncommitted (a retryable failure) and is handed back again. A reply
+   * without a visit is pinned to the node's latest visit now, so that every try settles that one.
    */
   async handBackAnswer(topic: string, work: EventWork | ReplyWork): Promise<void> {
     const saga = await this.rt.store.get(work.requestId);
@@ -54,15 +56,36 @@ export class Handback {
       if (work.kind === 'reply' && settledVisit(view, work.step, work.visit)) return;
       throw new PoisonMessageError(`FAILED_PRECONDITION: saga ${saga.requestId} is ${saga.status}: ${work.kind === 'event' ? `event ${work.event}` : `the outcome of ${work.step}`} can no longer change it`);
     }
-    if (this.silent(saga)) {
-      throw new OrchestratorError('UNAVAILABLE', `saga ${saga.requestId} (${saga.facade} version ${saga.version}, which this instance does not have) has no live owner yet: the ${work.kind} waits for one`, true);
-    }
+    if (this.silent(saga)) throw this.waiting(saga, work, 'has no live owner yet');
     let pinned = work;
     if (work.kind === 'reply' && work.visit === undefined) {
       const latest = view.latest(work.step);
       if (latest) pinned = { ...work, visit: visitOf(latest.name) };
     }
     await this.broadcast(saga, topic, pinned);
+    await this.applied(saga, pinned);
+  }
+
+  /**
+   * Resolves once the saga has the event or reply, or has moved past where it could take it, or
+   * its owner, still live after a silence's length, has had time to apply it (or refuse it: it
+   * dead-letters what can never apply). Throws a retryable error when the owner went away first.
+   */
+  private async applied(sent: SagaSnapshot, work: EventWork | ReplyWork): Promise<void> {
+    const until = Date.now() + this.rt.silenceMs();
+    for (;;) {
+      await sleep(this.rt.options.outcomePollMs);
+      const saga = await this.rt.store.get(sent.requestId);
+      if (!saga || saga.status !== 'RUNNING') return;
+      const view = Saga.adopt(saga, this.rt.podId);
+      if (work.kind === 'event' ? view.hasEvent(work.idempotencyKey) : settledVisit(view, work.step, work.visit)) return;
+      if (this.silent(saga) || saga.owner !== sent.owner) throw this.waiting(saga, work, `lost its owner ${sent.owner ?? ''} before it was applied`);
+      if (Date.now() >= until) return;
+    }
+  }
+
+  private waiting(saga: SagaSnapshot, work: EventWork | ReplyWork, why: string): OrchestratorError {
+    return new OrchestratorError('UNAVAILABLE', `saga ${saga.requestId} (${saga.facade} version ${saga.version}, which this instance does not have) ${why}: the ${work.kind} waits to be handed back again`, true);
   }
 
   private async broadcast(saga: SagaSnapshot, topic: string, message: HandbackMessage['message']): Promise<void> {

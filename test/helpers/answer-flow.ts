@@ -88,6 +88,8 @@ export interface Instance {
   console: string;
   /** Stops consuming, as a crash would (nothing in hand is committed), then shuts the instance down. */
   stop(): Promise<void>;
+  /** Stops consuming and renewing leases, as a dead process would: its sagas wait for their leases to lapse. */
+  crash(): Promise<void>;
 }
 
 /**
@@ -100,7 +102,8 @@ export async function startInstance(opts: {
   logger?: Logger; wrap?: (handler: MessageHandler) => MessageHandler;
 }): Promise<Instance> {
   const store = await PostgresSagaStore.create({ dsn: opts.dsn, poolSize: 5, leaseTtlMs: FAST.leaseTtlMs!, connectTimeoutMs: 2_000 }, silentLogger);
-  const kafka = await KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: opts.podId, partitionsConsumedConcurrently: 4, connectTimeoutMs: 20_000, ...opts.names }, EV_TOPICS, silentLogger);
+  const logger = opts.logger ?? silentLogger;
+  const kafka = await KafkaTransport.create({ brokers: KAFKA_BROKERS, clientId: opts.podId, partitionsConsumedConcurrently: 4, connectTimeoutMs: 20_000, ...opts.names }, EV_TOPICS, logger);
   const transport: Transport = opts.wrap
     ? {
       publish: (m) => kafka.publish(m),
@@ -112,7 +115,6 @@ export async function startInstance(opts: {
     : kafka;
   const registry = new FacadeRegistry();
   for (const d of opts.defs) registry.register(d);
-  const logger = opts.logger ?? silentLogger;
   const orchestrator = new Orchestrator({
     registry, store, transport, logger, podId: opts.podId, outcomeTopic: 'outcomes', eventTopic: 'ev.events', replyTopic: 'ev.replies', options: FAST,
   });
@@ -124,17 +126,20 @@ export async function startInstance(opts: {
   const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: consoleRoutes(orchestrator, silentLogger), log: silentLogger });
   const client = new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(`127.0.0.1:${grpcServer.port}`, grpc.credentials.createInsecure());
   let stopped: Promise<void> | undefined;
+  const end = (releaseLeases: boolean) => (stopped ??= (async () => {
+    client.close();
+    await transport.drain();
+    if (releaseLeases) await orchestrator.shutdown();
+    else orchestrator.stop();
+    await grpcServer.shutdown(1_000);
+    await http.close();
+    await transport.close();
+    await store.close();
+  })());
   return {
     orchestrator, store, transport, client, console: `http://127.0.0.1:${http.port}`,
-    stop: () => (stopped ??= (async () => {
-      client.close();
-      await transport.drain();
-      await orchestrator.shutdown();
-      await grpcServer.shutdown(1_000);
-      await http.close();
-      await transport.close();
-      await store.close();
-    })()),
+    stop: () => end(true),
+    crash: () => end(false),
   };
 }
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { Logger } from '../../src/engine/logger';
-import { countOf, flow, produce, startInstance, worker, type Runs } from '../helpers/answer-flow';
+import { countOf, flow, produce, startInstance, visitReaches, worker, type Runs } from '../helpers/answer-flow';
 import { collect, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
 import { waitFor } from '../helpers/wait';
@@ -65,6 +65,49 @@ describe('a mixed deployment on Kafka + Postgres: events and step replies of a v
       expect(runs.filter((r) => r.endsWith(`:${id}`)), `${id}: runs`).to.deep.equal([`b:after:${id}`, `b:more:${id}`]);
     }
     // A did get some of them: by key, its partitions hold about half.
+    expect(logged.filter((m) => m.includes('handed back')).length, 'what A handed back').to.be.greaterThan(0);
+    expect(dead.messages.map((m) => m.key?.toString()), 'dead-lettered').to.deep.equal([]);
+  });
+
+  it('the owner of version 2 sagas dies: what reaches A waits for the instance that takes the sagas over, then is applied once', async () => {
+    const names = uniqueKafkaNames();
+    const db = await freshDatabase();
+    cleanups.push(() => db.drop());
+    const runs: Runs = [];
+    const logged: string[] = [];
+    const a = await startInstance({ dsn: db.dsn, names, podId: 'a', defs: [flow(1, 'a', runs)], logger: recordingLogger(logged) });
+    cleanups.push(() => a.stop());
+    const dead = await collect(`${names.topicPrefix}dlq`);
+    cleanups.push(() => dead.stop());
+    const w = await worker(names, (cmd) => ({ output: { price: 3, for: cmd.requestId } }));
+    cleanups.push(() => w.stop());
+    const b1 = await startInstance({ dsn: db.dsn, names, podId: 'b1', defs: [flow(1, 'b1', runs), flow(2, 'b1', runs)] });
+    cleanups.push(() => b1.stop());
+    const ids = Array.from({ length: 12 }, (_, i) => `owner-${i}`);
+    for (const id of ids) await b1.orchestrator.startSaga('Flow', id, {}, 2);
+    for (const id of ids) await visitReaches(b1.store, id, 'go', 'WAITING');
+
+    // b1 dies with the sagas' leases: nobody with version 2 runs while the events come.
+    await b1.crash();
+    await produce(names.topicPrefix, 'ev.events', ids.map((id) => ({ key: id, value: JSON.stringify({ event: 'go', payload: { id } }) })));
+    // A holds them (a retryable failure: kept, uncommitted) while no live instance owns their sagas.
+    await waitFor(() => logged.some((m) => m.includes('(retryable)')) || dead.messages.length > 0, 60_000, 'A to hold the events for sagas without a live owner');
+    const b2 = await startInstance({ dsn: db.dsn, names, podId: 'b2', defs: [flow(1, 'b2', runs), flow(2, 'b2', runs)] });
+    cleanups.push(() => b2.stop());
+
+    const ended = (id: string) => waitFor(async () => {
+      const deadHere = dead.messages.filter((m) => m.key?.toString() === id);
+      if (deadHere.length > 0) return `dead-lettered: ${deadHere.map((m) => m.headers?.['x-dead-letter-reason']?.toString()).join('; ')}`;
+      const saga = await b2.store.get(id);
+      return saga && saga.status !== 'RUNNING' ? saga.status : undefined;
+    }, 60_000, `${id} to end`);
+    expect(await Promise.all(ids.map(ended)), 'after the events').to.deep.equal(ids.map(() => 'COMPLETED'));
+    for (const id of ids) {
+      const saga = (await b2.store.get(id))!;
+      expect(countOf(saga, 'EVENT_RECEIVED'), `${id}: events`).to.equal(1);
+      if (runs.filter((r) => r.endsWith(`:${id}`)).length !== 2) console.log(saga.history.map((e) => `${e.type} ${e.step ?? ''} ${e.detail ?? ''} ${e.podId ?? ''}`).join('\n'));
+      expect(runs.filter((r) => r.endsWith(`:${id}`)), `${id}: runs`).to.deep.equal([`b2:after:${id}`, `b2:more:${id}`]);
+    }
     expect(logged.filter((m) => m.includes('handed back')).length, 'what A handed back').to.be.greaterThan(0);
     expect(dead.messages.map((m) => m.key?.toString()), 'dead-lettered').to.deep.equal([]);
   });
