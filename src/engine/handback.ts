@@ -17,9 +17,10 @@ type Work = StepMessage | RollbackMessage;
  * message) and handles it in process; should the owner die meanwhile, its lease lapses and an
  * instance that has the version takes the saga over and sends the work again.
  *
- * An event or a step reply comes from outside: nobody would send it again. The owner applies it
- * while its lease is live; once the owner is silent, every instance that has the version applies
- * it, and its idempotency key (events) or its pinned visit (replies) makes it count once.
+ * An event or a step reply comes from outside: nobody would send it again. It goes to the saga's
+ * live owner, and its record is committed only once the owner has it (see handBackAnswer); an
+ * owner found silent when it arrives is stood in for by every instance that has the version. Its
+ * idempotency key (events) or pinned visit (replies) makes each try after the first a no-op.
  */
 export class Handback {
   constructor(
