@@ -7,7 +7,7 @@ NPM_STAMP := node_modules/.installed
 .PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-timers bench-trace bench-metrics clean
 
 help:
-	@echo "make run        orchestrator on 127.0.0.1:10000, in-process transport, with the demo services (booking, hammer, transfer, delivery)"
+	@echo "make run        orchestrator on 127.0.0.1:10000 (the web console, /metrics, probes: http://127.0.0.1:10090/), in-process transport, with the demo services (booking, hammer, transfer, delivery, bargain)"
 	@echo "make run-kafka  the same against the local Kafka broker (started if not running)"
 	@echo "make test       lint, type-check, unit + integration (real Kafka) + end-to-end tests"
 	@echo "make kafka-up / kafka-down   the local single-node Kafka broker (scripts/kafka.sh)"

@@ -4,9 +4,10 @@
 # Addresses: OCH_ORDER_ADDR (127.0.0.1:10001), OCH_PAYMENT_ADDR (127.0.0.1:10002) for booking,
 # OCH_FACTORY_ADDR (127.0.0.1:10003) for hammer, OCH_ACCOUNTS_ADDR (127.0.0.1:10004) and
 # OCH_GATEWAY_ADDR (127.0.0.1:10005) for transfer, OCH_WAREHOUSE_ADDR (127.0.0.1:10007) for
-# delivery, OCH_DRIVERS_ADDR (127.0.0.1:10008) for bargain, and the orchestrator's port OCH_GRPC_PORT
-# (app.yaml: 10000). DEMO_GATEWAY_UNAVAILABLE_FIRST=N makes the gateway refuse the first N calls
-# of each idempotency key with UNAVAILABLE.
+# delivery, OCH_DRIVERS_ADDR (127.0.0.1:10008) for bargain, and the orchestrator's ports OCH_GRPC_PORT
+# (app.yaml: 10000) and OCH_HTTP_PORT (app.yaml: 10090, the web console: its log line "HTTP server
+# listening" gives the address to open). DEMO_GATEWAY_UNAVAILABLE_FIRST=N makes the gateway refuse
+# the first N calls of each idempotency key with UNAVAILABLE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # memory: in-process transport and saga store. kafka: the local broker and the Postgres on 127.0.0.1:5432.

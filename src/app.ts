@@ -7,8 +7,10 @@ import { EXAMPLES } from './examples';
 import { orchestratorServiceImpl } from './grpc/orchestrator-service';
 import { loadProtos } from './grpc/protos';
 import { startGrpcServer, type GrpcServerHandle } from './grpc/server';
+import { httpFailureOf } from './console/errors';
 import { consoleRoutes } from './console/routes';
 import { healthRoutes } from './http/health';
+import { hostPolicy } from './http/hosts';
 import { metricsRoutes } from './http/metrics';
 import { createMetrics } from './metrics';
 import { startHttpServer, type HttpRoute, type HttpServerHandle } from './http/server';
@@ -48,7 +50,9 @@ export class App {
     const { config, log } = this;
     // First, so that the liveness probe answers (and readiness says "starting") during a slow start.
     const routes: HttpRoute[] = [...healthRoutes({ state: () => this.state, store: () => this.store, transport: () => this.transport }), ...metricsRoutes(this.metrics)];
-    this.http = await startHttpServer({ host: config.http.host, port: config.http.port, routes, log });
+    this.http = await startHttpServer({
+      host: config.http.host, port: config.http.port, routes, log, failureOf: httpFailureOf, hostRefused: hostPolicy(config.http),
+    });
     // Closed in reverse: the transport drains (compensations still call upstreams) before the examples' clients close.
     const registry = new FacadeRegistry();
     for (const example of EXAMPLES) {
@@ -78,7 +82,7 @@ export class App {
     await orchestrator.start();
     this.closers.push({ name: 'orchestrator', close: () => orchestrator.shutdown() });
     // The server reads its routes per request: the console is served from the moment the engine runs.
-    routes.push(...consoleRoutes(orchestrator, log));
+    routes.push(...consoleRoutes(orchestrator));
 
     this.server = await startGrpcServer({
       address: `${config.grpc.host}:${config.grpc.port}`,

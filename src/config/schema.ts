@@ -35,7 +35,13 @@ export const configSchema = z
     http: z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
-        port: port.default(10080),
+        port: port.default(10090),
+        /**
+         * Host names (`name`, any port, or `name:port`) the console answers besides http.host and
+         * localhost; any IP when bound to 0.0.0.0 or ::. A page whose DNS name was rebound to this
+         * address is refused (421). The probes and /metrics answer any host.
+         */
+        allowedHosts: z.array(z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]/@]+)(?::\d{1,5})?$/, 'expected a host name, host:port or [IPv6]:port')).default([]),
       })
       .strict()
       .prefault({}),
@@ -157,6 +163,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_GRPC_PORT: { path: 'grpc.port', type: 'number' },
   OCH_HTTP_HOST: { path: 'http.host', type: 'string' },
   OCH_HTTP_PORT: { path: 'http.port', type: 'number' },
+  OCH_HTTP_ALLOWED_HOSTS: { path: 'http.allowedHosts', type: 'list' },
   OCH_METRICS_ENABLED: { path: 'metrics.enabled', type: 'boolean' },
   OCH_TRANSPORT: { path: 'transport.driver', type: 'string' },
   OCH_KAFKA_BROKERS: { path: 'transport.kafka.brokers', type: 'list' },

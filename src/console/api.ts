@@ -1,10 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { NotFoundError, ValidationError } from '../engine/errors';
-import type { Logger } from '../engine/logger';
 import type { Orchestrator } from '../engine/orchestrator';
 import type { SagaSnapshot, SagaStatus } from '../engine/saga';
 import { HttpError, readJson, sendJson, type HttpRoute } from '../http/server';
-import { httpFailureOf } from './errors';
 import { timelineOf } from './timeline';
 
 /** What the console asks of the engine (the Orchestrator; a narrower type keeps the API testable). */
@@ -21,19 +19,16 @@ type Handler = (req: IncomingMessage, url: URL, id: string) => Promise<unknown>;
 /**
  * The console's JSON API over the engine, under /api. Query and body fields are named as in
  * ListSagas and SendEvent (status, created_from, page_token, payload, ...); a bad one is 400
- * naming it, and an engine error gets its status from httpFailureOf.
+ * naming it, and an engine error gets its status from httpFailureOf (the HTTP server calls it).
  */
-export function apiRoutes(engine: ConsoleEngine, log: Logger): HttpRoute[] {
+export function apiRoutes(engine: ConsoleEngine): HttpRoute[] {
   const route = (method: 'GET' | 'POST', path: string | RegExp, handler: Handler): HttpRoute => ({
     method,
     path,
+    // A failure is thrown to the HTTP server, which answers it with httpFailureOf's status.
     async handle(req, res, match) {
-      try {
-        if (method === 'POST') checkSameOrigin(req);
-        sendJson(res, 200, await handler(req, match.url, match.params[0] ?? ''));
-      } catch (err) {
-        failed(res, err, log, match.url.pathname);
-      }
+      if (method === 'POST') checkSameOrigin(req);
+      sendJson(res, 200, await handler(req, match.url, match.params[0] ?? ''));
     },
   });
   const detail = (saga: SagaSnapshot) => ({
@@ -75,24 +70,21 @@ export function apiRoutes(engine: ConsoleEngine, log: Logger): HttpRoute[] {
   ];
 }
 
-function failed(res: ServerResponse, err: unknown, log: Logger, path: string): void {
-  const { status, body } = httpFailureOf(err);
-  if (status >= 500) log.error('console API call failed', { path, status, error: body.error });
-  if (res.headersSent) res.end();
-  else sendJson(res, status, body);
-}
-
 /**
  * The actions change sagas and the API has no login of its own: a page of another origin must
  * not be able to post to it from an operator's browser. A JSON content type makes a cross-origin
- * form impossible without a CORS preflight (never granted here), and an Origin must be this host.
+ * form impossible without a CORS preflight (never granted here), and an Origin, when the client
+ * sends one (browsers do on every POST), must be this very host: the Host header, which the HTTP
+ * server has already checked against the hosts the console answers (a rebound DNS name is not one).
  */
 function checkSameOrigin(req: IncomingMessage): void {
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/json\b/i.test(type)) throw new HttpError(415, 'content-type: must be application/json');
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== 'null' && URL.canParse(origin) && new URL(origin).host === req.headers.host) return;
-  if (origin !== undefined) throw new HttpError(403, `origin: ${origin} is not this console (${req.headers.host ?? 'no host'})`);
+  if (origin === undefined) return;
+  const host = (req.headers.host ?? '').toLowerCase();
+  if (origin !== 'null' && URL.canParse(origin) && /^https?:$/.test(new URL(origin).protocol) && new URL(origin).host === host) return;
+  throw new HttpError(403, `origin: ${origin} is not this console (${req.headers.host ?? 'no host'})`);
 }
 
 function timestamp(params: URLSearchParams, field: string): string | undefined {

@@ -106,6 +106,7 @@ export class Orchestrator {
   /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
   async start(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
+    await this.rt.store.holdPodId?.(this.rt.podId);
     await this.pinVersions();
     const unknown = (await this.rt.store.countUnfinished()).filter((c) => !this.registry.find(c.facade, c.version));
     if (unknown.length > 0) {
@@ -142,10 +143,13 @@ export class Orchestrator {
    * drained): stops the recovery loop and hands this process's sagas to the other instances now.
    */
   async shutdown(): Promise<void> {
-    this.stop();
+    this.state = 'STOPPED';
+    // Leases are renewed while work is in hand: another instance taking these sagas now would run the same steps again.
+    this.recovery.stopClaims();
     // Calls cut off by the gRPC grace period are being aborted: their sagas go to their rollback first.
     const inHand = Promise.allSettled(this.rt.inHand());
     await Promise.race([inHand, sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false })]);
+    this.recovery.stop();
     if (this.rt.inHand().length > 0) return; // still running: their leases lapse rather than being handed on mid-step
     await this.recovery.releaseLeases();
   }

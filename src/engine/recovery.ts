@@ -2,8 +2,11 @@ import { ensureError, StepError } from './errors';
 import type { Events } from './events';
 import { isStep } from './facade';
 import { currentStep, type SagaRuntime } from './runtime';
-import { nodeOf, Saga } from './saga';
+import { nodeOf, Saga, type StepState } from './saga';
 import type { Started } from './scheduler';
+
+/** How far this process's clock may be behind the store's, which stamps leases and fires timers. */
+const CLOCK_SKEW_MS = 1_000;
 
 /**
  * Leases and recovery: renews this process's leases every heartbeat, and takes over the sagas
@@ -11,43 +14,67 @@ import type { Started } from './scheduler';
  */
 export class Recovery {
   private timer?: NodeJS.Timeout;
-  private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
+  private heartbeat?: NodeJS.Timeout;
+  private claiming = false;
+  private renewing = false;
   private ticking = false;
-  private lastHeartbeat = 0;
+  private renewal?: Promise<void>;
 
   constructor(private readonly rt: SagaRuntime, private readonly events: Events) {}
 
-  /** Runs a first pass now, then one every timerPollMs (due timers) or recoveryIntervalMs, whichever is sooner. */
+  /**
+   * Renews leases every heartbeatMs, on a schedule of its own: a claim pass waiting on a slow
+   * broker or store must not let this instance's leases lapse. Claims run every timerPollMs (due
+   * timers) or recoveryIntervalMs, whichever is sooner, after a first pass now.
+   */
   async start(): Promise<void> {
-    this.state = 'RUNNING';
-    const { timerPollMs, recoveryIntervalMs } = this.rt.options;
-    // fire-and-forget: a pass that fails logs it, and the next one tries again
+    this.claiming = true;
+    this.renewing = true;
+    const { timerPollMs, recoveryIntervalMs, heartbeatMs } = this.rt.options;
+    // fire-and-forget: a renewal or pass that fails logs it, and the next one tries again
+    this.heartbeat = setInterval(() => void this.renew(), heartbeatMs);
+    this.heartbeat.unref();
     this.timer = setInterval(() => void this.tick(), Math.min(timerPollMs, recoveryIntervalMs));
     this.timer.unref();
     await this.tick();
   }
 
-  /** No more renewals or claims: this process's leases lapse, and other instances take its sagas. */
-  stop(): void {
-    this.state = 'STOPPED';
+  /** No more claims; leases are still renewed, for the work this process still has in hand. */
+  stopClaims(): void {
+    this.claiming = false;
     clearInterval(this.timer);
+  }
+
+  /** No more claims or renewals: this process's leases lapse, and other instances take its sagas. */
+  stop(): void {
+    this.stopClaims();
+    this.renewing = false;
+    clearInterval(this.heartbeat);
   }
 
   /** After stop(), at the end of a shutdown: other instances take this process's sagas at once. */
   async releaseLeases(): Promise<void> {
+    // A renewal in flight would take back what the release let go.
+    await this.renewal;
     const released = await this.rt.store.releaseLeases(this.rt.owner);
     if (released > 0) this.rt.log.info('leases released: other instances take these sagas over now', { sagas: released });
   }
 
-  /** Renews this instance's leases, and takes over sagas whose lease expired or whose timer is due. */
+  private renew(): Promise<void> {
+    if (this.renewal || !this.renewing) return this.renewal ?? Promise.resolve();
+    const renewal: Promise<void> = this.rt.store.renewLeases(this.rt.owner, this.rt.releasedIds()).then(
+      () => undefined,
+      (err: unknown) => void this.rt.log.warn('lease renewal: store unavailable, will retry', { error: ensureError(err).message }),
+    ).finally(() => { this.renewal = undefined; });
+    this.renewal = renewal;
+    return renewal;
+  }
+
+  /** Takes over sagas whose lease expired or whose timer is due. */
   private async tick(): Promise<void> {
-    if (this.ticking || this.state !== 'RUNNING') return;
+    if (this.ticking || !this.claiming) return;
     this.ticking = true;
     try {
-      if (Date.now() - this.lastHeartbeat >= this.rt.options.heartbeatMs) {
-        await this.rt.store.renewLeases(this.rt.owner, this.rt.releasedIds());
-        this.lastHeartbeat = Date.now();
-      }
       // Only sagas of versions this process has: the others wait for an instance that has theirs.
       const versions = this.rt.registry.all().map((d) => `${d.name}@${d.version}`);
       const claimed = await this.rt.store.claim(this.rt.owner, this.rt.options.recoveryBatch, versions);
@@ -72,8 +99,8 @@ export class Recovery {
     }
     if (saga.status === 'COMPENSATING') {
       const interrupted = saga.compensationInFlight();
-      // Its lease lapsed: the instance running a compensation attempt or a step visit is gone; they count as failed.
-      const cutOff = saga.view().leaseLapsed === true ? saga.steps.filter((v) => v.status === 'RUNNING') : [];
+      // Its lease lapsed: the instance running a compensation attempt, and the visits it ran, are gone; they count as failed.
+      const cutOff = saga.view().leaseLapsed === true ? cutOffVisits(saga) : [];
       for (const v of cutOff) saga.stepFailed(v.name, 'interrupted: the instance running it went away');
       if (interrupted) saga.compensationAttemptFailed(interrupted, 'interrupted: the instance running it went away', false);
       if (interrupted || cutOff.length > 0) await this.rt.save(saga);
@@ -88,11 +115,13 @@ export class Recovery {
       const node = currentStep(saga);
       log.warn('recovery: the caller of this saga is gone: compensating', { node });
       // Whoever ran these is gone: they count as failed (they may have acted), and the rollback need not wait for them.
-      for (const v of saga.steps) if (v.status === 'RUNNING') saga.stepFailed(v.name, 'interrupted: the instance running it went away');
+      for (const v of cutOffVisits(saga)) saga.stepFailed(v.name, 'interrupted: the instance running it went away');
       await this.rt.abort(saga, def, node, new StepError('CANCELLED', 'the instance holding the caller went away', false));
       return;
     }
-    if (saga.pastDeadline) {
+    // Claimed at its deadline (Postgres' clock): a local clock a little behind must not read it as a
+    // timer no visit has, which would send the running steps again.
+    if (saga.deadline !== undefined && saga.deadline.getTime() <= Date.now() + CLOCK_SKEW_MS) {
       await this.rt.abort(saga, def, currentStep(saga), new StepError('DEADLINE_EXCEEDED', 'expired: the saga deadline passed', false));
       return;
     }
@@ -130,4 +159,14 @@ export class Recovery {
     }
     await this.events.continue(saga, def, move);
   }
+}
+
+/**
+ * The running visits of a saga whose lease lapsed that ran on the owner that let it lapse (no
+ * runner on record: the owner's own). A visit another instance took (a throttled step runs where it
+ * was consumed) may still act: the rollback waits for its outcome rather than undo it first.
+ */
+function cutOffVisits(saga: Saga): readonly StepState[] {
+  const gone = saga.view().lapsedOwner;
+  return saga.steps.filter((v) => v.status === 'RUNNING' && (v.runner === undefined || v.runner === gone));
 }

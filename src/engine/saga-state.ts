@@ -132,6 +132,8 @@ export interface SagaSnapshot {
   leaseAgeMs?: number;
   /** Read-only, set by claim(): the lease had lapsed (its owner is gone), rather than a timer being due. */
   leaseLapsed?: boolean;
+  /** Read-only, set by claim() with leaseLapsed: the owner whose lease lapsed (step visits it ran were cut off with it). */
+  lapsedOwner?: string;
   input: unknown;
   output?: unknown;
   error?: string;

@@ -213,12 +213,13 @@ export class Saga {
   }
 
   /**
-   * The saga's timer: the earliest of its visits' timers and, while it is parked, its deadline (it
-   * expires then; a running step is cut at the deadline by its own attempt timer).
+   * The saga's timer: the earliest of its visits' timers and, while it runs, its deadline. Every
+   * running saga has one, so that a saga nobody moves (its driving message dead-lettered, a
+   * hand-back lost) is still expired and compensated by its owner at the deadline.
    */
   rearm(): void {
-    const parked = this.state.status === 'RUNNING' && this.state.steps.some((s) => s.status === 'WAITING');
-    let earliest: string | undefined = parked ? this.state.deadline : undefined;
+    if (this.state.status !== 'RUNNING') return;
+    let earliest: string | undefined = this.state.deadline;
     for (const s of this.state.steps) {
       if (s.wakeAt && (s.status === 'WAITING' || s.status === 'RETRYING') && (!earliest || s.wakeAt < earliest)) earliest = s.wakeAt;
     }
@@ -336,6 +337,8 @@ export class Saga {
     const from = this.state.status;
     if (!SAGA_TRANSITIONS[from].includes(to)) throw new IllegalTransitionError(`saga ${this.requestId}`, from, to);
     this.state.status = to;
+    // A finished saga has no timer: a stale one would be scanned by every claim and gauge for ever.
+    if (TERMINAL_STATUSES.includes(to)) delete this.state.wakeAt;
     this.record(`SAGA_${to}`, step, detail);
   }
 

@@ -19,6 +19,15 @@ export type DriveResult = 'ended' | 'parked';
  * on record before it can act, and each outcome is recorded with what it starts next in one write.
  */
 export class StepRunner {
+  /**
+   * Step messages this process is handling now, by `${requestId}:${visit key}:${attempt}`. A copy
+   * of one handled meanwhile (delivered again while the first is in hand) finds the attempt on
+   * record as this process's and would run it a second time, concurrently: it is skipped, the first
+   * handling records the outcome (or, if it cannot, gives its message back to be handled again).
+   * The message of a later attempt (a retry) is another message, and is not held up.
+   */
+  private readonly inHand = new Set<string>();
+
   constructor(private readonly rt: SagaRuntime) {}
 
   /**
@@ -44,8 +53,8 @@ export class StepRunner {
       running.delete(key);
       if (result === 'lost') continue;
       const attempt = saga.step(key).attempts;
-      const move = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined));
-      if (!move) continue;
+      const move = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : settledLate(s, key, attempt, result)));
+      if (!move || move === 'recorded') continue;
       if (move.kind === 'fail') {
         await this.abortSiblings(saga, running);
         await this.rt.effects(saga, def, move);
@@ -92,6 +101,24 @@ export class StepRunner {
       log.debug('step message of a past attempt: skipped', { messageAttempt, attempts: st.attempts });
       return;
     }
+    const inHand = `${requestId}:${key}:${messageAttempt}`;
+    if (this.inHand.has(inHand)) {
+      log.debug('step message being handled here already: skipped', { messageAttempt, attempts: st.attempts });
+      return;
+    }
+    this.inHand.add(inHand);
+    try {
+      await this.takeAndRun(saga, def, step, key, messageAttempt);
+    } finally {
+      this.inHand.delete(inHand);
+    }
+  }
+
+  /** handleStep, once the message applies: the attempt on record as this process's (a new one if it may have run), run, its outcome recorded. */
+  private async takeAndRun(saga: Saga, def: FacadeDefinition, step: StepDefinition, key: string, messageAttempt: number): Promise<void> {
+    const requestId = saga.requestId;
+    const log = this.rt.sagaLog(saga, step.name);
+    const st = saga.step(key);
     const mine = saga.owner === this.rt.owner;
     // The owner is gone: an earlier run of this pod, or a process that no longer renews its lease.
     // Its own consumer may have run the attempt on record without a write.
@@ -119,14 +146,7 @@ export class StepRunner {
     await this.traced(saga, def, key, async (span) => {
       const result = await this.attempt(saga, def, step, key, undefined, span);
       try {
-        const move = await this.rt.update(saga, (s) => {
-          if (s.status === 'COMPENSATING' && s.find(key)?.status === 'RUNNING' && s.step(key).attempts === attempt && result.ok) {
-            // A sibling failed meanwhile: the output is recorded all the same, for this visit's compensation.
-            s.stepSucceeded(key, result.output);
-            return 'recorded' as const;
-          }
-          return this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : undefined;
-        });
+        const move = await this.rt.update(saga, (s) => (this.isCurrent(s, key, attempt) ? this.recordResult(s, def, key, result) : settledLate(s, key, attempt, result)));
         if (move && move !== 'recorded') await this.rt.effects(saga, def, move);
       } catch (err) {
         if (this.rt.unrecorded.size < 100_000) this.rt.unrecorded.set(`${requestId}:${key}:${attempt}`, Date.now());
@@ -260,6 +280,18 @@ export class StepRunner {
     if (deadline && at >= deadline.getTime()) return undefined;
     return new Date(at);
   }
+}
+
+/**
+ * Inside a change: the outcome of an attempt that ended after its saga was aborted (a sibling
+ * failed, a cancel, the deadline). Recorded all the same: the rollback waits for running visits,
+ * and undoes this one with its output. 'recorded', or undefined when the attempt is no longer current.
+ */
+function settledLate(saga: Saga, key: string, attempt: number, result: Attempt): 'recorded' | undefined {
+  if (saga.status !== 'COMPENSATING' || saga.find(key)?.status !== 'RUNNING' || saga.step(key).attempts !== attempt) return undefined;
+  if (result.ok) saga.stepSucceeded(key, result.output);
+  else saga.stepFailed(key, result.error.message);
+  return 'recorded';
 }
 
 /** The caller went away, or a sibling failed: the reason, as the error the attempt ends with. */

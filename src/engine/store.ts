@@ -93,6 +93,12 @@ export interface SagaStore {
   gauges(overdueMs: number): Promise<StoreGauges>;
   /** How many sagas of each facade version are in each status (the console's facades page): a scan of every saga. */
   countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]>;
+  /**
+   * Refuses (FAILED_PRECONDITION) a second live instance under a pod id in use: leases and step
+   * messages tell an earlier run of this pod from another pod by the pod id. Held until close();
+   * absent where one process is the only instance (the embedded store).
+   */
+  holdPodId?(podId: string): Promise<void>;
   /** Resolves when the store answers (a readiness probe); throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

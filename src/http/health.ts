@@ -11,16 +11,18 @@ export interface Probed {
 }
 
 /**
- * Kubernetes probes. /healthz (liveness): the process answers. /readyz (readiness): it takes work,
+ * Kubernetes probes, answered whatever the Host (kubelet sends the pod's IP: anyHost). They say
+ * only whether the process is up and ready: nothing a page of another site could use. /healthz (liveness): the process answers. /readyz (readiness): it takes work,
  * and its store and transport answer; 503 with the reason otherwise, so that a draining or cut-off
  * pod gets no traffic.
  */
 export function healthRoutes(p: Probed): HttpRoute[] {
   return [
-    { method: 'GET', path: '/healthz', handle: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
+    { method: 'GET', path: '/healthz', anyHost: true, handle: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
     {
       method: 'GET',
       path: '/readyz',
+      anyHost: true,
       async handle(_req, res) {
         const state = p.state();
         if (state !== 'RUNNING') return sendJson(res, 503, { status: 'not ready', reason: state.toLowerCase() });

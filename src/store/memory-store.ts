@@ -26,6 +26,7 @@ export class MemorySagaStore implements SagaStore {
     const stored = { ...structuredClone(saga), revision: 1 };
     delete stored.leaseAgeMs;
     delete stored.leaseLapsed;
+    delete stored.lapsedOwner;
     this.rows.set(saga.requestId, { saga: stored, leaseExpiresAt: Date.now() + this.leaseTtlMs });
     return { created: true, saga: structuredClone(stored) };
   }
@@ -43,6 +44,7 @@ export class MemorySagaStore implements SagaStore {
     row.saga = { ...structuredClone(saga), revision: saga.revision + 1 };
     delete row.saga.leaseAgeMs; // read-only: filled in on reads
     delete row.saga.leaseLapsed;
+    delete row.saga.lapsedOwner;
     return row.saga.revision;
   }
 
@@ -156,7 +158,7 @@ export class MemorySagaStore implements SagaStore {
       if (!lapsed && !due) continue;
       row.saga = { ...saga, owner, wakeAt: undefined, revision: saga.revision + 1 };
       row.leaseExpiresAt = now + this.leaseTtlMs;
-      claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0, ...(lapsed ? { leaseLapsed: true } : {}) });
+      claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0, ...(lapsed ? { leaseLapsed: true, lapsedOwner: saga.owner } : {}) });
     }
     return claimed;
   }

@@ -123,14 +123,42 @@ describe('booking over gRPC (embedded transport)', function () {
   });
 
   it('ListSagas filters by facade and status, newest first, with paging', async () => {
-    const page1 = (await call<{ sagas: { request_id: string; facade: string }[]; next_page_token: string }>(stack.sagas, 'ListSagas', { facade: 'SyncBooking', status: 'COMPLETED', page_size: 1 })).response;
-    expect(page1.sagas).to.have.length(1);
-    expect(page1.next_page_token).to.not.equal('');
-    const page2 = (await call<{ sagas: { request_id: string }[] }>(stack.sagas, 'ListSagas', { facade: 'SyncBooking', status: 'COMPLETED', page_size: 100, page_token: page1.next_page_token })).response;
-    const ids = [...page1.sagas, ...page2.sagas].map((s) => s.request_id);
-    expect(ids).to.include.members(['r1', 'buf-1'].filter((id) => ids.includes(id)).concat('r1'));
-    expect(ids).to.not.include('r2');
-    expect(new Set(ids).size).to.equal(ids.length);
+    type Listed = { sagas: { request_id: string; facade: string; status: string }[]; next_page_token: string };
+    /** Every page of a listing, `pageSize` at a time: the request ids in the order listed, and how many pages. */
+    const listAll = async (filter: object, pageSize: number) => {
+      const ids: string[] = [];
+      let pages = 0;
+      let token = '';
+      do {
+        const page = (await call<Listed>(stack.sagas, 'ListSagas', { ...filter, page_size: pageSize, page_token: token })).response;
+        expect(page.sagas.length, 'a page').to.be.at.most(pageSize);
+        ids.push(...page.sagas.map((x) => x.request_id));
+        token = page.next_page_token;
+        pages++;
+      } while (token !== '');
+      return { ids, pages };
+    };
+    // This test's own sagas, one after another (the store orders by creation), from `since` on:
+    // SyncBooking COMPLETED ones with an AsyncBooking COMPLETED and a SyncBooking COMPENSATED between them.
+    const since = new Date().toISOString();
+    await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ls-1' });
+    await call(stack.booking, 'HandleAsyncBooking', { ProductID: 1 }, { 'x-request-id': 'ls-other-facade' });
+    await stack.sagaReaches('ls-other-facade', 'COMPLETED');
+    await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ls-2' });
+    await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1, FaultInject: true }, { 'x-request-id': 'ls-other-status' }));
+    await stack.sagaReaches('ls-other-status', 'COMPENSATED');
+    await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ls-3' });
+    const mine = { created_from: since };
+    // Exactly the three, newest first, over three pages of one.
+    expect(await listAll({ ...mine, facade: 'SyncBooking', status: 'COMPLETED' }, 1)).to.deep.equal({ ids: ['ls-3', 'ls-2', 'ls-1'], pages: 3 });
+    // Each filter on its own lets the saga the other one drops through: both filters did the work above.
+    expect((await listAll({ ...mine, status: 'COMPLETED' }, 2)).ids).to.deep.equal(['ls-3', 'ls-2', 'ls-other-facade', 'ls-1']);
+    expect((await listAll({ ...mine, facade: 'SyncBooking' }, 2)).ids).to.deep.equal(['ls-3', 'ls-other-status', 'ls-2', 'ls-1']);
+    // Without the time filter: the earlier sagas of this suite follow, still only SyncBooking COMPLETED, none twice.
+    const all = await listAll({ facade: 'SyncBooking', status: 'COMPLETED' }, 2);
+    expect(all.ids.slice(0, 3)).to.deep.equal(['ls-3', 'ls-2', 'ls-1']);
+    expect(all.ids).to.include('r1').and.not.include.members(['r2', 'a1', 'ls-other-facade', 'ls-other-status']);
+    expect(new Set(all.ids).size).to.equal(all.ids.length);
     const bad = await rejectionOf(call(stack.sagas, 'ListSagas', { page_token: 'garbage!' }));
     expect(bad.details).to.match(/^page_token: /);
     // FAILED stays in the proto (wire compatibility) but no saga ever has it.

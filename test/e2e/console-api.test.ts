@@ -12,6 +12,9 @@ describe('web console: page, assets and JSON API over HTTP', function () {
   this.timeout(60_000);
   let stack: Stack;
   let base = '';
+  /** How long the call that ran api-failed took, as the test saw it: no attempt inside it can be longer. */
+  let failedCallMs = 0;
+  const PAYMENT_DELAY_MS = 100;
 
   const get = async (path: string, headers: Record<string, string> = {}) => {
     const res = await fetch(`${base}${path}`, { headers });
@@ -30,7 +33,10 @@ describe('web console: page, assets and JSON API over HTTP', function () {
     stack = await Stack.start({ transport: 'memory', transfer: {} });
     base = `http://127.0.0.1:${stack.ports.http}`;
     await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'api-done' });
-    await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1, FaultInject: true }, { 'x-request-id': 'api-failed' }));
+    // The payment waits PAYMENT_DELAY_MS before it refuses: its attempt has a duration to measure.
+    const began = Date.now();
+    await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1, FaultInject: true, DelayMs: PAYMENT_DELAY_MS }, { 'x-request-id': 'api-failed' }));
+    failedCallMs = Date.now() - began;
     await stack.sagaReaches('api-failed', 'COMPENSATED');
     await stack.startSaga(TRANSFER, { from: 'alice', to: 'bob', amount: 5, webhookTimeoutMs: 600_000 }, 'api-waiting');
     await waitFor(async () => (await stack.saga('api-waiting')).steps.some((s) => s.name === 'webhook' && s.status === 'STEP_WAITING'), 20_000, 'the transfer to wait');
@@ -86,7 +92,7 @@ describe('web console: page, assets and JSON API over HTTP', function () {
     expect(status).to.equal(200);
     const saga = body.saga as { status: string; input: unknown; error: string };
     expect(saga.status).to.equal('COMPENSATED');
-    expect(saga.input).to.deep.include({ productId: 1, faultInject: true });
+    expect(saga.input).to.deep.include({ productId: 1, faultInject: true, delayMs: PAYMENT_DELAY_MS });
     expect(saga.error).to.contain('createPayment');
     const graph = body.graph as { mermaid: string; nodes: { name: string }[] };
     expect(graph.nodes.map((n) => n.name)).to.deep.equal(['createOrder', 'createPayment']);
@@ -94,7 +100,7 @@ describe('web console: page, assets and JSON API over HTTP', function () {
     const timeline = body.timeline as { type: string; step?: string; measured?: string; durationMs?: number }[];
     const failed = timeline.find((e) => e.type === 'STEP_FAILED')!;
     expect(failed).to.include({ step: 'createPayment', measured: 'attempt' });
-    expect(failed.durationMs).to.be.a('number').and.at.least(0);
+    expect(failed.durationMs).to.be.a('number').and.within(PAYMENT_DELAY_MS, failedCallMs);
     const missing = await getJson('/api/sagas/no-such-saga');
     expect(missing).to.deep.equal({ status: 404, body: { error: 'saga no-such-saga not found', code: 'NOT_FOUND' } });
   });

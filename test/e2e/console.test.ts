@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { Locator, Page } from 'playwright-core';
+import type { Locator, Page, Request } from 'playwright-core';
 import { SYNC_BOOKING } from '../../src/examples/booking/facades';
 import { TRANSFER } from '../../src/examples/transfer/facade';
 import type { TransferInput } from '../../src/examples/transfer/input';
@@ -7,6 +7,7 @@ import { WEBHOOK_EVENT } from '../../src/examples/transfer/nodes';
 import { launchBrowser } from '../helpers/browser';
 import { KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
+import { SHIPPED, SHIPPED_CONSOLE } from '../helpers/shipped';
 import { call, Stack, waitServing } from '../helpers/stack';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
@@ -14,7 +15,9 @@ import { rejectionOf, waitFor } from '../helpers/wait';
  * The web console in a real browser (Debian's chromium, headless) against the orchestrator on
  * Kafka + Postgres: a completed, a compensated and a waiting saga found in the list, the
  * compensated one's graph, and the waiting one cancelled from its page. Screenshots go to
- * .test-results/screenshots/console-*.png.
+ * .test-results/screenshots/console-*.png. The page is opened where `make run` serves it (the
+ * shipped app.yaml's http.host and http.port), with no browser flag: a port the browser refuses
+ * (ERR_UNSAFE_PORT, as 10080 was) fails here.
  */
 describe('web console in a headless browser (Kafka + Postgres)', function () {
   this.timeout(180_000);
@@ -30,8 +33,9 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
       transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, transfer: {},
       // As in lifecycle.test.ts: compensation outlasts the upstream channel's reconnect backoff, so a retry reaches a restarted service.
       compensation: '{ maxAttempts: 4, initialBackoffMs: 400, jitter: 0 }',
+      httpPort: SHIPPED.http.port,
     });
-    base = `http://127.0.0.1:${stack.ports.http}`;
+    base = SHIPPED_CONSOLE;
     await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'ui-done' });
     const aborted = await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1, FaultInject: true }, { 'x-request-id': 'ui-compensated' }));
     expect(aborted.message).to.contain('createPayment');
@@ -67,13 +71,15 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     await browser!.screenshot('console-sagas');
     // Refreshed live: a saga started while the page is open shows up without a reload.
     await call(stack!.booking, 'HandleSyncBooking', { ProductID: 2 }, { 'x-request-id': 'ui-live' });
-    await row('ui-live').waitFor({ timeout: 10_000 });
-    expect(await row('ui-live').getAttribute('data-status')).to.equal('COMPLETED');
+    // A refresh may have caught it still RUNNING (the sync answer can come before the final write is listed): the next one shows it done.
+    await page.locator('#sagas tbody tr[data-request-id="ui-live"][data-status=COMPLETED]').waitFor();
 
     await page.selectOption('#filter-status', 'COMPENSATED');
     await page.click('#filters button[type=submit]');
     await page.waitForURL(/#\/sagas\?status=COMPENSATED$/);
     await row('ui-done').waitFor({ state: 'detached' });
+    // The old rows go before the new ones come: wait for the filtered list itself.
+    await row('ui-compensated').waitFor();
     const statuses = await attributes(page.locator('#sagas tbody tr'), 'data-status');
     expect(statuses).to.deep.equal(['COMPENSATED']);
     await page.selectOption('#filter-facade', SYNC_BOOKING);
@@ -155,6 +161,12 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
 
   it('sends an event from the page: a payload that is not an object is refused in the dialog, the webhook CONFIRMED completes the transfer', async () => {
     await open('/sagas/ui-event');
+    // The engine drops a repeated idempotency key, so its history cannot tell one POST from two: count what the page sent.
+    const posts: { url: string; key: unknown }[] = [];
+    const onRequest = (r: Request) => {
+      if (r.method() === 'POST') posts.push({ url: new URL(r.url()).pathname, key: (r.postDataJSON() as { idempotency_key?: unknown }).idempotency_key });
+    };
+    page.on('request', onRequest);
     await page.click('#action-event');
     await page.locator('#confirm[open]').waitFor();
     expect(await page.inputValue('#event-name'), 'the event the saga waits for').to.equal(WEBHOOK_EVENT);
@@ -168,10 +180,14 @@ describe('web console in a headless browser (Kafka + Postgres)', function () {
     await page.click('#confirm-yes');
     await page.locator('main[data-status=COMPLETED]').waitFor({ timeout: 60_000 });
     expect(await page.locator('#output').textContent()).to.contain('creditId');
-    // Sent once, under the dialog's own idempotency key.
+    page.off('request', onRequest);
+    // Sent once per click (the refused payload, then the good one), both under the dialog's own idempotency key.
+    expect(posts.map((p) => p.url)).to.deep.equal(['/api/sagas/ui-event/events', '/api/sagas/ui-event/events']);
+    expect(posts[0].key).to.be.a('string').and.match(/^console:[0-9a-f]{24}$/);
+    expect(posts[1].key).to.equal(posts[0].key);
     const received = await page.locator('#timeline tbody tr[data-type=EVENT_RECEIVED] td.detail').allTextContents();
     expect(received).to.have.length(1);
-    expect(received[0]).to.match(/"idempotencyKey":"console:[0-9a-f]{24}"/);
+    expect(received[0]).to.contain(`"idempotencyKey":"${String(posts[0].key)}"`);
     expect((await stack!.saga('ui-event')).status).to.equal('COMPLETED');
     await browser!.screenshot('console-saga-event');
   });

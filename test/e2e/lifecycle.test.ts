@@ -17,12 +17,18 @@ describe('orchestrator process lifecycle', function () {
       await waitFor(() => stack.orchestrator.logs().some((l) => l.requestId === 'slow-1' && l.node === 'createOrder' && l.message === 'step succeeded'), 5_000, 'the slow call to be in flight');
       stack.orchestrator.kill('SIGTERM');
       await waitFor(async () => (await healthCheck(stack.address).catch(() => 'GONE')) !== 'SERVING', 5_000, 'health to stop serving');
+      // A new call, while the slow one is still in hand: refused, and nothing booked for it.
+      const refused = await rejectionOf(call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'after-sigterm' }));
+      expect(refused.code, refused.message).to.equal(grpc.status.UNAVAILABLE);
       const { response } = await slow;
       expect(response.RequestID).to.equal('slow-1');
       expect(Number(response.PaymentID)).to.be.greaterThan(0);
       expect(await stack.orchestrator.exited).to.equal(0);
       const messages = stack.orchestrator.logs().map((l) => l.message);
       expect(messages).to.include.members(['signal received', 'draining', 'stopped']);
+      expect(stack.orchestrator.logs().filter((l) => l.requestId === 'after-sigterm'), 'log lines of the refused call').to.deep.equal([]);
+      const order = await rejectionOf(call(stack.orders, 'GetOrder', { request_id: 'after-sigterm' }));
+      expect(order.code, 'an order for the refused call').to.equal(grpc.status.NOT_FOUND);
     } finally {
       await stack.stop();
     }

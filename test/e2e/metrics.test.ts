@@ -6,7 +6,7 @@ import type { TransferInput } from '../../src/examples/transfer/input';
 import { TOPICS } from '../../topics/topics';
 import { KAFKA_BROKERS, testKafka, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
-import { scrape, sumOf, type Sample } from '../helpers/prometheus';
+import { scrape, seriesSum, sumOf, type Sample } from '../helpers/prometheus';
 import { call, Stack } from '../helpers/stack';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
@@ -27,7 +27,8 @@ describe('Prometheus metrics on Kafka + Postgres', function () {
   let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   let samples: Sample[] = [];
   let text = '';
-  const sum = (name: string, labels: Record<string, string> = {}) => sumOf(samples, name, labels);
+  // Every sum first checks that its series exists: the zero checks would pass on a missing one.
+  const sum = (name: string, labels: Record<string, string> = {}) => seriesSum(text, samples, name, labels);
 
   before(async () => {
     db = await freshDatabase();

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { call, Proc, Stack } from '../helpers/stack';
+import { spansOf } from '../helpers/otlp';
 import { waitFor } from '../helpers/wait';
 
 /** An OTLP/HTTP collector stand-in: keeps the body of every export to /v1/traces. */
@@ -39,15 +40,22 @@ describe('traces exported over OTLP (spawned orchestrator, OTEL_* environment)',
 
   it('a sync booking called with a traceparent: the call, the saga and its steps are exported in the caller\'s trace', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'otlp-1', traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+    const callerSpan = '00f067aa0ba902b7';
+    await call(stack.booking, 'HandleSyncBooking', { ProductID: 1 }, { 'x-request-id': 'otlp-1', traceparent: `00-${traceId}-${callerSpan}-01` });
     expect(stack.orchestrator.logs().some((l) => l.message === 'tracing on')).to.equal(true);
-    // Protobuf keeps strings as UTF-8 and the trace id as its 16 raw bytes.
-    const has = (needle: string | Buffer) => otlp.bodies.some((b) => b.includes(needle));
-    await waitFor(() => has('step createPayment'), 10_000, 'the spans of otlp-1 at the collector');
-    for (const name of ['pb.BookingService/HandleSyncBooking', 'saga SyncBooking', 'step createOrder', 'CreateOrder', 'och-e2e', 'otlp-1']) {
-      expect(has(name), name).to.equal(true);
-    }
-    expect(has(Buffer.from(traceId, 'hex')), 'the caller\'s trace id').to.equal(true);
+    // The call's span, the saga's, its steps' and their upstream calls', decoded from the export bodies.
+    const names = ['pb.BookingService/HandleSyncBooking', 'saga SyncBooking', 'step createOrder', 'CreateOrder', 'step createPayment', 'CreatePayment'];
+    const spans = await waitFor(() => {
+      const all = spansOf(otlp.bodies);
+      return names.every((name) => all.some((sp) => sp.name === name)) ? all : undefined;
+    }, 10_000, `the spans ${names.join(', ')} at the collector`);
+    const traceOf = (name: string) => spans.filter((sp) => sp.name === name).map((sp) => `${sp.service} ${sp.traceId}`);
+    for (const name of names) expect(traceOf(name), name).to.deep.equal([`och-e2e ${traceId}`]);
+    // The server's span is the caller's span's child; every span naming the saga is in its trace.
+    expect(spans.find((sp) => sp.name === names[0])!.parentSpanId).to.equal(callerSpan);
+    const ofSaga = spans.filter((sp) => sp.attributes['saga.request_id'] === 'otlp-1');
+    expect(ofSaga.map((sp) => sp.name)).to.include.members(names.slice(1));
+    expect(ofSaga.filter((sp) => sp.traceId !== traceId).map((sp) => `${sp.name} ${sp.traceId}`), 'spans of otlp-1 in another trace').to.deep.equal([]);
   });
 
   it('a bad OTEL_TRACES_EXPORTER stops the start with an error naming it (exit 78)', async () => {

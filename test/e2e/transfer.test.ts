@@ -8,7 +8,7 @@ import { TOPICS } from '../../topics/topics';
 import { KAFKA_BROKERS, testKafka, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
 import { call, Stack } from '../helpers/stack';
-import { rejectionOf, waitFor } from '../helpers/wait';
+import { rejectionOf, unreachable, waitFor } from '../helpers/wait';
 
 /** The gateway refuses the first calls of every idempotency key: every transfer here retries it. */
 const GATEWAY_UNAVAILABLE_FIRST = 2;
@@ -43,13 +43,32 @@ describe('transfer with webhook (seed 001) on Kafka + Postgres', function () {
     return entries.filter((e) => e.request_id === requestId).map((e) => [e.kind, e.account, Number(e.amount)]);
   }
 
-  /** Once the gateway step is done, the saga waits for the webhook (recorded as started with the gateway's outcome). */
+  /**
+   * Once the gateway step is done, the saga waits for the webhook (recorded as started with the
+   * gateway's outcome). A saga that stopped running never will: that fails at once, with why.
+   */
   async function waitingForWebhook(requestId: string): Promise<void> {
     await waitFor(async () => {
       const saga = await stack!.saga(requestId);
-      expect(saga.status, `saga ${requestId}`).to.equal('RUNNING');
+      if (saga.status !== 'RUNNING') unreachable(`saga ${requestId} is ${saga.status} ${saga.error_code}: ${String(saga.error)}`);
       return saga.steps.some((s) => s.name === 'gateway' && s.status === 'SUCCEEDED');
     }, 60_000, `transfer ${requestId} to be charged`);
+  }
+
+  /**
+   * The refund of the request's debit, as the accounts service received it: its Refund calls under
+   * the compensation's idempotency key, which must be exactly the compensation attempts on the
+   * saga's record (COMPENSATION_STARTED of debit), one of them successful. The ledger's entries
+   * cannot tell: a repeated Refund answers the existing reversal without a new entry.
+   */
+  async function refundedOnce(requestId: string): Promise<void> {
+    const { calls } = (await call<{ calls: { method: string; idempotency_key: string; count: number }[] }>(stack!.accounts, 'ListCalls', {})).response;
+    const history = ((await stack!.saga(requestId)) as unknown as { history: { type: string; step: string }[] }).history;
+    const started = history.filter((e) => e.type === 'COMPENSATION_STARTED' && e.step === 'debit').length;
+    expect(history.filter((e) => e.type === 'COMPENSATION_SUCCEEDED').map((e) => e.step), 'compensations that succeeded').to.deep.equal(['debit']);
+    expect(calls.filter((c) => c.idempotency_key.startsWith(`${requestId}:`) && c.method !== 'Debit')).to.deep.equal([
+      { method: 'Refund', idempotency_key: `${requestId}:debit:compensate`, count: started },
+    ]);
   }
 
   async function confirmed(requestId: string): Promise<TransferResult> {
@@ -90,6 +109,7 @@ describe('transfer with webhook (seed 001) on Kafka + Postgres', function () {
     const saga = await stack!.sagaReaches('tr-declined', 'COMPENSATED', 60_000);
     expect(saga.error_code).to.equal('FAILED_PRECONDITION');
     expect(await entriesOf('tr-declined')).to.deep.equal([['DEBIT', 'alice', 1_250], ['REFUND', 'alice', 1_250]]);
+    await refundedOnce('tr-declined');
   });
 
   it('no webhook within webhookTimeoutMs: the wait fails with DEADLINE_EXCEEDED, COMPENSATED, the debit refunded once', async () => {
@@ -97,6 +117,7 @@ describe('transfer with webhook (seed 001) on Kafka + Postgres', function () {
     const saga = await stack!.sagaReaches('tr-timeout', 'COMPENSATED', 60_000);
     expect(saga.error_code).to.equal('DEADLINE_EXCEEDED');
     expect(await entriesOf('tr-timeout')).to.deep.equal([['DEBIT', 'alice', 1_250], ['REFUND', 'alice', 1_250]]);
+    await refundedOnce('tr-timeout');
   });
 
   it(`the gateway UNAVAILABLE for the first ${GATEWAY_UNAVAILABLE_FIRST} calls: retried with backoff, ${GATEWAY_UNAVAILABLE_FIRST + 1} calls, one charge, COMPLETED`, async () => {

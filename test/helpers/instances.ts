@@ -4,6 +4,7 @@ import { FacadeRegistry } from '../../src/engine/registry';
 import type { SagaSnapshot } from '../../src/engine/saga';
 import type { SagaStore } from '../../src/engine/store';
 import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
+import type { Message } from '../../src/engine/transport';
 import { MemoryTransport } from '../../src/transport/memory-transport';
 import type { TopicSpec } from '../../topics/topics';
 import { fakeFacade, fakeStep, type FakeStepOptions, type Journal } from './fake-facade';
@@ -56,4 +57,19 @@ export function ended(store: SagaStore, requestId: string): Promise<SagaSnapshot
     const saga = await store.get(requestId);
     return saga && !['RUNNING', 'COMPENSATING'].includes(saga.status) ? saga : undefined;
   }, 20_000, `saga ${requestId} to end`);
+}
+
+/** A transport that keeps the first message of `topic` instead of delivering it: the test hands it to an instance. */
+export function holding(topic: string): { transport: MemoryTransport; held: () => Message } {
+  const transport = new MemoryTransport(FAKE_TOPICS, silentLogger);
+  const publish = transport.publish.bind(transport);
+  let held: Message | undefined;
+  transport.publish = async (m: Message) => {
+    if (m.topic === topic && !held) {
+      held = m;
+      return;
+    }
+    return publish(m);
+  };
+  return { transport, held: () => held! };
 }

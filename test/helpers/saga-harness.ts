@@ -1,6 +1,6 @@
 import type { Context } from 'mocha';
 import { Stack, type SagaView } from './stack';
-import { waitFor } from './wait';
+import { unreachable, waitFor } from './wait';
 
 /** What the e2e tests of the examples read from GetSaga beyond SagaView. */
 export type FullSaga = SagaView & {
@@ -31,7 +31,8 @@ export class SagaHarness {
   async waitingAt(id: string, node: string): Promise<FullSaga> {
     return waitFor(async () => {
       const saga = await this.saga(id);
-      if (saga.status !== 'RUNNING') throw new Error(`saga ${id} is ${saga.status}: ${saga.error}`);
+      // A saga that is no longer running never parks again: fail now, with why it ended.
+      if (saga.status !== 'RUNNING') unreachable(`saga ${id} is ${saga.status}: ${saga.error}`);
       return saga.waiting.some((w) => w.node === node) ? saga : undefined;
     }, 60_000, `saga ${id} to wait at ${node}`);
   }

@@ -7,7 +7,10 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { clientOf, loadProtos } from '../../src/grpc/protos';
-import { waitFor } from './wait';
+import { unreachable, waitFor } from './wait';
+
+/** Saga statuses that never change (COMPENSATION_FAILED may: RetryCompensation). */
+const ENDED = ['COMPLETED', 'COMPENSATED'];
 
 /** Repository root, from dist/test/helpers. */
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -131,6 +134,8 @@ export interface StackOptions {
   bargain?: boolean;
   /** Extra environment of the orchestrator process (e.g. OCH_DELIVERY_VERSIONS). */
   orchestratorEnv?: NodeJS.ProcessEnv;
+  /** The HTTP port (default: a free one), e.g. the shipped app.yaml's, which a browser must be able to open. */
+  httpPort?: number;
 }
 
 /** What GetSaga answers (orchestrator.v1.Saga), as far as the tests read it. */
@@ -181,7 +186,7 @@ export class Stack {
 
   private async start(opts: StackOptions): Promise<void> {
     this.ports = {
-      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(), http: await freePort(),
+      orchestrator: await freePort(), order: await freePort(), payment: await freePort(), factory: await freePort(), accounts: await freePort(), gateway: await freePort(), warehouse: await freePort(), drivers: await freePort(), http: opts.httpPort ?? await freePort(),
     };
     this.orchestratorEnv = opts.orchestratorEnv ?? {};
     this.dir = mkdtempSync(path.join(tmpdir(), 'och-e2e-'));
@@ -285,10 +290,14 @@ export class Stack {
     await call(this.sagas, 'SendEvent', { request_id: requestId, event, payload_json: JSON.stringify(payload), idempotency_key: idempotencyKey });
   }
 
-  /** Polls GetSaga until the saga reaches `status`. */
+  /**
+   * Polls GetSaga until the saga reaches `status`; fails at once if it ends otherwise (COMPLETED and
+   * COMPENSATED never change), with the saga's error, rather than at the timeout.
+   */
   async sagaReaches(requestId: string, status: string, timeoutMs = 10_000) {
     return waitFor(async () => {
       const saga = await this.saga(requestId);
+      if (saga.status !== status && ENDED.includes(saga.status)) unreachable(`saga ${requestId} ended ${saga.status} ${saga.error_code}: ${String(saga.error)}`);
       return saga.status === status ? saga : undefined;
     }, timeoutMs, `saga ${requestId} to reach ${status}`);
   }

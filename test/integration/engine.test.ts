@@ -308,15 +308,56 @@ describe(`Orchestrator (${make().name})`, function () {
       expect(journal.byRequest!.a4).to.deep.equal(['run:a', 'run:b', 'run:c']);
     });
 
-    it('skips a redelivered step message instead of running the step twice', async () => {
+    it('skips a step message redelivered while the saga runs (the step still running, then done) instead of running the step twice', async () => {
+      // b and c each held until the test lets them go: the redeliveries come while the saga runs.
+      let releaseB!: () => void;
+      let releaseC!: () => void;
+      const gateB = new Promise<void>((resolve) => { releaseB = resolve; });
+      const gateC = new Promise<void>((resolve) => { releaseC = resolve; });
+      const { orchestrator, store, transport, journal } = await setup({ b: { gate: gateB }, c: { gate: gateC } });
+      const published = spyOnPublish(transport);
+      const runs = (step: string) => (journal.byRequest?.a5 ?? []).filter((c) => c === `run:${step}`).length;
+      /**
+       * b's message handled again, as a consumer that gets it while its first delivery is in hand
+       * would (handed to the orchestrator: a Kafka consumer would hold it until the first is done).
+       * Done once handled, or once it ran b again (it would then wait at b's gate).
+       */
+      const redeliverB = async (when: string) => {
+        const message = published.find((m) => m.topic === 't.b' && m.key === 'a5')!;
+        let handled = false;
+        let failure: unknown;
+        const handling = orchestrator.handle(message).then(() => { handled = true; }, (err: unknown) => { handled = true; failure = err; });
+        await waitFor(() => handled || runs('b') > 1, 20_000, `the redelivery ${when} to be handled`);
+        expect(runs('b'), `runs of b after its redelivery ${when}`).to.equal(1);
+        await handling;
+        if (failure !== undefined) throw failure as Error;
+      };
+      try {
+        await orchestrator.startAsync('Async', 'a5', { n: 2 });
+        await waitFor(() => runs('b') === 1, 20_000, 'b to run');
+        await redeliverB('while b runs');
+        releaseB();
+        await waitFor(() => runs('c') === 1, 20_000, 'c to run');
+        expect((await store.get('a5'))?.status).to.equal('RUNNING');
+        await redeliverB('after b, while c runs');
+      } finally {
+        releaseB();
+        releaseC();
+      }
+      const saga = await finished(store, 'a5');
+      expect(saga.status).to.equal('COMPLETED');
+      expect(journal.byRequest!.a5).to.deep.equal(['run:a', 'run:b', 'run:c']);
+    });
+
+    it('skips a step message redelivered after the saga finished', async () => {
       const { orchestrator, store, transport, journal } = await setup();
       const handled = spyOnHandle(orchestrator);
-      await orchestrator.startAsync('Async', 'a5', { n: 2 });
-      await finished(store, 'a5');
-      await transport.publish(encodeMessage('t.b', { kind: 'step', requestId: 'a5', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 2 }, results: {} }));
+      await orchestrator.startAsync('Async', 'a5b', { n: 2 });
+      await finished(store, 'a5b');
+      await transport.publish(encodeMessage('t.b', { kind: 'step', requestId: 'a5b', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 2 }, results: {} }));
       // Handled twice (first delivery and redelivery), run once.
-      await waitFor(() => handled.filter(({ message: m }) => m.topic === 't.b' && m.key === 'a5').length >= 2, 20_000, 'the redelivered message to be handled');
-      expect(journal.byRequest!.a5).to.deep.equal(['run:a', 'run:b', 'run:c']);
+      await waitFor(() => handled.filter(({ message: m }) => m.topic === 't.b' && m.key === 'a5b').length >= 2, 20_000, 'the redelivered message to be handled');
+      expect(journal.byRequest!.a5b).to.deep.equal(['run:a', 'run:b', 'run:c']);
     });
 
     it('compensates a saga past its deadline instead of running its next step', async () => {

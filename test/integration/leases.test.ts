@@ -10,7 +10,7 @@ import type { SagaStore } from '../../src/engine/store';
 import type { Message } from '../../src/engine/transport';
 import { MemoryTransport } from '../../src/transport/memory-transport';
 import type { FakeStepOptions } from '../helpers/fake-facade';
-import { ended, FAKE_TOPICS, Instances } from '../helpers/instances';
+import { ended, FAKE_TOPICS, holding, Instances } from '../helpers/instances';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
 const FAST: Partial<EngineOptions> = {
@@ -144,21 +144,6 @@ describe('leases (Postgres store)', function () {
     expect(saga.history.filter((e) => e.step === 'b' && e.type.startsWith('COMPENSATION_')).map((e) => e.type))
       .to.deep.equal(['COMPENSATION_STARTED', 'COMPENSATION_FAILED', 'COMPENSATION_STARTED', 'COMPENSATION_SUCCEEDED']);
   });
-
-  /** A transport that keeps the first message of `topic` instead of delivering it: the test hands it to an instance. */
-  function holding(topic: string): { transport: MemoryTransport; held: () => Message } {
-    const transport = new MemoryTransport(FAKE_TOPICS, silentLogger);
-    const publish = transport.publish.bind(transport);
-    let held: Message | undefined;
-    transport.publish = async (m: Message) => {
-      if (m.topic === topic && !held) {
-        held = m;
-        return;
-      }
-      return publish(m);
-    };
-    return { transport, held: () => held! };
-  }
 
   it('a throttled step taken by another instance that dies is run again as a new attempt, so the record shows both runs', async () => {
     const { store: s } = await store(5_000);

@@ -1,4 +1,4 @@
-import { Pool, type QueryConfig, type QueryResultRow } from 'pg';
+import { Client, Pool, type QueryConfig, type QueryResultRow } from 'pg';
 import { ConcurrencyError, ensureError, StoreUnavailableError, ValidationError } from '../../engine/errors';
 import type { Logger } from '../../engine/logger';
 import type { SagaEvent, SagaMode, SagaSnapshot, SagaStatus, StepState, StepStatus } from '../../engine/saga';
@@ -7,6 +7,7 @@ import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '
 import { decodePageToken, encodePageToken } from '../page-token';
 import { Batcher, type FlushResult } from '../../lib/batcher';
 import { migrate } from './migrate';
+import { PodLock } from './pod-lock';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -47,8 +48,9 @@ interface SagaRow extends QueryResultRow {
   created_at: Date;
   updated_at: Date;
   lease_left_ms: number;
-  /** claim() only: the lease had lapsed. */
+  /** claim() only: the lease had lapsed, and whose it was. */
   lapsed?: boolean;
+  former_owner?: string | null;
   steps: StepTuple[] | null;
   history?: EventTuple[] | null;
 }
@@ -210,7 +212,7 @@ SELECT 'overdue', '', 0, '', NULL, count(*)::int FROM sagas
 /** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
 const CLAIM_SQL = `
 WITH due AS (
-  SELECT request_id, lease_expires_at < now() AS lapsed FROM sagas
+  SELECT request_id, owner AS former_owner, lease_expires_at < now() AS lapsed FROM sagas
    WHERE status IN ${ACTIVE}
      AND (lease_expires_at < now() OR (wake_at <= now() AND owner = $1))
      AND ($4::text[] IS NULL OR facade || '@' || version = ANY($4::text[]))
@@ -221,9 +223,9 @@ WITH due AS (
      SET owner = $1, wake_at = NULL, lease_expires_at = ${LEASE('$3')}, revision = u.revision + 1
     FROM due
    WHERE u.request_id = due.request_id
-  RETURNING u.*, due.lapsed
+  RETURNING u.*, due.lapsed, due.former_owner
 )
-SELECT ${SAGA_COLUMNS}, s.lapsed, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
+SELECT ${SAGA_COLUMNS}, s.lapsed, s.former_owner, ${STEPS_OF_S}, ${HISTORY_OF_S} FROM s`;
 
 /**
  * Every statement here finds its rows through an index, by request id or by an indexed range. A
@@ -279,11 +281,14 @@ export class PostgresSagaStore implements SagaStore {
   private readonly creates: Batcher<Write, boolean>;
   private readonly gets: Batcher<string, SagaSnapshot | undefined>;
   private readonly saves: Batcher<Write, number>;
+  private podLock?: Promise<PodLock>;
 
   private constructor(
     private readonly pool: Pool,
     private readonly leaseTtlMs: number,
     batch: { maxBatch: number; maxInFlight: number },
+    private readonly connect: () => Client,
+    private readonly log: Logger,
     private readonly metrics?: StoreMetrics,
   ) {
     const bySaga = { ...batch, key: (w: Write) => w.requestId };
@@ -313,10 +318,11 @@ export class PostgresSagaStore implements SagaStore {
       throw translate(err, 'migrating the schema');
     }
     log.info('postgres saga store ready', { poolSize: opts.poolSize, leaseTtlMs: opts.leaseTtlMs });
+    const connect = () => new Client({ ...indexOnlyPlansConnection(opts.dsn), connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000, keepAlive: true, application_name: 'saga-orchestrator pod lock' });
     return new PostgresSagaStore(pool, opts.leaseTtlMs, {
       maxBatch: opts.maxBatch ?? 200,
       maxInFlight: opts.maxInFlight ?? 2,
-    }, opts.metrics);
+    }, connect, log, opts.metrics);
   }
 
   async create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }> {
@@ -434,9 +440,18 @@ export class PostgresSagaStore implements SagaStore {
     return sagas.map((s) => revisions.get(s.requestId) ?? new ConcurrencyError(s.requestId, s.revision));
   }
 
-  /** Ends the pool (waits for checked-out connections to be released). Safe to call twice. */
+  /** One live instance per pod id on this database (see PodLock); again from the same store: no effect. */
+  async holdPodId(podId: string): Promise<void> {
+    this.podLock ??= PodLock.acquire(this.connect, podId, this.log).catch((err: unknown) => {
+      this.podLock = undefined;
+      throw isConnectionError(err) ? translate(err, 'locking the pod id') : err;
+    });
+    await this.podLock;
+  }
+
+  /** Ends the pool (waits for checked-out connections to be released) and lets the pod id go. Safe to call twice. */
   async close(): Promise<void> {
-    this.ending ??= this.pool.end();
+    this.ending ??= Promise.all([this.pool.end(), this.podLock?.then((l) => l.release(), () => undefined)]).then(() => undefined);
     await this.ending;
   }
 
@@ -569,6 +584,7 @@ function toSnapshot(row: SagaRow, leaseTtlMs: number): SagaSnapshot {
   saga.history = (row.history ?? []).map(toEvent);
   saga.leaseAgeMs = Math.max(0, Math.round(leaseTtlMs - row.lease_left_ms));
   if (row.lapsed) saga.leaseLapsed = true;
+  if (row.lapsed && row.former_owner) saga.lapsedOwner = row.former_owner;
   saga.createdAt = iso(row.created_at);
   saga.updatedAt = iso(row.updated_at);
   return saga;
