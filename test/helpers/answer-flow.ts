@@ -5,10 +5,12 @@ import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator'
 import { FacadeRegistry } from '../../src/engine/registry';
 import type { SagaSnapshot } from '../../src/engine/saga';
 import type { Message, MessageHandler, Transport } from '../../src/engine/transport';
+import { httpFailureOf } from '../../src/console/errors';
 import { consoleRoutes } from '../../src/console/routes';
 import { orchestratorServiceImpl } from '../../src/grpc/orchestrator-service';
 import { clientOf, loadProtos } from '../../src/grpc/protos';
 import { startGrpcServer } from '../../src/grpc/server';
+import { hostPolicy } from '../../src/http/hosts';
 import { startHttpServer } from '../../src/http/server';
 import { PostgresSagaStore } from '../../src/store/postgres/postgres-store';
 import { KafkaTransport } from '../../src/transport/kafka-transport';
@@ -123,7 +125,9 @@ export async function startInstance(opts: {
     address: '127.0.0.1:0', protos, log: silentLogger,
     services: [{ name: 'orchestrator.v1.OrchestratorService', implementation: orchestratorServiceImpl(orchestrator, silentLogger) }],
   });
-  const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: consoleRoutes(orchestrator, silentLogger), log: silentLogger });
+  const http = await startHttpServer({
+    host: '127.0.0.1', port: 0, routes: consoleRoutes(orchestrator), log: silentLogger, failureOf: httpFailureOf, hostRefused: hostPolicy({ host: '127.0.0.1', allowedHosts: [] }),
+  });
   const client = new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(`127.0.0.1:${grpcServer.port}`, grpc.credentials.createInsecure());
   let stopped: Promise<void> | undefined;
   const end = (releaseLeases: boolean) => (stopped ??= (async () => {
