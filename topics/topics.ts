@@ -47,11 +47,12 @@ export const TOPICS = {
   // does, value `{"event": string, "payload": object, "idempotencyKey"?: string}` ...
   sagaEvents: node('orchestrator.saga-events'),
   // ... and the answers of the services running external steps, as CompleteStep / FailStep do,
-  // value `{"step": string, "output"?: object, "error"?: string}`.
+  // value `{"step": string, "visit"?: number, "output"?: object, "error"?: string}`.
   stepReplies: node('orchestrator.step-replies'),
   // Every instance reads all of it (a consumer group per pod): tells the instance holding a
   // throttled call that its saga ended, whichever instance ran the last step; and, in a rolling
-  // update, carries a step or rollback of a version its consumer lacks back to the saga's owner.
+  // update, carries a step or rollback, an event or a step reply of a version its consumer lacks to
+  // an instance that has it.
   sagaOutcomes: { name: 'orchestrator.saga-outcomes', partitions: 1, deadLetter: DEAD_LETTER.name },
   deadLetter: DEAD_LETTER,
 } as const satisfies Record<string, TopicSpec>;

@@ -59,6 +59,17 @@ export class IllegalTransitionError extends OrchestratorError {
   }
 }
 
+/**
+ * This process does not have the facade version a saga runs on (a rolling update: another instance
+ * has it). NOT_FOUND to a caller; a message for that saga is handed to an instance that has it.
+ */
+export class MissingVersionError extends OrchestratorError {
+  override readonly name = 'MissingVersionError';
+  constructor(readonly facade: string, readonly version: number, message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+
 /** A write lost the race: another writer changed the saga since it was read (fencing). */
 export class ConcurrencyError extends OrchestratorError {
   override readonly name = 'ConcurrencyError';

@@ -2,7 +2,7 @@ import { NotFoundError, OrchestratorError, StepError, ValidationError } from './
 import { eventsOf, type FacadeDefinition } from './facade';
 import type { Graph } from './graph';
 import { currentStep, type SagaRuntime } from './runtime';
-import { nodeOf, visitKey, type Saga } from './saga';
+import { nodeOf, visitKey, visitOf, type Saga } from './saga';
 import type { Advance } from './scheduler';
 import type { StepRunner } from './steps';
 import { ATTR, inSpan, sagaContext } from './tracing';
@@ -17,19 +17,25 @@ export class Events {
   constructor(private readonly rt: SagaRuntime, private readonly steps: StepRunner) {}
 
   /**
-   * Records the event (a repeated idempotency key: no effect) and moves the saga on if a wait takes
-   * it. FAILED_PRECONDITION for a saga that is no longer running; INVALID_ARGUMENT for an event
-   * the facade never waits for.
+   * Records the event and moves the saga on if a wait takes it. A repeated idempotency key has no
+   * effect and is answered OK, whatever the saga became since (a client retrying after a lost
+   * answer must not be told its event was refused). FAILED_PRECONDITION for a saga that is no
+   * longer running; INVALID_ARGUMENT for an event the facade never waits for; MissingVersionError
+   * when this process does not have the saga's facade version.
    */
   async send(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
     const saga = await this.rt.load(requestId);
+    if (idempotencyKey !== undefined && saga.hasEvent(idempotencyKey)) {
+      this.rt.sagaLog(saga).info('event with a known idempotency key: no effect', { event, idempotencyKey });
+      return;
+    }
+    const def = this.rt.registry.require(saga.facade, saga.version);
     // In the saga's trace (the sender's call has its own): what the event sets off runs under this span.
     await inSpan(`event ${event}`, sagaContext(saga.traceParent), { [ATTR.requestId]: requestId, [ATTR.facade]: saga.facade, 'saga.event': event },
-      () => this.deliver(saga, event, payload, idempotencyKey));
+      () => this.deliver(saga, def, event, payload, idempotencyKey));
   }
 
-  private async deliver(saga: Saga, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
-    const def = this.rt.registry.get(saga.facade, saga.version);
+  private async deliver(saga: Saga, def: FacadeDefinition, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
     const accepted = [...eventsOf(def), ...(def.cancelEvent ? [def.cancelEvent] : [])];
     // A strict facade answers an event of another of its versions as out of order: where the saga is, and what it takes now.
     const otherVersion = def.strictEvents === true && this.rt.registry.all().some((d) => d.name === def.name && eventsOf(d).includes(event));
@@ -37,8 +43,9 @@ export class Events {
       throw new ValidationError('event', `facade ${def.name} never waits for ${event}; it accepts ${accepted.length > 0 ? accepted.join(', ') : 'no events'}`);
     }
     const move = await this.rt.update(saga, (s) => {
-      requireRunning(s, `event ${event}`);
+      // Before the status: the same delivery may have finished the saga (see send()).
       if (idempotencyKey !== undefined && s.hasEvent(idempotencyKey)) return undefined;
+      requireRunning(s, `event ${event}`);
       if (event === def.cancelEvent) {
         // Accepted at any moment: the saga is compensated, the canceller's payload on record.
         s.eventReceived(event, payload, idempotencyKey);
@@ -60,27 +67,32 @@ export class Events {
     else await this.continue(saga, def, move);
   }
 
-  /** An external step's outcome, from the service that ran it. `visit` absent: its latest visit. */
+  /**
+   * An external step's outcome, from the service that ran it, for `visit` (absent: the node's latest
+   * visit). A visit settled already (told twice, or it timed out) keeps its first outcome and the
+   * answer is OK, even once the saga has ended; a visit not waiting is FAILED_PRECONDITION naming it.
+   */
   async reply(requestId: string, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
     const saga = await this.rt.load(requestId);
+    const def = this.rt.registry.require(saga.facade, saga.version);
     await inSpan(`reply ${step}`, sagaContext(saga.traceParent), { [ATTR.requestId]: requestId, [ATTR.facade]: saga.facade, [ATTR.node]: step },
-      () => this.settle(saga, step, outcome, visit));
+      () => this.settle(saga, def, step, outcome, visit));
   }
 
-  private async settle(saga: Saga, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
+  private async settle(saga: Saga, def: FacadeDefinition, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
     const requestId = saga.requestId;
-    const def = this.rt.registry.get(saga.facade, saga.version);
     const node = this.rt.graph(def).byName.get(step);
     if (!node) throw new NotFoundError(`step ${step} of facade ${def.name}`);
     if (node.kind !== 'external') throw new OrchestratorError('FAILED_PRECONDITION', `step ${step} of facade ${def.name} is not an external step: the orchestrator runs it`);
     const move = await this.rt.update(saga, (s) => {
+      // Before the status: the first answer may have finished the saga.
+      if (settledVisit(s, step, visit)) return undefined;
       requireRunning(s, `the outcome of ${step}`);
       const key = visit === undefined ? s.latest(step)?.name : visitKey(step, visit);
       const current = key === undefined ? undefined : s.find(key);
       if (!current || current.status !== 'WAITING') {
-        // Told twice (a redelivered reply), or a visit that timed out: the first answer stands.
-        if (current && ['SUCCEEDED', 'FAILED', 'COMPENSATING', 'COMPENSATED'].includes(current.status)) return undefined;
-        throw new OrchestratorError('FAILED_PRECONDITION', `step ${step} of saga ${requestId} is not waiting for its outcome (${current?.status ?? 'not started'})`);
+        const which = key === undefined ? `step ${step}` : `visit ${visitOf(key)} of step ${step}`;
+        throw new OrchestratorError('FAILED_PRECONDITION', `${which} of saga ${requestId} is not waiting for its outcome (${current?.status ?? 'not started'})`);
       }
       const sched = this.rt.scheduler(def);
       if ('error' in outcome) {
@@ -92,7 +104,7 @@ export class Events {
       this.follow(s);
       return this.rt.conclude(s, def, done.kind === 'fail' ? done : sched.advance(s, done.picks));
     });
-    if (move === undefined) this.rt.sagaLog(saga, step).info('outcome of a step already settled: no effect');
+    if (move === undefined) this.rt.sagaLog(saga, step).info('outcome of a step already settled: no effect', { visit });
     else await this.continue(saga, def, move);
   }
 
@@ -122,6 +134,15 @@ function refuseUnlessAwaited(saga: Saga, graph: Graph, event: string, cancelEven
   if (now.includes(event)) return;
   const at = waiting.length > 0 ? `waiting at ${waiting.map((n) => n.name).join(', ')}` : `busy at ${currentStep(saga)}`;
   throw new OrchestratorError('FAILED_PRECONDITION', `saga ${saga.requestId} is ${at}: it does not accept ${event} now; it accepts ${now.length > 0 ? now.join(', ') : 'no event'}`);
+}
+
+/** Statuses of a visit whose outcome is in (or that timed out): a later answer changes nothing. */
+const SETTLED: readonly string[] = ['SUCCEEDED', 'FAILED', 'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'];
+
+/** The visit an answer is for (absent: the node's latest) has its outcome already. */
+export function settledVisit(saga: Saga, step: string, visit?: number): boolean {
+  const current = visit === undefined ? saga.latest(step) : saga.find(visitKey(step, visit));
+  return current !== undefined && SETTLED.includes(current.status);
 }
 
 function requireRunning(saga: Saga, what: string): void {

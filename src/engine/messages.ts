@@ -40,10 +40,29 @@ export interface OutcomeMessage {
   input: unknown;
 }
 
+/** An event (events topic) as handed back: its idempotency key always set (its own, or its record's). */
+export interface EventWork {
+  kind: 'event';
+  requestId: string;
+  event: string;
+  payload: Record<string, unknown>;
+  idempotencyKey: string;
+}
+
+/** A step reply (step-replies topic) as handed back: the visit it answers pinned when it came without one. */
+export interface ReplyWork {
+  kind: 'reply';
+  requestId: string;
+  step: string;
+  visit?: number;
+  output?: unknown;
+  error?: string;
+}
+
 /**
- * Broadcast by an instance that got a step or rollback message of a facade version it does not
- * have (a mixed deployment): the saga's owner, which has the version, handles `message` as if it
- * had come on `topic`.
+ * Broadcast by an instance that got a message for a saga of a facade version it does not have (a
+ * mixed deployment): an instance that has the version handles `message` as if it had come on
+ * `topic` (see handback.ts for which).
  */
 export interface HandbackMessage {
   kind: 'handback';
@@ -52,7 +71,7 @@ export interface HandbackMessage {
   version: number;
   input: unknown;
   topic: string;
-  message: StepMessage | RollbackMessage;
+  message: StepMessage | RollbackMessage | EventWork | ReplyWork;
   /** The instance that handed it back. */
   from: string;
 }
@@ -83,16 +102,36 @@ const rollbackSchema = z.object({
   completed: z.array(z.object({ node: z.string().min(1), output: z.unknown() })),
 });
 
+const eventWorkSchema = z.object({
+  kind: z.literal('event'),
+  requestId: z.string().min(1),
+  event: z.string().min(1),
+  payload: z.record(z.string(), z.unknown()),
+  idempotencyKey: z.string().min(1),
+});
+
+const replyWorkSchema = z.object({
+  kind: z.literal('reply'),
+  requestId: z.string().min(1),
+  step: z.string().min(1),
+  visit: z.number().int().min(1).optional(),
+  output: z.unknown().optional(),
+  error: z.string().min(1).optional(),
+});
+
 const schema = z.discriminatedUnion('kind', [
   stepSchema,
   rollbackSchema,
   z.object({ kind: z.literal('outcome'), ...base, status: z.string().min(1) }),
-  z.object({ kind: z.literal('handback'), ...base, topic: z.string().min(1), message: z.discriminatedUnion('kind', [stepSchema, rollbackSchema]), from: z.string() }),
+  z.object({
+    kind: z.literal('handback'), ...base, topic: z.string().min(1),
+    message: z.discriminatedUnion('kind', [stepSchema, rollbackSchema, eventWorkSchema, replyWorkSchema]), from: z.string(),
+  }),
 ]);
 
 export function encodeMessage(topic: string, msg: SagaMessage): Message {
   const inner = msg.kind === 'handback' ? msg.message : msg;
-  const node = inner.kind === 'step' ? inner.node : inner.kind === 'rollback' ? inner.failedNode : '';
+  const node = inner.kind === 'step' ? inner.node : inner.kind === 'rollback' ? inner.failedNode : inner.kind === 'reply' ? inner.step : '';
   return jsonMessage(topic, msg.requestId, msg.facade, node, inner.kind === 'step' ? inner.attempt : 1, msg);
 }
 
@@ -140,6 +179,7 @@ export interface EventMessage {
   requestId: string;
   event: string;
   payload: Record<string, unknown>;
+  /** The sender's, or else the record's own (see decodeEvent); absent only for a message no transport delivered. */
   idempotencyKey?: string;
 }
 
@@ -166,8 +206,15 @@ const replySchema = z.object({
   error: z.string().min(1).optional(),
 }).refine((r) => (r.error === undefined) !== (r.output === undefined), { message: 'exactly one of output and error is required' });
 
+/**
+ * An event without an idempotency key of its own is keyed on its record (topic, partition,
+ * offset): a redelivery of the record (a rebalance, or a crash before the commit) counts once,
+ * while the same content sent again as a new record counts again.
+ */
 export function decodeEvent(message: Message): EventMessage {
-  return { requestId: keyOf(message), ...parse(message, eventSchema, 'event') };
+  const event = { requestId: keyOf(message), ...parse(message, eventSchema, 'event') };
+  if (event.idempotencyKey !== undefined || message.offset === undefined) return event;
+  return { ...event, idempotencyKey: `record:${message.topic}/${message.partition ?? 0}/${message.offset}` };
 }
 
 export function decodeReply(message: Message): StepReply {

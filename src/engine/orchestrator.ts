@@ -7,9 +7,10 @@ import { Events } from './events';
 import { fingerprintOf, firstDifference } from './fingerprint';
 import { isStep, type FacadeDefinition, type FacadeMode } from './facade';
 import { Handback } from './handback';
+import { Inbound } from './inbound';
 import type { Logger } from './logger';
 import type { EngineMetrics } from './metrics';
-import { decodeEvent, decodeMessage, decodeReply, type RollbackMessage, type StepMessage } from './messages';
+import { decodeMessage, type RollbackMessage, type StepMessage } from './messages';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './options';
 import { outcomeOf } from './outcome-of';
 import type { Wake } from './outcomes';
@@ -69,6 +70,7 @@ export class Orchestrator {
   private readonly events: Events;
   private readonly throttle: Throttle;
   private readonly handback: Handback;
+  private readonly inbound: Inbound;
   private readonly eventTopic?: string;
   private state: 'NEW' | 'RUNNING' | 'STOPPED' = 'NEW';
 
@@ -83,7 +85,8 @@ export class Orchestrator {
     this.events = new Events(this.rt, this.steps);
     this.recovery = new Recovery(this.rt, this.events);
     this.throttle = new Throttle(options.throttle.maxConcurrent, options.throttle.maxQueue);
-    this.handback = new Handback(this.rt, (def, topic, msg) => this.handleWork(def, topic, msg));
+    this.handback = new Handback(this.rt, (def, topic, msg) => this.handleWork(def, topic, msg), this.events);
+    this.inbound = new Inbound(this.events, this.handback);
   }
 
   /** The lease holder: this run of the pod (`<podId>/<start id>`). */
@@ -253,13 +256,16 @@ export class Orchestrator {
     await this.events.send(requestId, event, payload, idempotencyKey);
   }
 
-  /** CompleteStep / FailStep: the outcome of an external step, reported by the service that ran it. */
-  async completeStep(requestId: string, step: string, output: unknown): Promise<void> {
-    await this.events.reply(requestId, step, { output });
+  /**
+   * CompleteStep / FailStep: the outcome of an external step, reported by the service that ran it,
+   * for one visit of it (absent: its latest visit).
+   */
+  async completeStep(requestId: string, step: string, output: unknown, visit?: number): Promise<void> {
+    await this.events.reply(requestId, step, { output }, visit);
   }
 
-  async failStep(requestId: string, step: string, error: string): Promise<void> {
-    await this.events.reply(requestId, step, { error });
+  async failStep(requestId: string, step: string, error: string, visit?: number): Promise<void> {
+    await this.events.reply(requestId, step, { error }, visit);
   }
 
   /**
@@ -328,16 +334,8 @@ export class Orchestrator {
   }
 
   private async dispatch(message: Message): Promise<void> {
-    if (this.eventTopic && message.topic === this.eventTopic) {
-      const e = decodeEvent(message);
-      await this.events.send(e.requestId, e.event, e.payload, e.idempotencyKey).catch(poisonUnlessRetryable);
-      return;
-    }
-    if (this.rt.replyTopic && message.topic === this.rt.replyTopic) {
-      const r = decodeReply(message);
-      await this.events.reply(r.requestId, r.step, r.error !== undefined ? { error: r.error } : { output: r.output ?? null }, r.visit).catch(poisonUnlessRetryable);
-      return;
-    }
+    if (this.eventTopic && message.topic === this.eventTopic) return this.inbound.event(message);
+    if (this.rt.replyTopic && message.topic === this.rt.replyTopic) return this.inbound.reply(message);
     const msg = decodeMessage(message);
     if (msg.kind === 'outcome') {
       this.rt.outcomes.notify(msg.requestId);
@@ -469,10 +467,4 @@ function callerGone(signal: AbortSignal): StepError {
   const code = reason?.name === 'TimeoutError' ? 'DEADLINE_EXCEEDED' : errorCode(reason); // AbortSignal.timeout()'s reason
   if (code === 'DEADLINE_EXCEEDED') return new StepError(code, 'the caller deadline passed', false);
   return new StepError('CANCELLED', 'the caller cancelled the call', false);
-}
-
-/** Over Kafka nobody can be answered: an event or reply that can never apply is dead-lettered with its reason. */
-function poisonUnlessRetryable(err: unknown): never {
-  if (err instanceof OrchestratorError && !err.retryable) throw new PoisonMessageError(`${err.code}: ${err.message}`);
-  throw err;
 }

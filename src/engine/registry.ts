@@ -1,4 +1,4 @@
-import { AlreadyExistsError, NotFoundError, OrchestratorError } from './errors';
+import { AlreadyExistsError, MissingVersionError, NotFoundError } from './errors';
 import { isStep, type FacadeDefinition } from './facade';
 import { checkFacade, type Graph } from './graph';
 
@@ -34,9 +34,21 @@ export class FacadeRegistry {
   get(name: string, version = 0): FacadeDefinition {
     const def = this.find(name, version);
     if (def) return def;
+    if (this.versions(name).length === 0) throw new NotFoundError(`facade ${name}`);
+    throw this.missing(name, version);
+  }
+
+  /** The definition a saga of `name` `version` runs on; MissingVersionError when this process does not have it. */
+  require(name: string, version: number): FacadeDefinition {
+    const def = this.find(name, version);
+    if (def) return def;
+    throw this.missing(name, version);
+  }
+
+  private missing(name: string, version: number): MissingVersionError {
     const have = this.versions(name);
-    if (have.length === 0) throw new NotFoundError(`facade ${name}`);
-    throw new OrchestratorError('NOT_FOUND', `facade ${name} version ${version} not found (this instance has version${have.length > 1 ? 's' : ''} ${have.join(', ')})`);
+    if (have.length === 0) return new MissingVersionError(name, version, `facade ${name} not found`);
+    return new MissingVersionError(name, version, `facade ${name} version ${version} not found (this instance has version${have.length > 1 ? 's' : ''} ${have.join(', ')})`);
   }
 
   find(name: string, version = 0): FacadeDefinition | undefined {

@@ -6,6 +6,13 @@ export interface Message {
   readonly key: string;
   readonly value: string;
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Where a consumed message sits in its topic (set by the transport on delivery, absent on
+   * publish): the same for every delivery of one record, so that a redelivery can be told from a
+   * new record with the same content (events without an idempotency key are keyed on it).
+   */
+  readonly partition?: number;
+  readonly offset?: string;
 }
 
 export type MessageHandler = (message: Message) => Promise<void>;

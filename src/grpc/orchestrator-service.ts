@@ -15,8 +15,14 @@ const MAX_PAGE = 1_000;
 interface ListRequest { facade: string; status: string; created_from: string; created_to: string; page_size: number; page_token: string }
 interface StartRequest { facade: string; input_json: string; version: number }
 interface EventRequest { request_id: string; event: string; payload_json: string; idempotency_key: string }
-interface CompleteRequest { request_id: string; step: string; output_json: string }
-interface FailRequest { request_id: string; step: string; error: string }
+interface CompleteRequest { request_id: string; step: string; output_json: string; visit: number }
+interface FailRequest { request_id: string; step: string; error: string; visit: number }
+
+/** 0 (the proto default): the step's latest visit. */
+function visitOf(visit: number): number | undefined {
+  if (visit < 0) throw new ValidationError('visit', 'must be 0 (the latest) or a visit number (1, 2, ...)');
+  return visit === 0 ? undefined : visit;
+}
 
 function timestamp(value: string, field: string): string | undefined {
   if (!value) return undefined;
@@ -49,13 +55,13 @@ export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger)
     CompleteStep: unary(log, 'CompleteStep', async (request: CompleteRequest) => {
       const id = required(request.request_id, 'request_id');
       const step = required(request.step, 'step');
-      await orchestrator.completeStep(id, step, jsonField(request.output_json, 'output_json', null));
+      await orchestrator.completeStep(id, step, jsonField(request.output_json, 'output_json', null), visitOf(request.visit));
       return {};
     }),
     FailStep: unary(log, 'FailStep', async (request: FailRequest) => {
       const id = required(request.request_id, 'request_id');
       const step = required(request.step, 'step');
-      await orchestrator.failStep(id, step, required(request.error, 'error'));
+      await orchestrator.failStep(id, step, required(request.error, 'error'), visitOf(request.visit));
       return {};
     }),
     ListFacades: unary(log, 'ListFacades', async () => ({

@@ -174,7 +174,7 @@ export class KafkaTransport implements Transport {
             for (const message of messages) {
               if (!isRunning() || isStale() || rejoin) return;
               try {
-                await this.deliver(topic, message, handler, yielding);
+                await this.deliver(topic, batch.partition, message, handler, yielding);
               } catch {
                 return; // given back: not committed, fetched again by whoever owns the partition
               }
@@ -196,12 +196,14 @@ export class KafkaTransport implements Transport {
     await withTimeout(joined, this.config.connectTimeoutMs, `consumer group ${groupId} did not join`);
   }
 
-  private async deliver(topic: string, message: KafkaMessage, handler: MessageHandler, yielding: () => boolean): Promise<void> {
+  private async deliver(topic: string, partition: number, message: KafkaMessage, handler: MessageHandler, yielding: () => boolean): Promise<void> {
     const inbound: Message = {
       topic,
       key: message.key?.toString() ?? '',
       value: message.value?.toString() ?? '',
       headers: headersToStrings(message.headers),
+      partition,
+      offset: message.offset,
     };
     await deliverOrDeadLetter(inbound, handler, {
       attempts: 3,

@@ -14,6 +14,12 @@ export class MemoryTransport implements Transport {
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
   private closing = false;
+  /**
+   * The next record's offset (one sequence for all topics, partition 0). It starts at this
+   * transport's start time in microseconds: a restarted process (whose store may be Postgres and
+   * remember the keys derived from offsets) never hands out an offset again.
+   */
+  private nextOffset = Date.now() * 1_000;
 
   constructor(
     private readonly topics: readonly TopicSpec[],
@@ -25,7 +31,7 @@ export class MemoryTransport implements Transport {
   async publish(message: Message): Promise<void> {
     if (this.closed) throw new Error('transport is closed');
     this.spec(message.topic);
-    const copy = { ...message, headers: { ...message.headers } };
+    const copy: Message = { ...message, headers: { ...message.headers }, partition: 0, offset: String(this.nextOffset++) };
     const handler = this.handlers.get(message.topic);
     if (handler) this.deliver(copy, handler);
     else this.waiting.set(message.topic, (this.waiting.get(message.topic) ?? []).concat(copy));

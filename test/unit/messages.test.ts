@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { PoisonMessageError } from '../../src/engine/errors';
-import { decodeMessage, encodeMessage, type StepMessage } from '../../src/engine/messages';
+import { decodeEvent, decodeMessage, encodeMessage, type HandbackMessage, type StepMessage } from '../../src/engine/messages';
 
 const step: StepMessage = { kind: 'step', requestId: 'r1', facade: 'F', version: 1, node: 'a', visit: 1, attempt: 1, input: { n: 1 }, results: {} };
 
@@ -15,6 +15,27 @@ describe('saga messages', () => {
   it('name the failed node in a rollback message header', () => {
     const m = encodeMessage('rb', { kind: 'rollback', requestId: 'r1', facade: 'F', version: 1, failedNode: 'b', error: { code: 'X', message: 'boom' }, completed: [], input: null });
     expect(m.headers['x-node']).to.equal('b');
+  });
+
+  it('hand back an event and a step reply (with its pinned visit) as they came, the reply naming its step in the header', () => {
+    const base = { kind: 'handback', requestId: 'r1', facade: 'F', version: 2, input: null, from: 'pod/1' } as const;
+    const event: HandbackMessage = { ...base, topic: 'ev', message: { kind: 'event', requestId: 'r1', event: 'go', payload: { a: 1 }, idempotencyKey: 'k' } };
+    const reply: HandbackMessage = { ...base, topic: 'rp', message: { kind: 'reply', requestId: 'r1', step: 'quote', visit: 2, output: { p: 1 } } };
+    expect(decodeMessage(encodeMessage('o', event))).to.deep.equal(event);
+    expect(decodeMessage(encodeMessage('o', reply))).to.deep.equal(reply);
+    expect(encodeMessage('o', reply).headers['x-node']).to.equal('quote');
+  });
+
+  it('key an event without an idempotency key on its record: the same record alike, another record not, its own key first', () => {
+    const value = JSON.stringify({ event: 'go', payload: {} });
+    const at = (offset: string, partition = 3) => decodeEvent({ topic: 'events', key: 'r1', value, headers: {}, partition, offset }).idempotencyKey;
+    expect(at('17')).to.equal('record:events/3/17');
+    expect(at('17')).to.equal(at('17'));
+    expect(at('18')).not.to.equal(at('17'));
+    expect(at('17', 4)).not.to.equal(at('17'));
+    const own = JSON.stringify({ event: 'go', payload: {}, idempotencyKey: 'mine' });
+    expect(decodeEvent({ topic: 'events', key: 'r1', value: own, headers: {}, partition: 3, offset: '17' }).idempotencyKey).to.equal('mine');
+    expect(decodeEvent({ topic: 'events', key: 'r1', value, headers: {} }).idempotencyKey).to.equal(undefined);
   });
 
   const bad: [string, string, RegExp][] = [
