@@ -136,6 +136,7 @@ export class Recovery {
     if (due.length > 0) this.rt.metrics.timersFired(due.map((v) => now - Date.parse(v.wakeAt!)));
     const sched = this.rt.scheduler(def);
     const claimed = saga.revision;
+    const attemptsAtClaim = new Map(saga.steps.map((v) => [v.name, v.attempts]));
     const move = await this.rt.update(saga, (s) => {
       const resumed: Started = { steps: [], commands: [] };
       // Claimed for a timer no visit has: a message that could not be published then. Either way
@@ -146,6 +147,8 @@ export class Recovery {
       const resend = lapsed || (!moved && s.due().length === 0);
       const runningHere = here && s.mode === 'sync';
       for (const v of resend ? s.steps : []) {
+        // A visit (or attempt) the other writer started since the claim is that writer's to send.
+        if (moved && attemptsAtClaim.get(v.name) !== v.attempts) continue;
         const node = this.rt.graph(def).node(nodeOf(v.name));
         if (v.status === 'RUNNING' && isStep(node) && !runningHere) {
           s.stepStarted(v.name);

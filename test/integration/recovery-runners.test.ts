@@ -1,6 +1,11 @@
 import { expect } from 'chai';
-import type { EngineOptions } from '../../src/engine/orchestrator';
-import { ended, holding, Instances } from '../helpers/instances';
+import { silentLogger } from '../../src/engine/logger';
+import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
+import { FacadeRegistry } from '../../src/engine/registry';
+import type { SagaStore } from '../../src/engine/store';
+import { MemoryTransport } from '../../src/transport/memory-transport';
+import { fakeFacade, fakeStep, type Journal } from '../helpers/fake-facade';
+import { ended, FAKE_TOPICS, holding, Instances } from '../helpers/instances';
 import { waitFor } from '../helpers/wait';
 
 const OPTIONS: Partial<EngineOptions> = {
@@ -46,5 +51,44 @@ describe('recovery and who runs a visit (Postgres store)', function () {
     // b acted (its output recorded) before it was undone, with that output.
     expect(taker.journal.calls).to.deep.equal(['run:b', 'undo:b', 'undo:a']);
     expect(taker.journal.undoOutputs?.b).to.deep.equal({ step: 'b', n: 1 });
+  });
+
+  it('an event that lands between the claim of a lapsed lease and its recovery: the step it starts runs once', async () => {
+    const store = await instances.store(OPTIONS.leaseTtlMs!);
+    const journal: Journal = { calls: [] };
+    const start = async (podId: string, s: SagaStore) => {
+      const registry = new FacadeRegistry().register({
+        ...fakeFacade('Beat', 'async', [], 'rb.async'),
+        nodes: [{ kind: 'wait', name: 'w', events: ['go'] }, { ...fakeStep('s', journal), topic: 't.a', after: ['w'] }],
+      });
+      const o = new Orchestrator({ registry, store: s, transport: new MemoryTransport(FAKE_TOPICS, silentLogger), logger: silentLogger, podId, outcomeTopic: 'outcomes', options: OPTIONS });
+      await o.start();
+      return o;
+    };
+    const first = await start('pod-a', store);
+    await first.startAsync('Beat', 'beat-1', { n: 1 });
+    await waitFor(async () => (await store.get('beat-1'))?.steps[0].status === 'WAITING', 10_000, 'the wait');
+    first.stop();
+    // pod-b claims the lapsed saga; the event beats its recovery (written after the claim, before recovery works the copy out).
+    const claim = store.claim.bind(store);
+    const late: { second?: Orchestrator } = {};
+    let injected = false;
+    store.claim = async (...args) => {
+      const claimed = await claim(...args);
+      if (!injected && claimed.some((c) => c.requestId === 'beat-1')) {
+        injected = true;
+        await late.second!.sendEvent('beat-1', 'go', {});
+      }
+      return claimed;
+    };
+    const second = (late.second = await start('pod-b', store));
+    try {
+      const saga = await ended(store, 'beat-1');
+      expect([saga.status, injected]).to.deep.equal(['COMPLETED', true]);
+      expect(saga.steps.find((v) => v.name === 's')!.attempts).to.equal(1);
+      expect(journal.calls).to.deep.equal(['run:s']);
+    } finally {
+      second.stop();
+    }
   });
 });
