@@ -27,7 +27,7 @@ export class Handback {
     if (saga.facade !== msg.facade || saga.version !== msg.version) {
       throw new PoisonMessageError(`saga ${msg.requestId} is ${saga.facade} version ${saga.version}, not ${msg.facade} version ${msg.version}`);
     }
-    const back: HandbackMessage = { kind: 'handback', requestId: msg.requestId, facade: msg.facade, version: msg.version, input: null, topic, message: msg, from: this.rt.owner };
+    const back: HandbackMessage = { kind: 'handback', requestId: msg.requestId, facade: msg.facade, version: msg.version, topic, message: msg, from: this.rt.owner };
     await this.rt.transport.publish(encodeMessage(this.rt.outcomeTopic, back));
     this.rt.log.info('message of a facade version this instance does not have: handed back to the saga\'s owner',
       { requestId: msg.requestId, facade: msg.facade, version: msg.version, kind: msg.kind, topic, owner: saga.owner });

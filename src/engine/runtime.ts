@@ -181,7 +181,7 @@ export class SagaRuntime {
     const node = this.graph(def).node(nodeOf(key)) as { topic?: string };
     await this.publishOrRetryLater(saga, encodeMessage(node.topic!, {
       kind: 'step', requestId: saga.requestId, facade: def.name, version: def.version, node: nodeOf(key), visit: visitOf(key),
-      attempt: saga.step(key).attempts, input: saga.input, results: saga.results(),
+      attempt: saga.step(key).attempts,
     }));
   }
 
@@ -203,7 +203,7 @@ export class SagaRuntime {
     await this.publishOrRetryLater(saga, encodeMessage(def.rollbackTopic, {
       kind: 'rollback', requestId: saga.requestId, facade: def.name, version: def.version,
       failedNode: nodeOf(failed?.step ?? def.nodes[0].name), error: { code: 'SAGA_ABORTED', message: snapshot.error ?? '' },
-      completed: saga.steps.filter((st) => st.output !== undefined).map((st) => ({ node: nodeOf(st.name), output: st.output })), input: saga.input,
+      completed: saga.steps.filter((st) => st.output !== undefined).map((st) => ({ node: nodeOf(st.name) })),
     }));
   }
 
@@ -260,7 +260,7 @@ export class SagaRuntime {
     // The caller is held here, and was just woken: no other instance needs telling (a duplicate
     // call waiting elsewhere also polls the store).
     if (this.calls.has(saga.requestId)) return;
-    const msg: SagaMessage = { kind: 'outcome', requestId: saga.requestId, facade: saga.facade, version: 1, status: saga.status, input: null };
+    const msg: SagaMessage = { kind: 'outcome', requestId: saga.requestId, facade: saga.facade, version: 1, status: saga.status };
     await this.transport.publish(encodeMessage(this.outcomeTopic, msg)).catch((err) =>
       this.sagaLog(saga).warn('outcome broadcast failed; the caller will poll', { error: ensureError(err).message }));
   }
