@@ -1,6 +1,7 @@
 import { NotFoundError, OrchestratorError, StepError, ValidationError } from './errors';
 import { eventsOf, type FacadeDefinition } from './facade';
 import type { Graph } from './graph';
+import { checkPayload, checkText } from './payload';
 import { currentStep, type SagaRuntime } from './runtime';
 import { nodeOf, visitKey, type Saga } from './saga';
 import type { Advance } from './scheduler';
@@ -22,6 +23,9 @@ export class Events {
    * the facade never waits for.
    */
   async send(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
+    // Every way in (SendEvent, the console, the events topic) comes here: refused before anything is read or kept.
+    checkPayload(payload, 'payload', this.rt.options.maxPayloadBytes);
+    if (idempotencyKey !== undefined) checkText(idempotencyKey, 'idempotency_key');
     const saga = await this.rt.load(requestId);
     // In the saga's trace (the sender's call has its own): what the event sets off runs under this span.
     await inSpan(`event ${event}`, sagaContext(saga.traceParent), { [ATTR.requestId]: requestId, [ATTR.facade]: saga.facade, 'saga.event': event },
@@ -62,6 +66,9 @@ export class Events {
 
   /** An external step's outcome, from the service that ran it. `visit` absent: its latest visit. */
   async reply(requestId: string, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
+    // CompleteStep / FailStep and the step-replies topic: what the store would keep as the visit's output or error.
+    if ('error' in outcome) checkPayload(outcome.error, 'error', this.rt.options.maxPayloadBytes);
+    else checkPayload(outcome.output, 'output', this.rt.options.maxPayloadBytes);
     const saga = await this.rt.load(requestId);
     await inSpan(`reply ${step}`, sagaContext(saga.traceParent), { [ATTR.requestId]: requestId, [ATTR.facade]: saga.facade, [ATTR.node]: step },
       () => this.settle(saga, step, outcome, visit));
