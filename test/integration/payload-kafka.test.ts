@@ -62,6 +62,12 @@ function facade(name: string, topics: { a: string; b: string; rollback: string }
   };
 }
 
+/** a, then an external step whose command carries the default payload: the input and every output. */
+function commandFacade(): FacadeDefinition<Input> {
+  const base = facade('Cmd', { a: TOPICS.transferDebit.name, b: TOPICS.transferCredit.name, rollback: TOPICS.transferRollback.name }, false);
+  return { ...base, nodes: [base.nodes[0], { kind: 'external', name: 'ext', topic: TOPICS.hammerHeadCommands.name, after: ['a'] }] };
+}
+
 /**
  * Large values and text the store cannot keep, on the real broker and Postgres: a saga whose data
  * adds up past Kafka's message limit still moves (messages carry none of it), a value over
@@ -86,7 +92,8 @@ describe('Payload limits and bad text over Kafka and Postgres', function () {
     closers.push(() => transport.close());
     const registry = new FacadeRegistry()
       .register(facade('Big', { a: TOPICS.bookingAsyncCreateOrder.name, b: TOPICS.bookingAsyncCreatePayment.name, rollback: TOPICS.bookingAsyncRollback.name }, true))
-      .register(facade('Chain', { a: TOPICS.bookingThrottledCreateOrder.name, b: TOPICS.bookingThrottledCreatePayment.name, rollback: TOPICS.bookingThrottledRollback.name }, false));
+      .register(facade('Chain', { a: TOPICS.bookingThrottledCreateOrder.name, b: TOPICS.bookingThrottledCreatePayment.name, rollback: TOPICS.bookingThrottledRollback.name }, false))
+      .register(commandFacade());
     orchestrator = new Orchestrator({
       registry, store, transport, logger: silentLogger, podId: 'payload', outcomeTopic: TOPICS.sagaOutcomes.name, eventTopic: TOPICS.sagaEvents.name,
       options: { maxPayloadBytes: LIMIT, compensation: { maxAttempts: 3, initialBackoffMs: 10, maxBackoffMs: 100, multiplier: 2, jitter: 0 } },
@@ -163,6 +170,19 @@ describe('Payload limits and bad text over Kafka and Postgres', function () {
     expect(a.attempts).to.equal(1);
     expect(s.error).to.match(/output of a: \d+ bytes of JSON, over the limit of 819200 bytes/);
     expect(keyed(toB.messages, id)).to.have.length(0);
+  });
+
+  it('an external step\'s command too large for the broker fails its visit for good: the saga is compensated, not republished forever', async () => {
+    const id = 'big-command';
+    const commands = await onTopic(TOPICS.hammerHeadCommands.name);
+    // Each value is under the payload limit; the command's default payload, input and outputs together, is not under the broker's.
+    await orchestrator.startAsync('Cmd', id, { pad: 'i'.repeat(500 * KB), outA: 500 * KB });
+    const s = await finished(id);
+    expect(s.status, s.error).to.equal('COMPENSATED');
+    expect(s.steps.find((v) => v.name === 'ext')).to.include({ status: 'FAILED' });
+    expect(s.error).to.match(/message to hammer\.head-commands refused as too large: \d+ bytes, over transport\.kafka\.maxMessageBytes/);
+    expect(undone).to.include(`${id}:a`);
+    expect(keyed(commands.messages, id)).to.have.length(0);
   });
 
   it('SendEvent refuses \\u0000 and a lone surrogate with INVALID_ARGUMENT naming the field, busy or waiting; a good event then completes the saga', async () => {
