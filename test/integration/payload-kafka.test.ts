@@ -12,8 +12,8 @@ import { collect, transportFor, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
 import { rejectionOf, waitFor } from '../helpers/wait';
 
-/** What a test asks of the saga: input padding, the size of a's output, whether a waits for the test, whether b fails. */
-interface Input { pad: string; outA: number; gated: boolean; failB: boolean }
+/** What a test asks of the saga: input padding, the size of a's output (and text in it), whether b fails. */
+interface Input { pad: string; outA: number; noteA?: string; failB: boolean }
 
 const KB = 1024;
 /** The payload limit of this file's instance (limits.maxPayloadBytes): large values fit, a ~900 KB one does not. */
@@ -35,7 +35,8 @@ function facade(name: string, topics: { a: string; b: string; rollback: string }
     topic: topics.a,
     async run(ctx) {
       await gates.get(ctx.requestId)?.opened;
-      return { out: 'a'.repeat(ctx.input.outA) };
+      // 'make-nul': text the store cannot keep, made up by the step (an input holding it is refused).
+      return { out: 'a'.repeat(ctx.input.outA), note: ctx.input.noteA === 'make-nul' ? 'x\u0000' : ctx.input.noteA };
     },
     async compensate(ctx) {
       undone.push(`${ctx.requestId}:a`);
@@ -56,7 +57,7 @@ function facade(name: string, topics: { a: string; b: string; rollback: string }
     parseInput(raw) {
       const r = raw as Partial<Input>;
       if (typeof r.outA !== 'number') throw new ValidationError('outA', 'must be a number');
-      return { pad: r.pad ?? '', outA: r.outA, gated: r.gated === true, failB: r.failB === true };
+      return { pad: r.pad ?? '', outA: r.outA, noteA: r.noteA, failB: r.failB === true };
     },
     result: () => 'done',
   };
@@ -170,6 +171,18 @@ describe('Payload limits and bad text over Kafka and Postgres', function () {
     expect(a.attempts).to.equal(1);
     expect(s.error).to.match(/output of a: \d+ bytes of JSON, over the limit of 819200 bytes/);
     expect(keyed(toB.messages, id)).to.have.length(0);
+  });
+
+  it('an in-process step whose output holds \\u0000 fails for good, naming the path: the saga is compensated, the store unharmed', async () => {
+    const refused = await rejectionOf(orchestrator.startAsync('Chain', 'nul-input', { outA: 1, noteA: 'x\u0000' }));
+    expect(refused.code).to.equal('INVALID_ARGUMENT');
+    expect(refused.message).to.match(/^input\.noteA: contains \\u0000/);
+    const id = 'nul-output';
+    await orchestrator.startAsync('Chain', id, { outA: 1, noteA: 'make-nul' });
+    const s = await finished(id);
+    expect(s.status, s.error).to.equal('COMPENSATED');
+    expect(s.error).to.match(/output of a\.note: contains \\u0000/);
+    expect(s.steps.find((v) => v.name === 'a')!.attempts).to.equal(1);
   });
 
   it('an external step\'s command too large for the broker fails its visit for good: the saga is compensated, not republished forever', async () => {
