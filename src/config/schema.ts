@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../engine/payload';
 import { DEFAULT_COMPENSATION, DEFAULT_RETRY, type RetryPolicy } from '../engine/retry';
 
 const port = z.number().int().min(0).max(65535);
@@ -64,6 +65,8 @@ export const configSchema = z
             connectTimeoutMs: ms.default(30_000),
             /** Replicas of each topic the orchestrator creates: 1 for a single broker, e.g. 3 on a cluster. */
             replicationFactor: z.number().int().min(1).default(1),
+            /** The broker's message.max.bytes (or less): a larger message is refused, never retried; no produce request carries more. */
+            maxMessageBytes: z.number().int().min(1_024).default(1_000_000),
           })
           .strict()
           .prefault({}),
@@ -124,6 +127,17 @@ export const configSchema = z
       // messages to another instance.
       .refine((s) => s.heartbeatMs <= 4_000, { message: 'heartbeatMs must be at most 4000 (two heartbeats + 1 s must stay under the Kafka session timeout, 10 s)', path: ['heartbeatMs'] })
       .prefault({}),
+    /** What a saga takes in: larger values are refused with INVALID_ARGUMENT where they enter. */
+    limits: z
+      .object({
+        /**
+         * A facade's input, an event payload, an external step's output or error (gRPC, console,
+         * Kafka), and what an in-process step returns (over it, the step fails): bytes of JSON.
+         */
+        maxPayloadBytes: z.number().int().min(1_024).default(DEFAULT_MAX_PAYLOAD_BYTES),
+      })
+      .strict()
+      .prefault({}),
     throttle: z
       .object({
         /** Throttled sagas running at once per instance. */
@@ -179,6 +193,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_DRIVERS_ADDR: { path: 'upstreams.drivers', type: 'string' },
   OCH_DELIVERY_VERSIONS: { path: 'examples.delivery.versions', type: 'list' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
+  OCH_MAX_PAYLOAD_BYTES: { path: 'limits.maxPayloadBytes', type: 'number' },
   OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },
   OCH_THROTTLE_MAX_QUEUE: { path: 'throttle.maxQueue', type: 'number' },
   OCH_STORE: { path: 'store.driver', type: 'string' },

@@ -97,6 +97,17 @@ export class StepError extends OrchestratorError {
   }
 }
 
+/**
+ * The broker refuses a message this large (its message.max.bytes, or transport.kafka.maxMessageBytes
+ * here): no retry would send it, so it is never retried.
+ */
+export class MessageTooLargeError extends OrchestratorError {
+  override readonly name = 'MessageTooLargeError';
+  constructor(readonly topic: string, detail: string) {
+    super('INVALID_ARGUMENT', `message to ${topic} refused as too large: ${detail}`, false);
+  }
+}
+
 /** A saga failed at `failedStep` and its completed steps are being compensated. */
 export class SagaAbortedError extends OrchestratorError {
   override readonly name = 'SagaAbortedError';

@@ -1,6 +1,7 @@
 import { NotFoundError, OrchestratorError, StepError, ValidationError } from './errors';
 import { eventsOf, type FacadeDefinition } from './facade';
 import type { Graph } from './graph';
+import { checkPayload, checkText } from './payload';
 import { currentStep, type SagaRuntime } from './runtime';
 import { nodeOf, visitKey, visitOf, type Saga } from './saga';
 import type { Advance } from './scheduler';
@@ -24,6 +25,9 @@ export class Events {
    * when this process does not have the saga's facade version.
    */
   async send(requestId: string, event: string, payload: unknown, idempotencyKey?: string): Promise<void> {
+    // Every way in (SendEvent, the console, the events topic) comes here: refused before anything is read or kept.
+    checkPayload(payload, 'payload', this.rt.options.maxPayloadBytes);
+    if (idempotencyKey !== undefined) checkText(idempotencyKey, 'idempotency_key');
     const saga = await this.rt.load(requestId);
     if (idempotencyKey !== undefined && saga.hasEvent(idempotencyKey)) {
       this.rt.sagaLog(saga).info('event with a known idempotency key: no effect', { event, idempotencyKey });
@@ -73,6 +77,9 @@ export class Events {
    * answer is OK, even once the saga has ended; a visit not waiting is FAILED_PRECONDITION naming it.
    */
   async reply(requestId: string, step: string, outcome: { output: unknown } | { error: string }, visit?: number): Promise<void> {
+    // CompleteStep / FailStep and the step-replies topic: what the store would keep as the visit's output or error.
+    if ('error' in outcome) checkPayload(outcome.error, 'error', this.rt.options.maxPayloadBytes);
+    else checkPayload(outcome.output, 'output', this.rt.options.maxPayloadBytes);
     const saga = await this.rt.load(requestId);
     const def = this.rt.registry.require(saga.facade, saga.version);
     await inSpan(`reply ${step}`, sagaContext(saga.traceParent), { [ATTR.requestId]: requestId, [ATTR.facade]: saga.facade, [ATTR.node]: step },

@@ -90,7 +90,7 @@ export class Handback {
   }
 
   private async broadcast(saga: SagaSnapshot, topic: string, message: HandbackMessage['message']): Promise<void> {
-    const back: HandbackMessage = { kind: 'handback', requestId: saga.requestId, facade: saga.facade, version: saga.version, input: null, topic, message, from: this.rt.owner };
+    const back: HandbackMessage = { kind: 'handback', requestId: saga.requestId, facade: saga.facade, version: saga.version, topic, message, from: this.rt.owner };
     await this.rt.transport.publish(encodeMessage(this.rt.outcomeTopic, back));
     this.rt.log.info('message for a facade version this instance does not have: handed back to an instance that has it',
       { requestId: saga.requestId, facade: saga.facade, version: saga.version, kind: message.kind, topic, owner: saga.owner });

@@ -3,7 +3,15 @@ import { PoisonMessageError } from './errors';
 import { TRACEPARENT, traceparentOf } from './tracing';
 import { HEADERS, type Message } from './transport';
 
-/** Carries a saga's context to the topic of the step to run next (async facades). */
+/*
+ * Step, rollback, outcome and handback messages say which saga and which node: their handlers load
+ * the saga from the store and read its input and outputs there. They used to carry the input and
+ * every output as well, which nobody read: a large event payload or step output then made the next
+ * step's message, and the rollback's, too large for the broker, and the saga was published again
+ * and again. Now a message is a few hundred bytes whatever the saga holds.
+ */
+
+/** Runs the next step visit of a saga (async and throttled facades), on the step's topic. */
 export interface StepMessage {
   kind: 'step';
   requestId: string;
@@ -13,8 +21,6 @@ export interface StepMessage {
   /** Which visit of the node (absent: 1, the first; a loop came back for more). */
   visit?: number;
   attempt: number;
-  input: unknown;
-  results: Record<string, unknown>;
 }
 
 /** Asks the facade's rollback consumer to compensate a failed saga's completed steps. */
@@ -25,9 +31,8 @@ export interface RollbackMessage {
   version: number;
   failedNode: string;
   error: { code: string; message: string };
-  /** In order of completion; compensated in reverse. */
-  completed: { node: string; output: unknown }[];
-  input: unknown;
+  /** The nodes with an output on record, in order of completion (checked against the graph; the outputs are in the store). */
+  completed: { node: string }[];
 }
 
 /** Broadcast to every instance when a saga ends or is aborted: wakes the caller of a throttled facade. */
@@ -37,7 +42,6 @@ export interface OutcomeMessage {
   facade: string;
   version: number;
   status: string;
-  input: unknown;
 }
 
 /** An event (events topic) as handed back: its idempotency key always set (its own, or its record's). */
@@ -69,7 +73,6 @@ export interface HandbackMessage {
   requestId: string;
   facade: string;
   version: number;
-  input: unknown;
   topic: string;
   message: StepMessage | RollbackMessage | EventWork | ReplyWork;
   /** The instance that handed it back. */
@@ -78,11 +81,12 @@ export interface HandbackMessage {
 
 export type SagaMessage = StepMessage | RollbackMessage | OutcomeMessage | HandbackMessage;
 
+// Unknown keys are dropped: the input and outputs that messages of earlier releases carry (still in
+// flight during a rolling update) are ignored, and a handback sends such a message on without them.
 const base = {
   requestId: z.string().min(1),
   facade: z.string().min(1),
   version: z.number().int().min(1),
-  input: z.unknown(),
 };
 
 const stepSchema = z.object({
@@ -91,7 +95,6 @@ const stepSchema = z.object({
   node: z.string().min(1),
   visit: z.number().int().min(1).default(1),
   attempt: z.number().int().min(1),
-  results: z.record(z.string(), z.unknown()),
 });
 
 const rollbackSchema = z.object({
@@ -99,7 +102,7 @@ const rollbackSchema = z.object({
   ...base,
   failedNode: z.string().min(1),
   error: z.object({ code: z.string(), message: z.string() }),
-  completed: z.array(z.object({ node: z.string().min(1), output: z.unknown() })),
+  completed: z.array(z.object({ node: z.string().min(1) })),
 });
 
 const eventWorkSchema = z.object({
@@ -132,7 +135,23 @@ const schema = z.discriminatedUnion('kind', [
 export function encodeMessage(topic: string, msg: SagaMessage): Message {
   const inner = msg.kind === 'handback' ? msg.message : msg;
   const node = inner.kind === 'step' ? inner.node : inner.kind === 'rollback' ? inner.failedNode : inner.kind === 'reply' ? inner.step : '';
-  return jsonMessage(topic, msg.requestId, msg.facade, node, inner.kind === 'step' ? inner.attempt : 1, msg);
+  return jsonMessage(topic, msg.requestId, msg.facade, node, inner.kind === 'step' ? inner.attempt : 1, onWire(msg));
+}
+
+/**
+ * The previous release's decoder requires `input` on every message, `results` on step messages and
+ * an `output` per completed node: empty ones keep its instances handling what this release sends
+ * during a rolling update (they read none of them either). Drop once no such instance can run.
+ */
+function onWire(msg: SagaMessage): unknown {
+  const work = (m: HandbackMessage['message']) => {
+    if (m.kind === 'step') return { ...m, input: null, results: {} };
+    if (m.kind === 'rollback') return { ...m, input: null, completed: m.completed.map((c) => ({ node: c.node, output: null })) };
+    return m; // events and replies handed back: the previous release never had these
+  };
+  if (msg.kind === 'handback') return { ...msg, input: null, message: work(msg.message) };
+  if (msg.kind === 'outcome') return { ...msg, input: null };
+  return work(msg);
 }
 
 /**

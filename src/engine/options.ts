@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_PAYLOAD_BYTES } from './payload';
 import { DEFAULT_COMPENSATION, DEFAULT_RETRY, type RetryPolicy } from './retry';
 
 export interface EngineOptions {
@@ -24,6 +25,8 @@ export interface EngineOptions {
   throttle: { maxConcurrent: number; maxQueue: number };
   /** Fallback poll of the store while a caller waits for a saga another instance drives. */
   outcomePollMs: number;
+  /** Largest JSON value (serialised) a saga takes in: an input, an event payload, a step's output (limits.maxPayloadBytes). */
+  maxPayloadBytes: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -40,4 +43,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxVisits: 100,
   throttle: { maxConcurrent: 64, maxQueue: 1_000 },
   outcomePollMs: 500,
+  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
 };

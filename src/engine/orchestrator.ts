@@ -13,6 +13,7 @@ import type { EngineMetrics } from './metrics';
 import { decodeMessage, type RollbackMessage, type StepMessage } from './messages';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from './options';
 import { outcomeOf } from './outcome-of';
+import { checkPayload } from './payload';
 import type { Wake } from './outcomes';
 import { Recovery } from './recovery';
 import type { FacadeRegistry } from './registry';
@@ -377,6 +378,8 @@ export class Orchestrator {
     const def = this.registry.get(facade, version);
     if (def.mode !== mode) throw new OrchestratorError('FAILED_PRECONDITION', `facade ${facade} is ${def.mode}, not ${mode}`);
     const input = def.parseInput(rawInput);
+    // What is stored, as parsed: the same check for a facade's own gRPC call as for StartSaga.
+    checkPayload(input, 'input', this.options.maxPayloadBytes);
     // A facade's own expiry replaces the engine's deadline: past it, the saga is compensated as expired.
     const expiresMs = typeof def.expiresAfterMs === 'function' ? def.expiresAfterMs(input, {}) : def.expiresAfterMs;
     const deadline = expiresMs === undefined ? callDeadline : new Date(Date.now() + expiresMs);

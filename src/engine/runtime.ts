@@ -1,4 +1,4 @@
-import { ConcurrencyError, ensureError, SagaAbortedError, errorCode, NotFoundError, PoisonMessageError } from './errors';
+import { ConcurrencyError, ensureError, SagaAbortedError, errorCode, MessageTooLargeError, NotFoundError, PoisonMessageError } from './errors';
 import type { ExternalStepDefinition, FacadeDefinition } from './facade';
 import type { Graph } from './graph';
 import type { Logger } from './logger';
@@ -181,8 +181,8 @@ export class SagaRuntime {
     const node = this.graph(def).node(nodeOf(key)) as { topic?: string };
     await this.publishOrRetryLater(saga, encodeMessage(node.topic!, {
       kind: 'step', requestId: saga.requestId, facade: def.name, version: def.version, node: nodeOf(key), visit: visitOf(key),
-      attempt: saga.step(key).attempts, input: saga.input, results: saga.results(),
-    }));
+      attempt: saga.step(key).attempts,
+    }), (err) => this.failRefused(saga, def, key, err));
   }
 
   /** An external step's command, to the topic its worker consumes. Workers dedupe by idempotency key: it may come twice. */
@@ -194,7 +194,24 @@ export class SagaRuntime {
       idempotencyKey: `${saga.requestId}:${key}`, input: saga.input, results: saga.results(), deadline: saga.deadline,
     };
     const payload = node.command ? node.command(ctx) : { input: saga.input, results: ctx.results };
-    await this.publishOrRetryLater(saga, encodeCommand(node.topic, { requestId: ctx.requestId, facade: ctx.facade, step: ctx.step, visit, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey, replyTopic: this.replyTopic, payload }));
+    await this.publishOrRetryLater(saga, encodeCommand(node.topic, { requestId: ctx.requestId, facade: ctx.facade, step: ctx.step, visit, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey, replyTopic: this.replyTopic, payload }),
+      (err) => this.failRefused(saga, def, key, err));
+  }
+
+  /**
+   * A visit's message the broker refuses for its size (a command's payload: by default the input and
+   * every output): no retry would send it, so the visit fails and the saga is compensated, rather
+   * than the message being published again on every recovery tick.
+   */
+  private async failRefused(saga: Saga, def: FacadeDefinition, key: string, err: MessageTooLargeError): Promise<void> {
+    this.sagaLog(saga, nodeOf(key)).error('message refused by the broker: the visit fails', { topic: err.topic, error: err.message });
+    const move = await this.update(saga, (s) => {
+      const status = s.find(key)?.status;
+      if (s.status !== 'RUNNING' || (status !== 'RUNNING' && status !== 'WAITING')) return undefined;
+      s.stepFailed(key, err.message);
+      return this.conclude(s, def, { kind: 'fail', node: nodeOf(key), error: err });
+    });
+    if (move) await this.effects(saga, def, move);
   }
 
   async publishRollbackOrRetryLater(saga: Saga, def: FacadeDefinition): Promise<void> {
@@ -203,18 +220,23 @@ export class SagaRuntime {
     await this.publishOrRetryLater(saga, encodeMessage(def.rollbackTopic, {
       kind: 'rollback', requestId: saga.requestId, facade: def.name, version: def.version,
       failedNode: nodeOf(failed?.step ?? def.nodes[0].name), error: { code: 'SAGA_ABORTED', message: snapshot.error ?? '' },
-      completed: saga.steps.filter((st) => st.output !== undefined).map((st) => ({ node: nodeOf(st.name), output: st.output })), input: saga.input,
+      completed: saga.steps.filter((st) => st.output !== undefined).map((st) => ({ node: nodeOf(st.name) })),
     }));
   }
 
-  /** A message that cannot be published now is not lost: the saga gets a timer, and recovery publishes it. */
-  async publishOrRetryLater(saga: Saga, message: Message): Promise<void> {
+  /**
+   * A message that cannot be published now is not lost: the saga gets a timer, and recovery
+   * publishes it. One the broker refuses for good (too large) goes to `refused` when given; a
+   * rollback (node names only, a few hundred bytes) has none.
+   */
+  async publishOrRetryLater(saga: Saga, message: Message, refused?: (err: MessageTooLargeError) => Promise<void>): Promise<void> {
     // Before publishing: the consumer may get the message before publish() returns.
     this.recent.put(saga.snapshot());
     try {
       await this.transport.publish(message);
     } catch (err) {
       this.recent.delete(saga.requestId);
+      if (refused && err instanceof MessageTooLargeError) return refused(err);
       this.sagaLog(saga).warn('publish failed: recovery will publish it again', { topic: message.topic, error: ensureError(err).message });
       const retryAt = Date.now() + this.options.recoveryIntervalMs;
       const timer = saga.wakeAtMs;
@@ -260,7 +282,7 @@ export class SagaRuntime {
     // The caller is held here, and was just woken: no other instance needs telling (a duplicate
     // call waiting elsewhere also polls the store).
     if (this.calls.has(saga.requestId)) return;
-    const msg: SagaMessage = { kind: 'outcome', requestId: saga.requestId, facade: saga.facade, version: 1, status: saga.status, input: null };
+    const msg: SagaMessage = { kind: 'outcome', requestId: saga.requestId, facade: saga.facade, version: 1, status: saga.status };
     await this.transport.publish(encodeMessage(this.outcomeTopic, msg)).catch((err) =>
       this.sagaLog(saga).warn('outcome broadcast failed; the caller will poll', { error: ensureError(err).message }));
   }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureError, errorCode, StepError } from './errors';
 import type { FacadeDefinition, StepDefinition } from './facade';
+import { checkPayload } from './payload';
 import { backoffMs, isRetryable } from './retry';
 import { podOf, type SagaRuntime } from './runtime';
 import { nodeOf, visitKey, visitOf, type Saga } from './saga';
@@ -249,6 +250,7 @@ export class StepRunner {
         requestId: saga.requestId, facade: def.name, step: step.name, visit: visitOf(key), attempt: st.attempts,
         idempotencyKey: `${saga.requestId}:${key}`, input: saga.input, results: saga.results(), signal, deadline, log,
       }), signal);
+      checkOutput(output ?? null, step.name, this.rt.options.maxPayloadBytes);
       log.info('step succeeded', { attempt: st.attempts, visit: visitOf(key) });
       span?.setAttribute(ATTR.outcome, 'succeeded');
       return { ok: true, output: output ?? null };
@@ -292,6 +294,19 @@ function settledLate(saga: Saga, key: string, attempt: number, result: Attempt):
   if (result.ok) saga.stepSucceeded(key, result.output);
   else saga.stepFailed(key, result.error.message);
   return 'recorded';
+}
+
+/**
+ * An output the store cannot keep, or over the payload limit, fails the visit for good: no attempt
+ * would return anything else, and stored it would fail every write of the saga (bad text) or weigh
+ * on every one (size). The saga is compensated, the step's own output not on record.
+ */
+function checkOutput(output: unknown, step: string, maxBytes: number): void {
+  try {
+    checkPayload(output, `output of ${step}`, maxBytes);
+  } catch (err) {
+    throw new StepError('INVALID_ARGUMENT', (err as Error).message, false);
+  }
 }
 
 /** The caller went away, or a sibling failed: the reason, as the error the attempt ends with. */

@@ -37,25 +37,26 @@ function timestamp(value: string, field: string): string | undefined {
  * saga (NOT_FOUND, FAILED_PRECONDITION, ...) is the engine's to say.
  */
 export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger): grpc.UntypedServiceImplementation {
+  const maxBytes = orchestrator.options.maxPayloadBytes;
   const withGraph = (saga: SagaSnapshot) => sagaToProto(saga, orchestrator.describeSaga(saga), orchestrator.leftAlone(saga));
   return {
     StartSaga: unary(log, 'StartSaga', async (request: StartRequest, ctx) => {
       const facade = required(request.facade, 'facade');
-      const input = jsonField(request.input_json, 'input_json', {});
+      const input = jsonField(request.input_json, 'input_json', {}, maxBytes);
       if (request.version < 0) throw new ValidationError('version', 'must be 0 (the newest) or a registered version');
       return { request_id: await orchestrator.startSaga(facade, ctx.requestId, input, request.version) };
     }),
     SendEvent: unary(log, 'SendEvent', async (request: EventRequest) => {
       const id = required(request.request_id, 'request_id');
       const event = required(request.event, 'event');
-      const payload = jsonObjectField(request.payload_json, 'payload_json');
+      const payload = jsonObjectField(request.payload_json, 'payload_json', maxBytes);
       await orchestrator.sendEvent(id, event, payload, request.idempotency_key || undefined);
       return {};
     }),
     CompleteStep: unary(log, 'CompleteStep', async (request: CompleteRequest) => {
       const id = required(request.request_id, 'request_id');
       const step = required(request.step, 'step');
-      await orchestrator.completeStep(id, step, jsonField(request.output_json, 'output_json', null), visitOf(request.visit));
+      await orchestrator.completeStep(id, step, jsonField(request.output_json, 'output_json', null, maxBytes), visitOf(request.visit));
       return {};
     }),
     FailStep: unary(log, 'FailStep', async (request: FailRequest) => {

@@ -5,6 +5,13 @@ export interface BatcherOptions<T> {
   maxInFlight: number;
   /** Items with the same key never share a flush (a later one waits for the next). */
   key?: (item: T) => string;
+  /**
+   * What an item weighs (e.g. its bytes) and the most one flush may carry: the items taken stop
+   * before the one that would go over (an item heavier than that alone goes in a flush of its own).
+   * A broker refuses a batch over its size limit as a whole, however small each message in it.
+   */
+  weight?: (item: T) => number;
+  maxWeight?: number;
 }
 
 /** One result per item, in order: a value, or the Error that item alone failed with. */
@@ -62,17 +69,23 @@ export class Batcher<T, R> {
     }
   }
 
-  /** Up to maxBatch items from the head of the queue, skipping (and keeping) repeats of a key already taken. */
+  /** Up to maxBatch items (and maxWeight) from the head of the queue, skipping (and keeping) repeats of a key already taken. */
   private take(): Array<Pending<T, R>> {
-    const { maxBatch, key } = this.options;
-    if (!key) return this.queue.splice(0, maxBatch);
+    const { maxBatch, key, weight, maxWeight = Infinity } = this.options;
+    if (!key && !weight) return this.queue.splice(0, maxBatch);
     const taken: Array<Pending<T, R>> = [];
     const rest: Array<Pending<T, R>> = [];
     const keys = new Set<string>();
+    let load = 0;
+    let full = false;
     for (const p of this.queue) {
-      const k = key(p.item);
-      if (taken.length < maxBatch && !keys.has(k)) {
-        keys.add(k);
+      const k = key?.(p.item);
+      const w = weight?.(p.item) ?? 0;
+      // Full once an item would go over: the ones after it wait too, so that items keep their order.
+      full ||= taken.length >= maxBatch || (taken.length > 0 && load + w > maxWeight);
+      if (!full && (k === undefined || !keys.has(k))) {
+        if (k !== undefined) keys.add(k);
+        load += w;
         taken.push(p);
       } else {
         rest.push(p);

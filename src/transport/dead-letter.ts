@@ -1,7 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureError, PoisonMessageError } from '../engine/errors';
+import { ensureError, MessageTooLargeError, PoisonMessageError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
 import { HEADERS, type Message, type MessageHandler } from '../engine/transport';
+
+/** A reason quotes errors, which may quote the message: bounded, so that the copy stays about the original's size. */
+const MAX_REASON = 2_000;
 
 /** The copy of a message that goes to a dead-letter topic: same key, value and headers, plus why. */
 export function deadLetterOf(message: Message, deadLetterTopic: string, reason: string): Message {
@@ -9,8 +12,27 @@ export function deadLetterOf(message: Message, deadLetterTopic: string, reason: 
     topic: deadLetterTopic,
     key: message.key,
     value: message.value,
-    headers: { ...message.headers, [HEADERS.deadLetterReason]: reason, [HEADERS.originalTopic]: message.topic },
+    headers: {
+      ...message.headers,
+      [HEADERS.deadLetterReason]: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON)}…` : reason,
+      [HEADERS.originalTopic]: message.topic,
+    },
   };
+}
+
+/**
+ * Publishes the dead letter; one the broker refuses as too large (an original at the limit, plus the
+ * headers) goes without its value, saying so: a dead letter that can never be published would hold
+ * its message, redelivered and failed, forever.
+ */
+async function publishDeadLetter(publish: (m: Message) => Promise<void>, letter: Message): Promise<void> {
+  try {
+    await publish(letter);
+  } catch (err) {
+    if (!(err instanceof MessageTooLargeError)) throw err;
+    const reason = `${letter.headers[HEADERS.deadLetterReason]} (value of ${Buffer.byteLength(letter.value)} bytes left out: ${err.message})`;
+    await publish({ ...letter, value: '', headers: { ...letter.headers, [HEADERS.deadLetterReason]: reason } });
+  }
 }
 
 export interface DeliveryOptions {
@@ -56,7 +78,7 @@ export async function deliverOrDeadLetter(message: Message, handler: MessageHand
       }
       const reason = poison ? error.message : `handler failed after ${attempt} attempts: ${error.message}`;
       opts.log.error('message dead-lettered', { ...meta, reason, deadLetterTopic: opts.deadLetterTopic });
-      if (opts.deadLetterTopic) await opts.publish(deadLetterOf(message, opts.deadLetterTopic, reason));
+      if (opts.deadLetterTopic) await publishDeadLetter((m) => opts.publish(m), deadLetterOf(message, opts.deadLetterTopic, reason));
       opts.deadLettered?.(poison ? 'poison' : 'retries_exhausted');
       return;
     }

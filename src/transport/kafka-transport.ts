@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type IHeaders, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
-import { OrchestratorError } from '../engine/errors';
+import { MessageTooLargeError, OrchestratorError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
 import type { TransportMetrics } from '../engine/metrics';
 import type { Message, MessageHandler, Transport } from '../engine/transport';
@@ -26,6 +26,12 @@ export interface KafkaTransportConfig {
    * exceed the longest a handler holds a message (a step attempt, bounded by stepTimeoutMs).
    */
   rebalanceTimeoutMs?: number;
+  /**
+   * The largest message the broker takes (its message.max.bytes, default 1048588 bytes, or a topic's
+   * max.message.bytes): a larger one is refused here without a round trip, and a produce request
+   * never carries more than this in all (the broker refuses a whole record batch over it). Default 1,000,000.
+   */
+  maxMessageBytes?: number;
   /** Replicas of each topic created at start-up (config transport.kafka.replicationFactor); default 1. */
   replicationFactor?: number;
   /** Where publish latency, consumer lag and dead letters are reported. */
@@ -35,6 +41,10 @@ export interface KafkaTransportConfig {
 /** The consumer's own liveness: heartbeats go out every second whatever its handlers are doing. */
 const HEARTBEAT_MS = 1_000;
 const SESSION_TIMEOUT_MS = 10_000;
+/** Under the broker's default message.max.bytes (1048588), with room for the record batch's own overhead. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1_000_000;
+/** Broker answers that refuse what was sent, not the moment it was sent: sending it again fails again. */
+const REFUSED = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD']);
 /** kafkajs errors that mean this member must rejoin its group: it may no longer own its partitions. */
 const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
 
@@ -50,7 +60,7 @@ export class KafkaTransport implements Transport {
   private closed = false;
   /** Why a consumer stopped and will not restart (kafkajs CRASH without restart), if one did. */
   private crashed?: string;
-  private readonly sends = new Batcher<Message, void>((messages) => this.sendBatch(messages), { maxBatch: 500, maxInFlight: 2 });
+  private readonly sends: Batcher<Message, void>;
 
   private constructor(
     private readonly kafka: Kafka,
@@ -58,7 +68,15 @@ export class KafkaTransport implements Transport {
     private readonly config: KafkaTransportConfig,
     private readonly topics: readonly TopicSpec[],
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.sends = new Batcher((messages) => this.sendIsolated(messages), {
+      maxBatch: 500, maxInFlight: 2, weight: sizeOf, maxWeight: this.maxMessageBytes,
+    });
+  }
+
+  private get maxMessageBytes(): number {
+    return this.config.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
 
   static async create(config: KafkaTransportConfig, topics: readonly TopicSpec[], log: Logger): Promise<KafkaTransport> {
     const kafka = new Kafka({
@@ -85,6 +103,10 @@ export class KafkaTransport implements Transport {
   async publish(message: Message): Promise<void> {
     if (this.closed) throw new OrchestratorError('UNAVAILABLE', 'transport is closed', true);
     this.spec(message.topic);
+    const bytes = sizeOf(message);
+    if (bytes > this.maxMessageBytes) {
+      throw new MessageTooLargeError(message.topic, `${bytes} bytes, over transport.kafka.maxMessageBytes (${this.maxMessageBytes})`);
+    }
     const metrics = this.config.metrics;
     if (!metrics) return this.sends.submit(message);
     const started = process.hrtime.bigint();
@@ -94,6 +116,21 @@ export class KafkaTransport implements Transport {
       ok = true;
     } finally {
       metrics.published(message.topic, Number(process.hrtime.bigint() - started) / 1e9, ok);
+    }
+  }
+
+  /**
+   * A batch the broker refuses for what one of its messages is (too large for a topic with a lower
+   * limit, say) is sent again message by message, so that only that message fails, for good; the
+   * others go out (some of them twice: the partitions that took them before the refusal keep them,
+   * and every consumer dedupes). A broker that is down fails them all, to be retried.
+   */
+  private async sendIsolated(messages: Message[]): Promise<Array<void | Error>> {
+    try {
+      return await this.sendBatch(messages);
+    } catch (err) {
+      if (!(err instanceof MessageTooLargeError) || messages.length === 1) throw err;
+      return Promise.all(messages.map((m) => this.sendBatch([m]).then(() => undefined, (e: unknown) => e as Error)));
     }
   }
 
@@ -110,6 +147,8 @@ export class KafkaTransport implements Transport {
       });
     } catch (err) {
       const topics = [...byTopic.keys()].join(', ');
+      const type = (err as { type?: string }).type ?? '';
+      if (REFUSED.has(type)) throw new MessageTooLargeError(topics, `${type}: ${(err as Error).message}`);
       throw new OrchestratorError('UNAVAILABLE', `Kafka publish to ${topics} failed: ${(err as Error).message}`, true, { cause: err });
     }
     return messages.map(() => undefined);
@@ -283,6 +322,13 @@ async function waitForLeaders(admin: Admin, topics: string[], timeoutMs: number)
     if (Date.now() > deadline) throw new OrchestratorError('UNAVAILABLE', `Kafka topics have no leader after ${timeoutMs} ms`, true);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** A message's bytes on the wire, near enough: key, value, header names and values (UTF-8). */
+function sizeOf(message: Message): number {
+  let bytes = Buffer.byteLength(message.key) + Buffer.byteLength(message.value);
+  for (const [k, v] of Object.entries(message.headers)) bytes += k.length + Buffer.byteLength(v);
+  return bytes;
 }
 
 function headersToStrings(headers: IHeaders | undefined): Record<string, string> {

@@ -125,6 +125,16 @@ describe('web console: page, assets and JSON API over HTTP', function () {
     expect((await stack.saga('api-waiting')).status).to.equal('RUNNING');
   });
 
+  it('refuses an event payload holding \\u0000 or over limits.maxPayloadBytes: 400 naming the field, nothing recorded', async () => {
+    const nul = await post('/api/sagas/api-waiting/events', { event: WEBHOOK_EVENT, payload: { status: 'a\u0000' } });
+    expect(nul.status).to.equal(400);
+    expect(nul.body).to.include({ code: 'INVALID_ARGUMENT', field: 'payload.status' });
+    const big = await post('/api/sagas/api-waiting/events', { event: WEBHOOK_EVENT, payload: { pad: 'x'.repeat(300 * 1024) } });
+    expect(big.status).to.equal(400);
+    expect(big.body).to.include({ code: 'INVALID_ARGUMENT', field: 'payload' });
+    expect((await stack.saga('api-waiting')).status).to.equal('RUNNING');
+  });
+
   it('sends an event: bad fields are 400 naming them, the webhook completes the transfer; the facades count it', async () => {
     const bad = await post('/api/sagas/api-waiting/events', { event: WEBHOOK_EVENT, payload: 'CONFIRMED' });
     expect(bad).to.deep.equal({ status: 400, body: { error: 'payload: must be a JSON object', code: 'INVALID_ARGUMENT', field: 'payload' } });

@@ -89,6 +89,17 @@ describe('orchestrator.v1 generic API over gRPC (embedded transport)', function 
     await invalid('FailStep', { step: 'createOrder', error: 'boom' }, 'request_id');
   });
 
+  it('refuses \\u0000, lone surrogates and values over limits.maxPayloadBytes (256 KiB by default) in every JSON field, naming the field', async () => {
+    await invalid('SendEvent', { request_id: 'start-1', event: 'approved', payload_json: '{"note":"a\\u0000"}' }, 'payload_json\\.note');
+    await invalid('CompleteStep', { request_id: 'start-1', step: 'createOrder', output_json: '["\\ud800"]' }, 'output_json\\[0\\]');
+    await invalid('FailStep', { request_id: 'start-1', step: 'createOrder', error: 'boom\u0000' }, 'error');
+    await invalid('StartSaga', { facade: 'AsyncBooking', input_json: '{"ProductID":1,"note":"\\udc00"}' }, 'input_json\\.note');
+    const pad = JSON.stringify({ ProductID: 1, pad: 'x'.repeat(300 * 1024) });
+    await invalid('StartSaga', { facade: 'AsyncBooking', input_json: pad }, 'input_json');
+    const big = await rejectionOf(call(stack.sagas, 'SendEvent', { request_id: 'start-1', event: 'approved', payload_json: pad }));
+    expect(big.details).to.match(/^payload_json: \d+ bytes of JSON, over the limit of 262144 bytes \(limits\.maxPayloadBytes\)/);
+  });
+
   it('SendEvent, CompleteStep and FailStep: NOT_FOUND for an unknown saga, INVALID_ARGUMENT for an event nobody waits for, FAILED_PRECONDITION for a step the orchestrator runs', async () => {
     for (const [method, request] of [
       ['SendEvent', { request_id: 'nope', event: 'approved' }],

@@ -354,7 +354,7 @@ describe(`Orchestrator (${make().name})`, function () {
       const handled = spyOnHandle(orchestrator);
       await orchestrator.startAsync('Async', 'a5b', { n: 2 });
       await finished(store, 'a5b');
-      await transport.publish(encodeMessage('t.b', { kind: 'step', requestId: 'a5b', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 2 }, results: {} }));
+      await transport.publish(encodeMessage('t.b', { kind: 'step', requestId: 'a5b', facade: 'Async', version: 1, node: 'b', attempt: 1 }));
       // Handled twice (first delivery and redelivery), run once.
       await waitFor(() => handled.filter(({ message: m }) => m.topic === 't.b' && m.key === 'a5b').length >= 2, 20_000, 'the redelivered message to be handled');
       expect(journal.byRequest!.a5b).to.deep.equal(['run:a', 'run:b', 'run:c']);
@@ -479,7 +479,7 @@ describe(`Orchestrator (${make().name})`, function () {
       const { transport, store } = await setup();
       store.get = async (): Promise<SagaSnapshot | undefined> => { throw new Error('bug'); };
       const requestId = `x-${randomUUID()}`;
-      await transport.publish(encodeMessage('t.a', { kind: 'step', requestId, facade: 'Async', version: 1, node: 'a', attempt: 1, input: { n: 1 }, results: {} }));
+      await transport.publish(encodeMessage('t.a', { kind: 'step', requestId, facade: 'Async', version: 1, node: 'a', attempt: 1 }));
       const dead = await waitFor(async () => (await backend.deadLetters(transport, requestId))[0], 20_000, 'dead letter');
       expect(dead.headers['x-dead-letter-reason']).to.equal(`handler failed after ${backend.handlerAttempts} attempts: bug`);
     });

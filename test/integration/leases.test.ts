@@ -131,7 +131,7 @@ describe('leases (Postgres store)', function () {
     await waitFor(async () => (await s.get('twice-1'))?.steps[1].status === 'COMPENSATING', 10_000, 'b to be compensating');
     const b = await instance(s, 'pod-b');
     const rollback = encodeMessage('rb.sync', {
-      kind: 'rollback', requestId: 'twice-1', facade: 'Sync', version: 1, failedNode: 'c', error: { code: 'SAGA_ABORTED', message: 'x' }, completed: [], input: { n: 1 },
+      kind: 'rollback', requestId: 'twice-1', facade: 'Sync', version: 1, failedNode: 'c', error: { code: 'SAGA_ABORTED', message: 'x' }, completed: [],
     });
     await b.orchestrator.handle(rollback);
     expect(b.journal.calls).to.deep.equal([]);

@@ -74,4 +74,18 @@ describe('Batcher (group commit)', () => {
     const failures = await Promise.allSettled([broken.submit('a'), broken.submit('b')]);
     expect(failures.map((f) => f.status === 'rejected' && (f.reason as Error).message)).to.deep.equal(['connection lost', 'connection lost']);
   });
+
+  it('keeps a flush under maxWeight (a broker refuses a whole batch over its size limit); a heavier item goes alone, in order', async () => {
+    const g = gatedFlush();
+    const b = new Batcher(g.flush, { maxBatch: 10, maxInFlight: 1, weight: (s: string) => s.length, maxWeight: 6 });
+    const all = ['first', 'aa', 'bb', 'cc', 'dddddddd', 'e'].map((s) => b.submit(s));
+    await tick();
+    for (let i = 0; i < 4; i++) {
+      g.release();
+      await tick();
+      await tick();
+    }
+    expect(g.batches).to.deep.equal([['first'], ['aa', 'bb', 'cc'], ['dddddddd'], ['e']]);
+    expect(await Promise.all(all)).to.deep.equal(['FIRST', 'AA', 'BB', 'CC', 'DDDDDDDD', 'E']);
+  });
 });

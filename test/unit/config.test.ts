@@ -86,6 +86,15 @@ describe('configuration (app.yaml)', () => {
     expect(loadError('metrics:\n  enabled: yes please\n')).to.match(/^FILE: metrics\.enabled: /);
   });
 
+  it('limits a saga\'s payloads (limits.maxPayloadBytes, OCH_MAX_PAYLOAD_BYTES) well under the broker\'s message limit (transport.kafka.maxMessageBytes)', () => {
+    const config = loadConfig(yamlFile(''), {});
+    expect(config.limits.maxPayloadBytes).to.equal(262_144);
+    expect(config.transport.kafka.maxMessageBytes).to.equal(1_000_000);
+    expect(loadConfig(yamlFile('limits:\n  maxPayloadBytes: 65536\n'), {}).limits.maxPayloadBytes).to.equal(65_536);
+    expect(loadConfig(yamlFile(''), { OCH_MAX_PAYLOAD_BYTES: '100000' }).limits.maxPayloadBytes).to.equal(100_000);
+    expect(loadError('limits:\n  maxPayloadBytes: 10\n', {})).to.match(/limits\.maxPayloadBytes/);
+  });
+
   it('finds app.yaml through OCH_PATH', () => {
     expect(configPath({ OCH_PATH: '/etc/och' })).to.equal('/etc/och/app.yaml');
   });

@@ -69,7 +69,7 @@ describe('Orchestrator: the copy kept at publish may be behind the store', () =>
       s.stepSucceeded('a', { step: 'a', n: 1 });
       s.stepStarted('b');
     });
-    const b = encodeMessage('t.b', { kind: 'step', requestId: 'r1', facade: 'Async', version: 1, node: 'b', attempt: 1, input: { n: 1 }, results: {} });
+    const b = encodeMessage('t.b', { kind: 'step', requestId: 'r1', facade: 'Async', version: 1, node: 'b', attempt: 1 });
     await orchestrator.handle(b);
     expect(journal.calls).to.deep.equal(['run:b']);
     expect((await store.get('r1'))!.status).to.equal('COMPLETED');
