@@ -76,7 +76,7 @@ export class App {
     const orchestrator = new Orchestrator({
       registry, store, transport, logger: log, podId: config.podId, outcomeTopic: TOPICS.sagaOutcomes.name,
       eventTopic: TOPICS.sagaEvents.name, replyTopic: TOPICS.stepReplies.name,
-      options: { ...saga, throttle, maxPayloadBytes: limits.maxPayloadBytes }, metrics: this.metrics.engine,
+      options: { ...saga, throttle, maxPayloadBytes: limits.maxPayloadBytes, maxEventsPerSaga: limits.maxEventsPerSaga }, metrics: this.metrics.engine,
     });
     this.metrics.watch({ store: () => this.store, registry, throttle: () => orchestrator.throttleLoad(), log });
     await orchestrator.start();

@@ -135,6 +135,8 @@ export const configSchema = z
          * Kafka), and what an in-process step returns (over it, the step fails): bytes of JSON.
          */
         maxPayloadBytes: z.number().int().min(1_024).default(DEFAULT_MAX_PAYLOAD_BYTES),
+        /** Events one saga takes in, kept or taken (a cancel event is always taken): beyond, RESOURCE_EXHAUSTED. */
+        maxEventsPerSaga: z.number().int().min(1).default(1_000),
       })
       .strict()
       .prefault({}),
@@ -194,6 +196,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_DELIVERY_VERSIONS: { path: 'examples.delivery.versions', type: 'list' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
   OCH_MAX_PAYLOAD_BYTES: { path: 'limits.maxPayloadBytes', type: 'number' },
+  OCH_MAX_EVENTS_PER_SAGA: { path: 'limits.maxEventsPerSaga', type: 'number' },
   OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },
   OCH_THROTTLE_MAX_QUEUE: { path: 'throttle.maxQueue', type: 'number' },
   OCH_STORE: { path: 'store.driver', type: 'string' },

@@ -57,6 +57,7 @@ export class Events {
         return this.rt.conclude(s, def, { kind: 'fail', node: currentStep(s), error });
       }
       if (def.strictEvents) refuseUnlessAwaited(s, this.rt.graph(def), event, def.cancelEvent);
+      refuseOverLimit(s, this.rt.options.maxEventsPerSaga);
       s.eventReceived(event, payload, idempotencyKey);
       const sched = this.rt.scheduler(def);
       const delivered = sched.deliver(s);
@@ -150,6 +151,14 @@ const SETTLED: readonly string[] = ['SUCCEEDED', 'FAILED', 'COMPENSATING', 'COMP
 export function settledVisit(saga: Saga, step: string, visit?: number): boolean {
   const current = visit === undefined ? saga.latest(step) : saga.find(visitKey(step, visit));
   return current !== undefined && SETTLED.includes(current.status);
+}
+
+/** Every read loads a saga's whole history: a sender must not grow it without bound. */
+function refuseOverLimit(saga: Saga, max: number): void {
+  const received = saga.view().history.reduce((n, e) => (e.type === 'EVENT_RECEIVED' ? n + 1 : n), 0);
+  if (received >= max) {
+    throw new OrchestratorError('RESOURCE_EXHAUSTED', `saga ${saga.requestId} has taken in ${received} events, its limit (limits.maxEventsPerSaga: ${max}); it takes no more (a cancel event still ends it)`);
+  }
 }
 
 function requireRunning(saga: Saga, what: string): void {

@@ -27,6 +27,8 @@ export interface EngineOptions {
   outcomePollMs: number;
   /** Largest JSON value (serialised) a saga takes in: an input, an event payload, a step's output (limits.maxPayloadBytes). */
   maxPayloadBytes: number;
+  /** Most events one saga takes in (limits.maxEventsPerSaga): its history, read whole with the saga, stays bounded. */
+  maxEventsPerSaga: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -44,4 +46,5 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   throttle: { maxConcurrent: 64, maxQueue: 1_000 },
   outcomePollMs: 500,
   maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  maxEventsPerSaga: 1_000,
 };

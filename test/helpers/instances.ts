@@ -40,10 +40,28 @@ export class Instances {
       .register(fakeFacade('Sync', 'sync', make(), 'rb.sync'))
       .register(fakeFacade('Async', 'async', make('t'), 'rb.async'))
       .register(fakeFacade('Throttled', 'throttled', make('th'), 'rb.th'));
+    const orchestrator = await this.run(store, podId, registry, transport);
+    return { orchestrator, journal, transport, registry };
+  }
+
+  /** One orchestrator process running the given facades on the fake topics. */
+  async run(store: SagaStore, podId: string, registry: FacadeRegistry, transport = new MemoryTransport(FAKE_TOPICS, silentLogger)): Promise<Orchestrator> {
     const orchestrator = new Orchestrator({ registry, store, transport, logger: silentLogger, podId, outcomeTopic: 'outcomes', options: this.options });
     await orchestrator.start();
     this.cleanups.push(() => orchestrator.stop());
-    return { orchestrator, journal, transport, registry };
+    return orchestrator;
+  }
+
+  /**
+   * An async facade `name` whose step `s` (topic t.a, recording in `journal`) runs after a wait `w`
+   * for the event `go`, or, with `stepFirst`, runs before it (the saga then ends on the wait).
+   */
+  static waitFacade(name: string, journal: Journal, stepFirst = false): FacadeRegistry {
+    const step = { ...fakeStep('s', journal), topic: 't.a' };
+    const nodes = stepFirst
+      ? [step, { kind: 'wait' as const, name: 'w', events: ['go'], after: ['s'] }]
+      : [{ kind: 'wait' as const, name: 'w', events: ['go'] }, { ...step, after: ['w'] }];
+    return new FacadeRegistry().register({ ...fakeFacade(name, 'async', [], 'rb.async'), nodes });
   }
 
   async cleanup(): Promise<void> {

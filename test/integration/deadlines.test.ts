@@ -1,11 +1,9 @@
 import { expect } from 'chai';
 import type { Pool } from 'pg';
 import { silentLogger } from '../../src/engine/logger';
-import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
-import { FacadeRegistry } from '../../src/engine/registry';
+import type { EngineOptions } from '../../src/engine/orchestrator';
 import type { Message } from '../../src/engine/transport';
 import { MemoryTransport } from '../../src/transport/memory-transport';
-import { fakeFacade, fakeStep, type Journal } from '../helpers/fake-facade';
 import { ended, FAKE_TOPICS, Instances } from '../helpers/instances';
 import { waitFor } from '../helpers/wait';
 
@@ -55,25 +53,15 @@ describe('deadlines and timers (Postgres store)', function () {
 
   it('a saga that ends on a wait keeps no timer once finished', async () => {
     const store = await instances.store(OPTIONS.leaseTtlMs!);
-    const journal: Journal = { calls: [] };
-    const registry = new FacadeRegistry().register({
-      ...fakeFacade('Parked', 'async', [], 'rb.async'),
-      nodes: [{ ...fakeStep('a', journal), topic: 't.a' }, { kind: 'wait', name: 'go', after: ['a'], events: ['go'] }],
-    });
-    const orchestrator = new Orchestrator({
-      registry, store, transport: new MemoryTransport(FAKE_TOPICS, silentLogger), logger: silentLogger, podId: 'pod-1', outcomeTopic: 'outcomes', options: OPTIONS,
-    });
-    await orchestrator.start();
-    try {
+    const orchestrator = await instances.run(store, 'pod-1', Instances.waitFacade('Parked', { calls: [] }, true));
+    {
       await orchestrator.startAsync('Parked', 'done-1', { n: 1 });
-      await waitFor(async () => (await store.get('done-1'))?.steps.find((v) => v.name === 'go')?.status === 'WAITING', 10_000, 'the wait');
+      await waitFor(async () => (await store.get('done-1'))?.steps.find((v) => v.name === 'w')?.status === 'WAITING', 10_000, 'the wait');
       await orchestrator.sendEvent('done-1', 'go', {});
       expect((await ended(store, 'done-1')).status).to.equal('COMPLETED');
       const pool = (store as unknown as { pool: Pool }).pool;
       const { rows } = await pool.query<{ wake_at: Date | null }>("SELECT wake_at FROM sagas WHERE request_id = 'done-1'");
       expect(rows).to.deep.equal([{ wake_at: null }]);
-    } finally {
-      orchestrator.stop();
     }
   });
 

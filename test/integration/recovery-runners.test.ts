@@ -1,11 +1,8 @@
 import { expect } from 'chai';
-import { silentLogger } from '../../src/engine/logger';
-import { Orchestrator, type EngineOptions } from '../../src/engine/orchestrator';
-import { FacadeRegistry } from '../../src/engine/registry';
+import type { EngineOptions, Orchestrator } from '../../src/engine/orchestrator';
 import type { SagaStore } from '../../src/engine/store';
-import { MemoryTransport } from '../../src/transport/memory-transport';
-import { fakeFacade, fakeStep, type Journal } from '../helpers/fake-facade';
-import { ended, FAKE_TOPICS, holding, Instances } from '../helpers/instances';
+import type { Journal } from '../helpers/fake-facade';
+import { ended, holding, Instances } from '../helpers/instances';
 import { waitFor } from '../helpers/wait';
 
 const OPTIONS: Partial<EngineOptions> = {
@@ -56,15 +53,7 @@ describe('recovery and who runs a visit (Postgres store)', function () {
   it('an event that lands between the claim of a lapsed lease and its recovery: the step it starts runs once', async () => {
     const store = await instances.store(OPTIONS.leaseTtlMs!);
     const journal: Journal = { calls: [] };
-    const start = async (podId: string, s: SagaStore) => {
-      const registry = new FacadeRegistry().register({
-        ...fakeFacade('Beat', 'async', [], 'rb.async'),
-        nodes: [{ kind: 'wait', name: 'w', events: ['go'] }, { ...fakeStep('s', journal), topic: 't.a', after: ['w'] }],
-      });
-      const o = new Orchestrator({ registry, store: s, transport: new MemoryTransport(FAKE_TOPICS, silentLogger), logger: silentLogger, podId, outcomeTopic: 'outcomes', options: OPTIONS });
-      await o.start();
-      return o;
-    };
+    const start = (podId: string, s: SagaStore) => instances.run(s, podId, Instances.waitFacade('Beat', journal));
     const first = await start('pod-a', store);
     await first.startAsync('Beat', 'beat-1', { n: 1 });
     await waitFor(async () => (await store.get('beat-1'))?.steps[0].status === 'WAITING', 10_000, 'the wait');
@@ -82,13 +71,10 @@ describe('recovery and who runs a visit (Postgres store)', function () {
       return claimed;
     };
     const second = (late.second = await start('pod-b', store));
-    try {
-      const saga = await ended(store, 'beat-1');
-      expect([saga.status, injected]).to.deep.equal(['COMPLETED', true]);
-      expect(saga.steps.find((v) => v.name === 's')!.attempts).to.equal(1);
-      expect(journal.calls).to.deep.equal(['run:s']);
-    } finally {
-      second.stop();
-    }
+    expect(second.owner).to.match(/^pod-b\//);
+    const saga = await ended(store, 'beat-1');
+    expect([saga.status, injected]).to.deep.equal(['COMPLETED', true]);
+    expect(saga.steps.find((v) => v.name === 's')!.attempts).to.equal(1);
+    expect(journal.calls).to.deep.equal(['run:s']);
   });
 });
