@@ -72,7 +72,8 @@ describe('KafkaTransport against the real broker', function () {
     await transport.publish({ topic: TOPICS.bookingAsyncCreateOrder.name, key: 'r1', value: '{"x":1}', headers: { 'x-request-id': 'r1' } });
     const m = await waitFor(() => got[0], 20_000, 'delivery');
     // Where the record sits: what keys an event without an idempotency key (record:<topic>/<partition>/<offset>).
-    expect(m).to.deep.include({ topic: TOPICS.bookingAsyncCreateOrder.name, key: 'r1', value: '{"x":1}', headers: { 'x-request-id': 'r1' }, offset: '0' });
+    expect(m).to.deep.include({ topic: TOPICS.bookingAsyncCreateOrder.name, key: 'r1', value: '{"x":1}', headers: { 'x-request-id': 'r1' } });
+    expect(m.offset).to.match(/^\d+$/);
     expect(m.partition).to.be.a('number').within(0, TOPICS.bookingAsyncCreateOrder.partitions - 1);
   });
 
