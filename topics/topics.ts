@@ -43,6 +43,8 @@ export const TOPICS = {
   bargainOffer: node('bargain.offer'),
   bargainAssign: node('bargain.assign'),
   bargainRollback: node('bargain.rollback'),
+  // The park bench's ParkSleep (examples.park.enabled): nothing to compensate, so one partition.
+  parkRollback: { name: 'park.rollback', partitions: 1, deadLetter: DEAD_LETTER.name },
   // How the outside world talks to a saga (key = request id): events for its waits, as SendEvent
   // does, value `{"event": string, "payload": object, "idempotencyKey"?: string}` ...
   sagaEvents: node('orchestrator.saga-events'),

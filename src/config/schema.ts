@@ -98,6 +98,11 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** The park bench's ParkSleep facade (bench/park.ts): off unless a bench turns it on. */
+        park: z
+          .object({ enabled: z.boolean().default(false) })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -194,6 +199,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_WAREHOUSE_ADDR: { path: 'upstreams.warehouse', type: 'string' },
   OCH_DRIVERS_ADDR: { path: 'upstreams.drivers', type: 'string' },
   OCH_DELIVERY_VERSIONS: { path: 'examples.delivery.versions', type: 'list' },
+  OCH_PARK_EXAMPLE: { path: 'examples.park.enabled', type: 'boolean' },
   OCH_LOG_LEVEL: { path: 'log.level', type: 'string' },
   OCH_MAX_PAYLOAD_BYTES: { path: 'limits.maxPayloadBytes', type: 'number' },
   OCH_MAX_EVENTS_PER_SAGA: { path: 'limits.maxEventsPerSaga', type: 'number' },
