@@ -41,12 +41,11 @@ typecheck: install
 bench: build kafka-up
 	node dist/bench/run.js $(BENCH_ARGS)
 
-# Park test: N Transfer sagas parked on their webhook wait (RSS idle / parked); with all N parked, ListSagas latency
-# (status RUNNING), a restart (SIGTERM, same pod id: start-up time, RSS, leases taken back) and one event to each of
-# 1,000 of them; then one event to each of the others. PARK_ARGS: --sample N, --only-sample, --no-restart, --list-calls N,
-# --list-pages N, --claim-timeout S (see node dist/bench/park.js --help).
-# A large N outlasts saga.asyncDeadlineMs (300 s): BENCH_APP_DIR=<a directory with an app.yaml with a longer one>.
-PARK_SAGAS ?= 10000
+# Park bench (issue 17): 2 instances, PARK_SAGAS parked (half on waits hours away, half on sleeps due over the
+# following 10 minutes, + 10,000 due in one second), seeded by SQL from a few real ones; prints each figure beside
+# its target: idle store writes, RSS, start-up, SendEvent, timers, kill -9, ListSagas, /metrics, dead tuples.
+# PARK_ARGS: --no-<phase> to skip one, sizes (see node dist/bench/park.js --help). About 25 minutes at 1,000,000.
+PARK_SAGAS ?= 1000000
 bench-park: build kafka-up
 	node dist/bench/park.js --sagas $(PARK_SAGAS) $(PARK_ARGS)
 

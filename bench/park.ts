@@ -1,180 +1,126 @@
 /**
- * Park test: the orchestrator on Kafka + Postgres (bench/stack.ts); its RSS idle, N Transfer sagas
- * started and parked on their webhook wait, RSS again. Then, with all N parked: ListSagas latency
- * with a status filter; a restart (SIGTERM, then the same process and pod id again: time to serve,
- * RSS, time until it holds every lease again); one SendEvent to each of a sample of them (1,000,
- * spread over all N) and the time until those are COMPLETED; finally one SendEvent to each of the
- * others and the time until all are COMPLETED (unless --only-sample).
- * Every saga must be resumed within saga.asyncDeadlineMs (app.yaml: 300 s) of its start, or it is
- * compensated (DEADLINE_EXCEEDED): for large N give a longer one with BENCH_APP_DIR (README).
- * `node dist/bench/park.js --sagas 10000 [--concurrency 64]` (`make bench-park`).
+ * Park bench (issue 17): two orchestrator instances on Kafka + Postgres with N sagas parked, half
+ * on a Transfer's webhook wait hours away, half on a ParkSleep due over the following minutes (plus
+ * a burst all due in one second), seeded by SQL (bench/park-seed.ts). Then, each phase optional:
+ * store row writes in an idle minute, RSS, ListSagas and /metrics, start-up with them in the store,
+ * and, as the sleeps come due: SendEvent to random waiting sagas, timer lateness, a kill -9 of one
+ * instance; dead tuples at the end. Prints each figure beside its target.
+ * `node dist/bench/park.js --sagas N [flags]` (`make bench-park`; --help for the flags).
  */
-import { performance } from 'node:perf_hooks';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { Client } from 'pg';
 import { configPath, loadConfig } from '../src/config/load';
 import { orchestratorClient } from './clients';
-import { deliver, measureListSagas, restartOrchestrator, spread, until, type DeliveryFigures, type ListFigures, type RestartFigures } from './park-phases';
+import { eventOutcomes, killAndRestart, sendEvents } from './park-load';
+import { parseParkOptions, PARK_USAGE, type ParkOptions } from './park-options';
+import { measureLists, measureScrapes, poll } from './park-phases';
+import { printParkTable, type ParkResults } from './park-report';
+import { seed, type Seeded } from './park-seed';
+import { deadTuples, idleWrites, sleepsUnfinished, timerFigures } from './park-store';
 import { rssMb } from './procfs';
 import { BenchStack, ROOT } from './stack';
-import { Failures, type LatencySummary } from './stats';
-import { forEachLimited, getSaga, startTransfer } from './transfer';
 
-const USAGE = `usage: node dist/bench/park.js [--sagas N] [--concurrency N] [--clients N] [--timeout S]
-       [--sample N]      parked sagas sent one event after the restart, spread over all N (default 1000; 0: none)
-       [--list-calls N]  ListSagas calls of the first page (default 50; 0: no ListSagas figures)
-       [--list-pages N]  ListSagas pages walked through page_token (default 100; pages 2, 10, 100, ... timed again)
-       [--no-restart]    no SIGTERM and restart of the orchestrator
-       [--claim-timeout S]  how long to wait for the restarted one to claim every saga (default --timeout; then on regardless)
-       [--only-sample]   the other sagas get no event (they stay parked until the database is dropped)`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
 
-interface ParkOptions {
-  sagas: number; concurrency: number; clients: number; timeoutS: number;
-  sample: number; listCalls: number; listPages: number; restart: boolean; onlySample: boolean; claimTimeoutS?: number;
+/** Sagas wait hours: their deadline (saga.asyncDeadlineMs) must be further. BENCH_APP_DIR: an app.yaml of your own. */
+function appDir(): { dir: string; cleanup: () => void } {
+  if (process.env.BENCH_APP_DIR) return { dir: process.env.BENCH_APP_DIR, cleanup: () => undefined };
+  const dir = mkdtempSync(path.join(tmpdir(), 'park-bench-'));
+  const yaml = readFileSync(path.join(ROOT, 'app.yaml'), 'utf8').replace(/^(\s*asyncDeadlineMs:\s*)\d+/m, '$1172800000');
+  writeFileSync(path.join(dir, 'app.yaml'), yaml);
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function parse(argv: string[]): ParkOptions {
-  const o: ParkOptions = { sagas: 10_000, concurrency: 64, clients: 4, timeoutS: 600, sample: 1_000, listCalls: 50, listPages: 100, restart: true, onlySample: false };
-  const positive = {
-    '--sagas': 'sagas', '--concurrency': 'concurrency', '--clients': 'clients', '--timeout': 'timeoutS',
-    '--list-pages': 'listPages', '--claim-timeout': 'claimTimeoutS',
-  } as const;
-  const counts = { '--sample': 'sample', '--list-calls': 'listCalls' } as const;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    if (flag === '--no-restart') { o.restart = false; continue; }
-    if (flag === '--only-sample') { o.onlySample = true; continue; }
-    const n = Number(argv[++i]);
-    if (flag in positive && n > 0) o[positive[flag as keyof typeof positive]] = Math.floor(n);
-    else if (flag in counts && n >= 0) o[counts[flag as keyof typeof counts]] = Math.floor(n);
-    else throw new Error(USAGE);
+async function load(o: ParkOptions, stack: BenchStack, db: Client, clients: grpc.Client[], s: Seeded, leaseTtlS: number, r: ParkResults): Promise<void> {
+  if (o.timers) {
+    const slack = (s.due0 - Date.now()) / 1000;
+    console.log(slack >= 0 ? `the sleeps start coming due in ${slack.toFixed(0)} s` : `the phases before overran --lead-s by ${(-slack).toFixed(0)} s: sleeps are already due`);
+    await sleepUntil(s.due0);
   }
-  o.sample = Math.min(o.sample, o.sagas);
-  return o;
-}
-
-const mb = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(0));
-const s1 = (ms: number) => (ms / 1000).toFixed(1);
-const lat = (l: LatencySummary) => `p50 ${l.p50.toFixed(1)} / p99 ${l.p99.toFixed(1)} / max ${l.max.toFixed(1)} ms`;
-
-/** The deadline every saga must be resumed within: from the app.yaml the orchestrator reads. */
-function asyncDeadlineS(): number {
-  return loadConfig(configPath({ OCH_PATH: process.env.BENCH_APP_DIR ?? ROOT })).saga.asyncDeadlineMs / 1000;
-}
-
-type ClientOf = (i: number) => ReturnType<typeof orchestratorClient>;
-
-/** Starts the N Transfers, then polls GetSaga until each waits for its webhook (re-asking only those not yet waiting). */
-async function startAndPark(opts: ParkOptions, client: ClientOf, id: (i: number) => string): Promise<{ startS: number; parkedAfterS: number }> {
-  const failures = new Failures();
-  const t0 = performance.now();
-  await forEachLimited(opts.sagas, opts.concurrency, async (i) => {
-    const error = await startTransfer(client(i), id(i), i);
-    if (error) failures.add(error);
-  });
-  const startS = (performance.now() - t0) / 1000;
-  console.log(`started ${opts.sagas} in ${startS.toFixed(1)} s (${(opts.sagas / startS).toFixed(0)}/s), start failures ${failures.toString()}`);
-
-  let pending = Array.from({ length: opts.sagas }, (_, i) => i);
-  const parkS = await until('parked', opts.sagas, async () => {
-    const still: number[] = [];
-    await forEachLimited(pending.length, opts.concurrency, async (k) => {
-      const i = pending[k];
-      const saga = await getSaga(client(i), id(i));
-      if (typeof saga === 'string' || !saga.waiting.some((w) => w.node === 'webhook')) still.push(i);
-    });
-    pending = still;
-    return opts.sagas - pending.length;
-  }, opts.timeoutS);
-  return { startS, parkedAfterS: startS + parkS };
-}
-
-/** A line of a figures block: the label in a column of its own. */
-const row = (label: string, value: string) => console.log(`    ${label.padEnd(38)} ${value}`);
-
-function printList(n: number, l: ListFigures, calls: number): void {
-  console.log(`  ListSagas status RUNNING, facade Transfer, page_size 100 (one call at a time, ${n} parked):`);
-  row(`first page (x${calls})`, lat(l.first));
-  for (const d of l.deep) row(`page ${d.page} via page_token (x${d.latency.count})`, lat(d.latency));
-  row('pages 1.. once, in turn', `${l.walk.pages} pages, ${l.walk.rows} rows in ${l.walk.seconds.toFixed(2)} s; per page ${lat(l.walk.latency)}`);
-}
-
-function printRestart(n: number, r: RestartFigures): void {
-  console.log(`  restart with ${n} parked (SIGTERM, then the same environment and pod id):`);
-  row('SIGTERM .. exit', `${s1(r.stopMs)} s (exit code ${r.exitCode})`);
-  row('leases lapsed before SIGTERM / at exit', `${r.lapsedBefore} / ${r.lapsedAtExit} (at exit: handed back, or not renewed in time)`);
-  row('start-up: spawn .. SERVING', `${s1(r.serveMs)} s`);
-  row('RSS 5 s after SERVING', `${mb(r.rssServing)} MB`);
-  const claimed = r.claimed < r.unfinished ? `only ${r.claimed} of ${r.unfinished} claimed after ` : '';
-  row('spawn .. every saga claimed by it', `${claimed}${r.reclaimS.toFixed(1)} s (${r.lapsedThen} leases lapsed then; CPU ${r.cpuS?.toFixed(1) ?? '-'} s by then; RSS ${mb(r.rssReclaimed)} MB, peak ${mb(r.peakRss)} MB)`);
-}
-
-function printSample(n: number, d: DeliveryFigures, concurrency: number, afterRestart: boolean): void {
-  console.log(`  one event to each of ${d.sagas} of the ${n} parked (spread over all, ${concurrency} at a time${afterRestart ? ', after the restart' : ''}):`);
-  row('first SendEvent .. last COMPLETED', `${d.resumeS.toFixed(2)} s (${(d.sagas / d.resumeS).toFixed(0)} sagas/s; updated_at of the last)`);
-  row('SendEvent calls', `${lat(d.sendEvent)}; all sent in ${d.sendS.toFixed(2)} s, failures ${d.failures.toString()}`);
+  const start = Date.now();
+  const events = o.events ? sendEvents(clients, (i) => `${s.waitPrefix}${i}`, s.waits, o.eventsPerS, o.eventsS) : undefined;
+  const killAt = start + o.killAtS * 1000;
+  const kill = o.kill ? sleepUntil(killAt).then(() => killAndRestart(stack, db, 1, s.templates[0], o.timeoutS)) : undefined;
+  const sent = await events;
+  if (sent) console.log(`sent ${sent.sent} events in ${o.eventsS} s: call ${sent.call.p50.toFixed(1)} / ${sent.call.p99.toFixed(1)} ms, failures ${sent.failures.toString()}`);
+  const killed = await kill;
+  if (killed) r.kill = { ...killed, leaseTtlS };
+  if (o.timers) {
+    const end = Math.max(s.due0 + s.windowMs, s.burstAt + 1_000);
+    await sleepUntil(end);
+    const settled = await poll('due sleeps not yet COMPLETED (counted down)', 0, async () => -(await sleepsUnfinished(db, s, end)), o.timeoutS, 2_000);
+    const steady = await timerFigures(db, s, end, [s.due0, killed ? killAt : end]);
+    const all = await timerFigures(db, s, end, [s.due0, end]);
+    r.timers = { steady, all, perS: s.sleeps / (s.windowMs / 1000), settledS: 'reached' in settled ? undefined : settled.s };
+  }
+  if (sent) {
+    await poll('evented sagas COMPLETED', sent.ids.length, async () => (await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM sagas WHERE request_id = ANY($1) AND status = 'COMPLETED'`, [sent.ids])).rows[0].n, o.timeoutS, 1_000);
+    r.events = { ...sent, ...(await eventOutcomes(db, stack.accountsAddress, sent.ids, sent.calledAt)) };
+  }
 }
 
 async function main(): Promise<void> {
-  const opts = parse(process.argv.slice(2));
+  if (process.argv.includes('--help')) { console.log(PARK_USAGE); return; }
+  const o = parseParkOptions(process.argv.slice(2));
+  const app = appDir();
+  const leaseTtlS = loadConfig(configPath({ OCH_PATH: app.dir })).saga.leaseTtlMs / 1000;
   const stack = new BenchStack();
-  const clients = Array.from({ length: opts.clients }, () => ({ c: undefined as ReturnType<typeof orchestratorClient> | undefined }));
+  let db: Client | undefined;
+  let clients: grpc.Client[] = [];
   const interrupt = () => {
     console.log('interrupted; stopping');
     // fire-and-forget from a signal handler: exits once the stack has stopped (database and topics dropped)
-    void stack.stop().finally(() => process.exit(130));
+    void stack.stop().finally(() => { app.cleanup(); process.exit(130); });
   };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    await stack.start();
-    // The pid changes with the restart; the address (and so the clients) stays.
-    const pid = () => stack.orchestrators[0].pid;
-    clients.forEach((c) => { c.c = orchestratorClient(stack.addresses[0]); });
-    const client = (i: number) => clients[i % clients.length].c!;
-    await sleep(5_000);
-    const idle = await rssMb(pid());
-    console.log(`park: ${opts.sagas} Transfer sagas, ${opts.concurrency} concurrent calls; orchestrator pid ${pid()}, idle RSS ${mb(idle)} MB; saga.asyncDeadlineMs ${asyncDeadlineS()} s`);
+    await stack.start({ instances: 2, orchestratorEnv: { OCH_PATH: app.dir, OCH_PARK_EXAMPLE: 'true' } });
+    clients = stack.addresses.map(orchestratorClient);
+    db = new Client({ connectionString: stack.databaseDsn });
+    await db.connect();
+    const waits = Math.ceil(o.sagas / 2);
+    const sleeps = o.sagas - waits;
+    console.log(`park: ${o.sagas} parked sagas (${waits} waits, ${sleeps} sleeps over ${o.windowS} s, + ${o.burst} due in one second), 2 instances; config ${app.dir}`);
+    const s = await seed(db, clients, {
+      tag: stack.runId, waits, sleeps, burst: o.burst, batch: o.batch, perInstance: o.templates, windowMs: o.windowS * 1000,
+      // Without the timers phase the sleeps are due after the run.
+      leadMs: o.timers ? o.leadS * 1000 : 86_400_000, burstAfterMs: Math.floor((o.windowS * 1000) / 2),
+    }, o.timeoutS);
+    console.log(`seeded by SQL: ${waits} waits and ${sleeps + o.burst} sleeps cloned from ${s.templates.length} real sagas started through gRPC, in ${s.seconds.toFixed(0)} s`);
+    const r: ParkResults = { sagas: o.sagas, burst: o.burst, seedS: s.seconds };
 
-    const createdFrom = new Date(Date.now() - 1_000).toISOString();
-    const tag = `${stack.runId}-p`;
-    const id = (i: number) => `${tag}-${i}`;
-    const { parkedAfterS } = await startAndPark(opts, client, id);
-    await sleep(5_000);
-    const parked = await rssMb(pid());
-    console.log(`all ${opts.sagas} parked ${parkedAfterS.toFixed(1)} s after the first start; RSS ${mb(parked)} MB (5 s later)`);
-
-    const list = opts.listCalls > 0 ? await measureListSagas(client(0), opts.listCalls, opts.listPages) : undefined;
-    if (list) printList(opts.sagas, list, opts.listCalls);
-    if (opts.restart) console.log('restarting the orchestrator (SIGTERM)');
-    const restart = opts.restart ? await restartOrchestrator(stack, opts.claimTimeoutS ?? opts.timeoutS) : undefined;
-    if (restart) printRestart(opts.sagas, restart);
-
-    const sampleIdx = spread(opts.sagas, opts.sample);
-    const inSample = new Set(sampleIdx);
-    const deliverTo = (ids: string[], completedBefore: number, what: string) =>
-      deliver(ids, { concurrency: opts.concurrency, client, createdFrom, completedBefore, timeoutS: opts.timeoutS, what });
-    const sample = sampleIdx.length > 0 ? await deliverTo(sampleIdx.map(id), 0, ' (sample)') : undefined;
-    if (sample) printSample(opts.sagas, sample, opts.concurrency, opts.restart);
-    const restIds = Array.from({ length: opts.sagas }, (_, i) => i).filter((i) => !inSample.has(i)).map(id);
-    const rest = !opts.onlySample && restIds.length > 0 ? await deliverTo(restIds, sampleIdx.length, '') : undefined;
-    const after = await rssMb(pid());
-
-    console.log('\npark summary (Kafka transport, Postgres store)');
-    console.log(`  sagas                      ${opts.sagas}`);
-    console.log(`  idle RSS                   ${mb(idle)} MB`);
-    console.log(`  RSS with ${opts.sagas} parked    ${mb(parked)} MB`);
-    console.log(`  delta per 1000 parked      ${idle !== undefined && parked !== undefined ? (((parked - idle) * 1000) / opts.sagas).toFixed(2) : '-'} MB`);
-    console.log(`  start + park               ${parkedAfterS.toFixed(1)} s`);
-    if (list) printList(opts.sagas, list, opts.listCalls);
-    if (restart) printRestart(opts.sagas, restart);
-    if (sample) printSample(opts.sagas, sample, opts.concurrency, opts.restart);
-    const others = sample ? `of the other ${restIds.length} ` : '';
-    if (rest) console.log(`  resume ${others}(first SendEvent .. last COMPLETED updated_at)  ${rest.resumeS.toFixed(1)} s = ${(rest.sagas / rest.resumeS).toFixed(0)} sagas/s (events sent in ${rest.sendS.toFixed(1)} s, failures ${rest.failures.toString()})`);
-    else if (restIds.length > 0) console.log(`  resume ${others}not run (--only-sample: they stay parked)`);
-    console.log(`  RSS ${rest || restIds.length === 0 ? 'after all completed' : 'at the end         '}    ${mb(after)} MB`);
+    if (o.idle) {
+      console.log(`idle ${o.idleS} s: row writes to sagas and saga_steps`);
+      r.idle = await idleWrites(db, o.idleS);
+    }
+    if (o.rss) r.rss = await Promise.all(stack.orchestrators.map((p) => rssMb(p.pid)));
+    if (o.list) {
+      console.log('ListSagas and /metrics');
+      r.lists = await measureLists(clients[0], o.listCalls);
+      r.scrape = await measureScrapes(stack.httpAddresses[0], o.scrapes);
+    }
+    // Instance 0 restarts here, instance 1 is killed later: each measured on an instance that holds its share.
+    if (o.startup) {
+      await stack.stopOrchestrator(0);
+      r.startupMs = (await stack.startOrchestrator(0, 20)).serveMs;
+      clients[0].close();
+      clients[0] = orchestratorClient(stack.addresses[0]);
+      console.log(`restarted instance 0 (SIGTERM, spawn): SERVING after ${r.startupMs.toFixed(0)} ms`);
+    }
+    if (o.events || o.timers) await load(o, stack, db, clients, s, leaseTtlS, r);
+    if (o.dead) r.dead = await deadTuples(db);
+    printParkTable(r);
   } finally {
-    clients.forEach((c) => c.c?.close());
+    clients.forEach((c) => c.close());
+    await db?.end();
     await stack.stop();
+    app.cleanup();
   }
 }
 

@@ -91,6 +91,14 @@ export class Proc {
     return this.tail.join('\n');
   }
 
+  /** kill -9: the crash an instance gets no say in; resolves once it has exited. */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves with the exit code. */
   async stop(graceMs = 30_000): Promise<number | null> {
     if (!this.running) return this.exited;
@@ -123,8 +131,8 @@ function healthStatus(address: string): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls grpc.health.v1.Health/Check until SERVING; fails if the process exits first or on timeout. */
-export async function waitServing(address: string, proc: Proc, timeoutMs = 60_000): Promise<void> {
+/** Polls grpc.health.v1.Health/Check every `pollMs` until SERVING; fails if the process exits first or on timeout. */
+export async function waitServing(address: string, proc: Proc, timeoutMs = 60_000, pollMs = 100): Promise<void> {
   let exitCode: number | null | undefined;
   // fire-and-forget: `exited` never rejects; the loop below polls exitCode
   void proc.exited.then((code) => { exitCode = code; });
@@ -133,7 +141,7 @@ export async function waitServing(address: string, proc: Proc, timeoutMs = 60_00
     if (exitCode !== undefined) throw new Error(`${proc.name} exited with ${exitCode} before serving:\n${proc.lastLines()}`);
     if ((await healthStatus(address).catch(() => '')) === 'SERVING') return;
     if (Date.now() > end) throw new Error(`${proc.name} not SERVING on ${address} after ${timeoutMs} ms:\n${proc.lastLines()}`);
-    await sleep(100);
+    await sleep(pollMs);
   }
 }
 
@@ -177,6 +185,8 @@ export interface StackOptions {
   throttleConcurrency?: number;
   /** Orchestrator instances sharing the database, topics and consumer groups (default 1). */
   instances?: number;
+  /** More environment for the orchestrators (e.g. OCH_PATH to another app.yaml, OCH_PARK_EXAMPLE). */
+  orchestratorEnv?: NodeJS.ProcessEnv;
 }
 
 interface OrchestratorSpec { name: string; address: string; env: NodeJS.ProcessEnv; nodeArgs: string[] }
@@ -190,6 +200,10 @@ export class BenchStack {
   readonly runId = `bench-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
   readonly topicPrefix = `${this.runId}.`;
   readonly addresses: string[] = [];
+  /** Each orchestrator's HTTP server (/metrics, /readyz), host:port. */
+  readonly httpAddresses: string[] = [];
+  /** The transfer example's accounts service (ListCalls: the credits each saga caused). */
+  accountsAddress = '';
   readonly orchestrators: Proc[] = [];
   private procs: Proc[] = [];
   /** How each orchestrator was spawned, to start it again the same way (startOrchestrator). */
@@ -211,13 +225,14 @@ export class BenchStack {
     const payment = service('booking', 'payment', paymentPort);
     // The transfer example's upstreams (bench --facades transfer, bench/park.ts).
     const accounts = service('transfer', 'accounts', accountsPort);
+    this.accountsAddress = `127.0.0.1:${accountsPort}`;
     const gateway = service('transfer', 'gateway', gatewayPort);
     await Promise.all([
       waitServing(`127.0.0.1:${orderPort}`, order), waitServing(`127.0.0.1:${paymentPort}`, payment),
       waitServing(`127.0.0.1:${accountsPort}`, accounts), waitServing(`127.0.0.1:${gatewayPort}`, gateway),
     ]);
     for (let i = 0; i < (opts.instances ?? 1); i++) {
-      const port = await freePort();
+      const [port, httpPort] = [await freePort(), await freePort()];
       const spec: OrchestratorSpec = {
         name: `orchestrator-${i}`,
         address: `127.0.0.1:${port}`,
@@ -233,19 +248,21 @@ export class BenchStack {
           OCH_TOPIC_PREFIX: this.topicPrefix,
           OCH_KAFKA_GROUP_ID: this.runId,
           OCH_GRPC_PORT: String(port),
-          OCH_HTTP_PORT: '0',
+          OCH_HTTP_PORT: String(httpPort),
           OCH_ORDER_ADDR: `127.0.0.1:${orderPort}`,
           OCH_PAYMENT_ADDR: `127.0.0.1:${paymentPort}`,
           OCH_ACCOUNTS_ADDR: `127.0.0.1:${accountsPort}`,
           OCH_GATEWAY_ADDR: `127.0.0.1:${gatewayPort}`,
           OCH_LOG_LEVEL: 'warn',
           ...(opts.throttleConcurrency ? { OCH_THROTTLE_MAX_CONCURRENT: String(opts.throttleConcurrency) } : {}),
+          ...opts.orchestratorEnv,
         },
       };
       const orchestrator = this.spawn(spec.name, ['dist/src/main.js'], spec.env, spec.nodeArgs);
       await waitServing(spec.address, orchestrator, 90_000);
       this.specs.push(spec);
       this.addresses.push(spec.address);
+      this.httpAddresses.push(`127.0.0.1:${httpPort}`);
       this.orchestrators.push(orchestrator);
     }
   }
@@ -270,12 +287,17 @@ export class BenchStack {
     return { stopMs, exitCode };
   }
 
+  /** kill -9 of orchestrator `i` (a crash: nothing drained, no lease handed back). */
+  async killOrchestrator(i: number): Promise<void> {
+    await this.orchestrators[i].kill();
+  }
+
   /**
-   * Starts orchestrator `i` again after stopOrchestrator(i), with the same environment, pod id and
+   * Starts orchestrator `i` again after stopOrchestrator(i) or killOrchestrator(i), with the same environment, pod id and
    * port, as an operator restarting it would. `serveMs` runs from the spawn to the first SERVING
    * health answer (polled every 100 ms).
    */
-  async startOrchestrator(i = 0): Promise<{ serveMs: number; pid: number }> {
+  async startOrchestrator(i = 0, pollMs = 100): Promise<{ serveMs: number; pid: number }> {
     const old = this.orchestrators[i];
     if (old.running) throw new Error(`${old.name} is still running: stopOrchestrator(${i}) first`);
     const spec = this.specs[i];
@@ -283,7 +305,7 @@ export class BenchStack {
     const fresh = this.spawn(spec.name, ['dist/src/main.js'], spec.env, spec.nodeArgs);
     this.procs = this.procs.filter((p) => p !== old);
     this.orchestrators[i] = fresh;
-    await waitServing(spec.address, fresh, 300_000);
+    await waitServing(spec.address, fresh, 300_000, pollMs);
     return { serveMs: performance.now() - t0, pid: fresh.pid };
   }
 
