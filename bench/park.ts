@@ -52,7 +52,7 @@ async function load(o: ParkOptions, stack: BenchStack, db: Client, clients: grpc
   if (o.timers) {
     const end = Math.max(s.due0 + s.windowMs, s.burstAt + 1_000);
     await sleepUntil(end);
-    const settled = await poll('due sleeps not yet COMPLETED (counted down)', 0, async () => -(await sleepsUnfinished(db, s, end)), o.timeoutS, 2_000);
+    const settled = await poll('due sleeps not yet COMPLETED (counted down)', 0, async () => -(await sleepsUnfinished(db, s, end)), o.timeoutS, 5_000);
     const steady = await timerFigures(db, s, end, [s.due0, killed ? killAt : end]);
     const all = await timerFigures(db, s, end, [s.due0, end]);
     r.timers = { steady, all, perS: s.sleeps / (s.windowMs / 1000), settledS: 'reached' in settled ? undefined : settled.s };
