@@ -136,7 +136,7 @@ export async function killAndRestart(stack: BenchStack, db: Client, i: number, p
     }
   })();
   const { serveMs } = await stack.startOrchestrator(i, 20);
-  const taken = await poll('sagas of the killed process not yet taken', owned, async () => owned - (await db.query<{ n: number }>(ownedSql, [owners])).rows[0].n, timeoutS,
+  const taken = await poll('sagas of the killed process taken by others', owned, async () => owned - (await db.query<{ n: number }>(ownedSql, [owners])).rows[0].n, timeoutS,
     // Each count scans every saga (owner has no index): at a million, a second of a core.
     owned > 10_000 ? 1_000 : 250);
   const left = 'reached' in taken ? owned - taken.reached : 0;

@@ -24,11 +24,17 @@ export async function poll(what: string, target: number, count: () => Promise<nu
     if (n >= target) return { s };
     if (s > timeoutS) return { reached: n, s };
     if (s - printed >= 10) {
-      console.log(`  ${what}: ${n}/${target} after ${s.toFixed(0)} s`);
+      console.log(target === 0 ? `  ${what}: ${-n} left after ${s.toFixed(0)} s` : `  ${what}: ${n}/${target} after ${s.toFixed(0)} s`);
       printed = s;
     }
     await sleep(pollMs);
   }
+}
+
+/** Polls until `left()` is 0 (or the deadline): the seconds it took, or what was left then. */
+export async function pollDown(what: string, left: () => Promise<number>, timeoutS: number, pollMs: number): Promise<{ s: number } | { left: number; s: number }> {
+  const r = await poll(what, 0, async () => -(await left()), timeoutS, pollMs);
+  return 'reached' in r ? { left: -r.reached, s: r.s } : r;
 }
 
 /** poll(), failing the run on timeout. */

@@ -16,7 +16,7 @@ import { configPath, loadConfig } from '../src/config/load';
 import { orchestratorClient } from './clients';
 import { eventOutcomes, killAndRestart, sendEvents } from './park-load';
 import { parseParkOptions, PARK_USAGE, type ParkOptions } from './park-options';
-import { measureLists, measureScrapes, poll } from './park-phases';
+import { measureLists, measureScrapes, poll, pollDown } from './park-phases';
 import { printParkTable, type ParkResults } from './park-report';
 import { seed, type Seeded } from './park-seed';
 import { deadTuples, idleWrites, sleepsUnfinished, timerFigures } from './park-store';
@@ -52,10 +52,10 @@ async function load(o: ParkOptions, stack: BenchStack, db: Client, clients: grpc
   if (o.timers) {
     const end = Math.max(s.due0 + s.windowMs, s.burstAt + 1_000);
     await sleepUntil(end);
-    const settled = await poll('due sleeps not yet COMPLETED (counted down)', 0, async () => -(await sleepsUnfinished(db, s, end)), o.timeoutS, 5_000);
+    const settled = await pollDown('due sleeps not COMPLETED', () => sleepsUnfinished(db, s, end), o.timeoutS, 5_000);
     const steady = await timerFigures(db, s, end, [s.due0, killed ? killAt : end]);
     const all = await timerFigures(db, s, end, [s.due0, end]);
-    r.timers = { steady, all, perS: s.sleeps / (s.windowMs / 1000), settledS: 'reached' in settled ? undefined : settled.s };
+    r.timers = { steady, all, perS: s.sleeps / (s.windowMs / 1000), settledS: 'left' in settled ? undefined : settled.s };
   }
   if (sent) {
     await poll('evented sagas COMPLETED', sent.ids.length, async () => (await db.query<{ n: number }>(
