@@ -42,7 +42,8 @@ export function printParkTable(r: ParkResults): void {
     add(`timer lateness, ${f0(t.perS)} due/s (before the kill)`, 'p99 <= 100 ms', `p50 ${f0(t.steady.p50)} / p99 ${f0(t.steady.p99)} / max ${f0(t.steady.max)} ms (${t.steady.fired} timers)`);
     add('timer lateness, the whole window', '-', `p50 ${f0(t.all.p50)} / p99 ${f0(t.all.p99)} / max ${f0(t.all.max)} ms (${t.all.fired} timers)`);
     add(`burst: ${r.burst} due in the same second`, 'all fired within 5 s', `${t.all.burstFired} fired, the last ${f1(t.all.burstLastS)} s after the second began`);
-    add('timers lost / doubled', '0 / 0', `${t.all.lost} / ${t.all.doubled}${t.settledS === undefined ? ' (not all fired by the timeout)' : ''}`);
+    const late = t.settledS === undefined ? ' (still RUNNING at --timeout-s after the window: lost, or that late)' : '';
+    add('timers due and not COMPLETED / woken twice', '0 / 0', `${t.all.lost} / ${t.all.doubled}${late}`);
   }
   if (r.kill) {
     const k = r.kill;

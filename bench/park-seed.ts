@@ -5,7 +5,8 @@
  * timestamps shifted and their timers set where the bench wants them. Starting 1,000,000 through
  * gRPC takes about 35 minutes on the bench's 2-core box; cloning takes a few.
  *
- * Columns are copied generically (whatever the schema has now): the request id is new, timestamps
+ * Every table with a request_id column is cloned (sagas first), and its columns generically, so
+ * that a schema that grows (a table of timers, a column) is seeded all the same: the request id is new, timestamps
  * move with the clone's creation, wake_at (and the "until" of the parking entry) is the clone's
  * timer; every other column, owner and lease columns included, is the template's as it stands
  * (an instance that holds a lease on a parked saga gets one on each clone; one that holds none,
@@ -98,9 +99,18 @@ INSERT INTO ${table} (${list})
 SELECT ${columns.map((c) => expression(c, table)).join(', ')} FROM c JOIN ${table} t ON t.request_id = c.template`;
 }
 
+/** The tables that hold a saga's rows: sagas first (the others may refer to it). */
+async function sagaTables(db: Client): Promise<string[]> {
+  const { rows } = await db.query<{ table_name: string }>(`
+    SELECT c.table_name FROM information_schema.columns c
+      JOIN information_schema.tables t ON t.table_name = c.table_name AND t.table_schema = c.table_schema AND t.table_type = 'BASE TABLE'
+     WHERE c.column_name = 'request_id' AND c.table_schema = current_schema() AND c.table_name <> 'sagas' ORDER BY c.table_name`);
+  return ['sagas', ...rows.map((r) => r.table_name)];
+}
+
 async function cloneShape(db: Client, what: string, templates: string[], n: number, batch: number, idOf: string, wakeOf: string, created0: Date, stepMs: number): Promise<void> {
   const statements = [];
-  for (const table of ['sagas', 'saga_steps', 'saga_events']) statements.push(cloneSql(table, await columnsOf(db, table), idOf, wakeOf));
+  for (const table of await sagaTables(db)) statements.push(cloneSql(table, await columnsOf(db, table), idOf, wakeOf));
   const t0 = Date.now();
   for (let from = 0; from < n; from += batch) {
     const to = Math.min(n, from + batch);
@@ -139,8 +149,9 @@ export async function seed(db: Client, clients: grpc.Client[], plan: SeedPlan, t
       ELSE to_timestamp(${burstAt / 1000}) + ((g - ${regular}) * ${1000 / Math.max(1, plan.burst)}::float8) * interval '1 millisecond' END`;
   await cloneShape(db, 'sleeps', templates.sleeps, regular + plan.burst, plan.batch, idOf, wakeOf, new Date(created0.getTime() + stepMs), 2 * stepMs);
 
-  console.log('VACUUM ANALYZE sagas, saga_steps, saga_events (as autovacuum would after the bulk insert)');
-  await db.query('VACUUM ANALYZE sagas, saga_steps, saga_events');
+  const tables = (await sagaTables(db)).join(', ');
+  console.log(`cloned the rows of ${tables}; VACUUM ANALYZE of them (as autovacuum would after the bulk insert)`);
+  await db.query(`VACUUM ANALYZE ${tables}`);
   return {
     waitPrefix, waits: plan.waits, sleepPrefix, sleeps: regular, due0, windowMs: plan.windowMs, burstPrefix, burst: plan.burst, burstAt,
     templates: all, seconds: (Date.now() - t0) / 1000,
