@@ -19,7 +19,8 @@ type Work = StepMessage | RollbackMessage;
  *
  * An event or a step reply comes from outside: nobody would send it again. It goes to the saga's
  * live owner, and its record is committed only once the owner has it (see handBackAnswer); an
- * owner found silent when it arrives is stood in for by every instance that has the version. Its
+ * owner found silent when it arrives, or a parked saga's absent one, is stood in for by every
+ * instance that has the version. Its
  * idempotency key (events) or pinned visit (replies) makes each try after the first a no-op.
  */
 export class Handback {
@@ -103,8 +104,9 @@ export class Handback {
     const saga = await this.rt.store.get(msg.requestId);
     const work = msg.message;
     if (work.kind === 'event' || work.kind === 'reply') {
-      // The owner; should it have died since the message was handed back, every instance with the version.
-      if (!saga || (saga.owner !== this.rt.owner && !this.silent(saga))) return;
+      // The owner; should it have died since the message was handed back, or the saga have none
+      // (parked), every instance with the version: the idempotency key or pinned visit makes one apply it.
+      if (!saga || (saga.owner !== undefined && saga.owner !== this.rt.owner && !this.silent(saga))) return;
       await this.apply(work, msg);
       return;
     }
@@ -118,7 +120,7 @@ export class Handback {
 
   /** The owner no longer renews its lease (see StepRunner). */
   private silent(saga: SagaSnapshot): boolean {
-    return (saga.leaseAgeMs ?? 0) > this.rt.silenceMs();
+    return saga.owner !== undefined && (saga.leaseAgeMs ?? 0) > this.rt.silenceMs();
   }
 
   /**

@@ -128,13 +128,16 @@ export class SagaRuntime {
     return [...this.calls.values(), ...this.background];
   }
 
-  /** Inside a change: records how the saga moved (completed, aborted, or its timer re-armed). */
+  /** Inside a change: records how the saga moved (completed, aborted, or its timer re-armed and, parked, its lease let go). */
   conclude(saga: Saga, def: FacadeDefinition, move: Advance): Advance {
     if (move.kind === 'complete') saga.complete(def.result(saga.results()));
     else if (move.kind === 'fail') {
       saga.startCompensating(move.node, move.error.message, errorCode(move.error));
       saga.wakeAt(undefined);
-    } else saga.rearm();
+    } else {
+      saga.rearm();
+      if (saga.idle) saga.disown();
+    }
     return move;
   }
 
@@ -315,6 +318,7 @@ export class SagaRuntime {
   }
 
   async save(saga: Saga): Promise<void> {
+    if (saga.idle && saga.owner !== undefined) saga.disown();
     const from = saga.changes().storedEvents;
     saga.saved(await this.store.save(saga.view(), saga.changes()));
     this.metrics.recorded(saga.view(), from);

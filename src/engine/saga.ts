@@ -105,6 +105,23 @@ export class Saga {
     this.state.owner = owner;
   }
 
+  /**
+   * Nothing of the saga runs or is in hand: every visit waits for an event, a reply or a timer, and
+   * no caller waits on it here. Such a saga holds no lease (see disown()).
+   */
+  get idle(): boolean {
+    return this.state.status === 'RUNNING' && (this.state.mode === 'async' || this.detached)
+      && !this.state.steps.some((v) => v.status === 'RUNNING');
+  }
+
+  /**
+   * A parked saga costs nothing while it waits: with no owner it holds no lease, so no heartbeat
+   * renews it. Whoever moves it on (an event's receiver, the instance claiming its due timer) owns it.
+   */
+  disown(): void {
+    delete this.state.owner;
+  }
+
   /** Sets or clears the durable timer for the next attempt. */
   wakeAt(at: Date | undefined): void {
     this.state.wakeAt = at?.toISOString();

@@ -444,6 +444,32 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         expect((await store.get('wake-future'))?.wakeAt).to.equal(future);
       });
 
+      it('a saga with no owner (parked) holds no lease: never renewed or claimed as lapsed; its due timer is anyone\'s', async () => {
+        const past = new Date(Date.now() - 1_000).toISOString();
+        const future = new Date(Date.now() + 60_000).toISOString();
+        const parked = Saga.fromSnapshot((await store.create(snap(started('parked-due', { podId: 'pod-a' })))).saga, 'pod-a');
+        parked.disown();
+        parked.wakeAt(new Date(future));
+        parked.saved(await store.save(snap(parked)));
+        const created = await store.create({ ...withStatus('parked-new', 'RUNNING', { wakeAt: future }), owner: undefined });
+        expect(created.saga.leaseAgeMs).to.equal(undefined);
+        expect((await store.get('parked-due'))?.owner).to.equal(undefined);
+        expect((await store.get('parked-due'))?.leaseAgeMs).to.equal(undefined);
+        expect(await store.renewLeases('pod-a')).to.equal(0);
+        // Well past a lease's length: nothing lapses, as nothing was held.
+        await sleep(LEASE_MS + 100);
+        expect(await store.claim('pod-b', 10)).to.deep.equal([]);
+        // Due: whichever instance claims first takes it, as its own, and not as a lapse.
+        parked.wakeAt(new Date(past));
+        parked.saved(await store.save(snap(parked)));
+        const [claimed, ...more] = await store.claim('pod-b', 10);
+        expect(more).to.deep.equal([]);
+        expect(claimed.requestId).to.equal('parked-due');
+        expect(claimed.owner).to.equal('pod-b');
+        expect(claimed.leaseLapsed).to.equal(undefined);
+        expect(await store.renewLeases('pod-b')).to.equal(1);
+      });
+
       it('never claims terminal or compensation-failed sagas', async () => {
         const past = new Date(Date.now() - 1_000).toISOString();
         const statuses: SagaStatus[] = ['RUNNING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED'];

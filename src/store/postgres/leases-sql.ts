@@ -27,12 +27,16 @@ WITH mine AS (
 )
 UPDATE sagas s SET lease_expires_at = now() - interval '1 millisecond' FROM mine WHERE s.request_id = mine.request_id`;
 
-/** SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. */
+/**
+ * SKIP LOCKED: concurrent claimers pass over each other's rows, so they get disjoint sets. A due
+ * timer is its owner's to fire, or anyone's when the saga has no owner (parked, holding no lease:
+ * lease_expires_at NULL, which no lapse test matches).
+ */
 export const CLAIM_SQL = `
 WITH due AS (
-  SELECT request_id, owner AS former_owner, lease_expires_at < now() AS lapsed FROM sagas
+  SELECT request_id, owner AS former_owner, coalesce(lease_expires_at < now(), false) AS lapsed FROM sagas
    WHERE status IN ${ACTIVE}
-     AND (lease_expires_at < now() OR (wake_at <= now() AND owner = $1))
+     AND (lease_expires_at < now() OR (wake_at <= now() AND (owner = $1 OR owner IS NULL)))
      AND ($4::text[] IS NULL OR facade || '@' || version = ANY($4::text[]))
    LIMIT $2
    FOR UPDATE SKIP LOCKED

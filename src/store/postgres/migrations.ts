@@ -136,4 +136,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE sagas ADD COLUMN trace_parent text;
     `,
   },
+  {
+    id: 8,
+    name: 'parked sagas hold no lease',
+    sql: `
+      -- A saga parked on a wait, a sleep or an external step's reply has no owner and no lease
+      -- (NULL): no heartbeat writes it, and whoever moves it on (an event, its due timer) takes one.
+      ALTER TABLE sagas ALTER COLUMN lease_expires_at DROP NOT NULL;
+    `,
+  },
 ];

@@ -20,7 +20,8 @@ export interface SagaRow extends QueryResultRow {
   trace_parent: string | null;
   created_at: Date;
   updated_at: Date;
-  lease_left_ms: number;
+  /** NULL: the saga holds no lease (parked). */
+  lease_left_ms: number | null;
   /** claim() only: the lease had lapsed, and whose it was. */
   lapsed?: boolean;
   former_owner?: string | null;
@@ -69,7 +70,8 @@ export function toSnapshot(row: SagaRow, leaseTtlMs: number): SagaSnapshot {
   if (row.trace_parent !== null) saga.traceParent = row.trace_parent;
   saga.steps = (row.steps ?? []).map(toStep);
   saga.history = (row.history ?? []).map(toEvent);
-  saga.leaseAgeMs = Math.max(0, Math.round(leaseTtlMs - row.lease_left_ms));
+  // No lease (a parked saga, owned by nobody): no age either.
+  if (row.lease_left_ms !== null) saga.leaseAgeMs = Math.max(0, Math.round(leaseTtlMs - row.lease_left_ms));
   if (row.lapsed) saga.leaseLapsed = true;
   if (row.lapsed && row.former_owner) saga.lapsedOwner = row.former_owner;
   saga.createdAt = iso(row.created_at);

@@ -30,7 +30,7 @@ WITH i AS (
   INSERT INTO sagas (request_id, facade, version, mode, status, input, output, error, error_code, deadline, owner,
                      lease_expires_at, wake_at, trace_parent, revision, created_at, updated_at)
   SELECT i.request_id, i.facade, i.version, i.mode, i.status, i.input::jsonb, i.output::jsonb, i.error, i.error_code, i.deadline, i.owner,
-         ${LEASE('$2')}, i.wake_at, i.trace_parent, 1, i.created_at, i.updated_at
+         CASE WHEN i.owner IS NULL THEN NULL ELSE ${LEASE('$2')} END, i.wake_at, i.trace_parent, 1, i.created_at, i.updated_at
     FROM i
   ON CONFLICT (request_id) DO NOTHING
   RETURNING request_id
@@ -46,7 +46,7 @@ SELECT request_id FROM saga`;
  * the steps and events that changed; unchanged steps are not rewritten and stored events are kept
  * in any case. The lease is renewed only when the status or the owner changes (the owner's
  * heartbeat renews it otherwise): most saves then change no indexed column, and Postgres updates
- * the row in place (HOT).
+ * the row in place (HOT). A saga saved with no owner (parked) holds no lease.
  */
 export const SAVE_SQL = `
 WITH i AS (
@@ -57,7 +57,8 @@ WITH i AS (
   UPDATE sagas s
      SET status = i.status, output = i.output::jsonb, error = i.error, error_code = i.error_code, owner = i.owner, wake_at = i.wake_at,
          updated_at = i.updated_at, revision = s.revision + 1,
-         lease_expires_at = CASE WHEN (s.status, s.owner) IS DISTINCT FROM (i.status, i.owner) THEN ${LEASE('$2')}
+         lease_expires_at = CASE WHEN i.owner IS NULL THEN NULL
+                                 WHEN (s.status, s.owner) IS DISTINCT FROM (i.status, i.owner) THEN ${LEASE('$2')}
                                  ELSE s.lease_expires_at END
     FROM i
    WHERE s.request_id = i.request_id AND s.revision = i.revision
