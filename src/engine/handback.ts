@@ -71,7 +71,8 @@ export class Handback {
   /**
    * Resolves once the saga has the event or reply, or has moved past where it could take it, or
    * its owner, still live after a silence's length, has had time to apply it (or refuse it: it
-   * dead-letters what can never apply). Throws a retryable error when the owner went away first.
+   * dead-letters what can never apply). Throws a retryable error when the owner went away first,
+   * or when a parked saga (no owner) did not get it within that time.
    */
   private async applied(sent: SagaSnapshot, work: EventWork | ReplyWork): Promise<void> {
     const until = Date.now() + this.rt.silenceMs();
@@ -82,7 +83,10 @@ export class Handback {
       const view = Saga.adopt(saga, this.rt.podId);
       if (work.kind === 'event' ? view.hasEvent(work.idempotencyKey) : settledVisit(view, work.step, work.visit)) return;
       if (this.silent(saga) || saga.owner !== sent.owner) throw this.waiting(saga, work, `lost its owner ${sent.owner ?? ''} before it was applied`);
-      if (Date.now() >= until) return;
+      if (Date.now() < until) continue;
+      // Parked (no owner): every instance with the version was told; none applied it, so none is live yet.
+      if (sent.owner === undefined) throw this.waiting(saga, work, 'was not applied by any instance: none with the version is live');
+      return;
     }
   }
 
