@@ -1,5 +1,5 @@
 import { Client, Pool, type QueryConfig, type QueryResultRow } from 'pg';
-import { ConcurrencyError } from '../../engine/errors';
+import { ConcurrencyError, ensureError } from '../../engine/errors';
 import type { Logger } from '../../engine/logger';
 import type { SagaSnapshot, SagaStatus } from '../../engine/saga';
 import type { StoreMetrics } from '../../engine/metrics';
@@ -7,7 +7,7 @@ import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '
 import { Batcher, type FlushResult } from '../../lib/batcher';
 import { isolated, jsonArray, type Write } from './batching';
 import { indexOnlyPlansConnection, isConnectionError, translate } from './connection';
-import { COUNT_BY_STATUS_SQL, COUNT_UNFINISHED_SQL, GAUGES_SQL, toGauges, type GaugeRow } from './gauges';
+import { BackgroundRead, COUNT_BY_STATUS_SQL, COUNT_UNFINISHED_BY_STATUS_SQL, COUNT_UNFINISHED_SQL, PARKED_AND_TIMERS_SQL, toGauges, type CountRow, type GaugeRow } from './gauges';
 import { CLAIM_SQL, RELEASE_SQL, RENEW_SQL } from './leases-sql';
 import { listQuery, toPage } from './listing';
 import { migrate } from './migrate';
@@ -18,6 +18,9 @@ import { CREATE_SQL, createRecord, GET_SQL, PIN_VERSION_SQL, SAVE_SQL, saveRecor
 // The SQL lives by concern: sagas-sql (create, get, save), leases-sql (renew, release, claim),
 // listing, gauges, rows (reading a row back), connection (settings, errors), batching.
 export { indexOnlyPlansConnection, isConnectionError } from './connection';
+
+/** The parked and timer gauges are recounted at most this often (more seldom when a count takes long). */
+const GAUGES_REFRESH_MS = 5_000;
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -49,6 +52,8 @@ export class PostgresSagaStore implements SagaStore {
   private readonly gets: Batcher<string, SagaSnapshot | undefined>;
   private readonly saves: Batcher<Write, number>;
   private podLock?: Promise<PodLock>;
+  // Parked visits and due timers: counted from the sagas, too costly for every scrape (see BackgroundRead).
+  private readonly parkedAndTimers: BackgroundRead<number, GaugeRow[]>;
 
   private constructor(
     private readonly pool: Pool,
@@ -62,6 +67,10 @@ export class PostgresSagaStore implements SagaStore {
     this.creates = new Batcher((sagas) => isolated(sagas, (b) => this.flushCreates(b)), bySaga);
     this.gets = new Batcher((ids) => isolated(ids, (b) => this.flushGets(b)), { ...batch, key: (id: string) => id });
     this.saves = new Batcher((sagas) => isolated(sagas, (b) => this.flushSaves(b)), bySaga);
+    this.parkedAndTimers = new BackgroundRead(
+      async (overdueMs) => (await this.query<GaugeRow>({ name: 'saga_parked_and_timers', text: PARKED_AND_TIMERS_SQL, values: [overdueMs] }, 'gauges')).rows,
+      GAUGES_REFRESH_MS,
+      (err) => log.warn('the parked and timer gauges could not be refreshed; the last values stay', { error: ensureError(err).message }));
   }
 
   /** Connects, brings the schema up to date (see migrate()), and returns the store. */
@@ -124,8 +133,11 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   async gauges(overdueMs: number): Promise<StoreGauges> {
-    const { rows } = await this.query<GaugeRow>({ name: 'saga_gauges', text: GAUGES_SQL, values: [overdueMs] }, 'gauges');
-    return toGauges(rows);
+    const [counts, rows] = await Promise.all([
+      this.query<CountRow>({ name: 'count_unfinished_by_status', text: COUNT_UNFINISHED_BY_STATUS_SQL }, 'gauges'),
+      this.parkedAndTimers.get(overdueMs),
+    ]);
+    return toGauges(counts.rows, rows);
   }
 
   async countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]> {
