@@ -13,10 +13,11 @@ import { listQuery, toPage } from './listing';
 import { migrate } from './migrate';
 import { PodLock } from './pod-lock';
 import { toSnapshot, type SagaRow } from './rows';
+import { warnOfMissingUpkeep } from './upkeep';
 import { CREATE_SQL, createRecord, GET_SQL, PIN_VERSION_SQL, SAVE_SQL, saveRecord } from './sagas-sql';
 
 // The SQL lives by concern: sagas-sql (create, get, save), leases-sql (renew, release, claim),
-// listing, gauges, rows (reading a row back), connection (settings, errors), batching.
+// listing, gauges, rows (reading a row back), connection (settings, errors), batching, upkeep.
 export { indexOnlyPlansConnection, isConnectionError } from './connection';
 
 /** The parked and timer gauges are recounted at most this often (more seldom when a count takes long). */
@@ -93,6 +94,7 @@ export class PostgresSagaStore implements SagaStore {
       await pool.end().catch(() => undefined);
       throw translate(err, 'migrating the schema');
     }
+    await warnOfMissingUpkeep(pool, log);
     log.info('postgres saga store ready', { poolSize: opts.poolSize, leaseTtlMs: opts.leaseTtlMs });
     const connect = () => new Client({ ...indexOnlyPlansConnection(opts.dsn), connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000, keepAlive: true, application_name: 'saga-orchestrator pod lock' });
     return new PostgresSagaStore(pool, opts.leaseTtlMs, {
