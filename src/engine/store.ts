@@ -89,9 +89,12 @@ export interface SagaStore {
   pinVersion(facade: string, version: number, fingerprint: string): Promise<string>;
   /** How many unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) run on each facade version. */
   countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
-  /** The gauges' counts, now (one statement on Postgres). */
+  /**
+   * The gauges' counts. Postgres: they may be a few seconds old (recounted in the background, see
+   * BackgroundRead: a count grows with the sagas, and keeping counts would cost every save).
+   */
   gauges(overdueMs: number): Promise<StoreGauges>;
-  /** How many sagas of each facade version are in each status (the console's facades page): a scan of every saga. */
+  /** How many sagas of each facade version are in each status (the console's facades page). Postgres: recounted in the background, a few seconds old. */
   countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]>;
   /**
    * Refuses (FAILED_PRECONDITION) a second live instance under a pod id in use: leases and step

@@ -610,7 +610,7 @@ describe('PostgresSagaStore', function () {
   });
 
   it('plans through indexes on every pooled connection, set in its startup packet, along with options the DSN carries', async () => {
-    const planner = `SELECT name, setting, source FROM pg_settings WHERE name IN ('enable_seqscan', 'enable_hashjoin', 'enable_mergejoin', 'work_mem') ORDER BY name`;
+    const planner = `SELECT name, setting, source FROM pg_settings WHERE name IN ('enable_seqscan', 'enable_hashjoin', 'enable_mergejoin', 'jit', 'work_mem') ORDER BY name`;
     // 'client': from the connection's startup options; a SET query afterwards would say 'session'.
     const off = (name: string) => ({ name, setting: 'off', source: 'client' });
     const withOptions = new URL(db!.dsn);
@@ -624,8 +624,8 @@ describe('PostgresSagaStore', function () {
         try {
           for (const client of clients) {
             const rows = (await client.query<{ name: string; setting: string; source: string }>(planner)).rows;
-            expect(rows.slice(0, 3), dsn).to.deep.equal([off('enable_hashjoin'), off('enable_mergejoin'), off('enable_seqscan')]);
-            if (dsn !== db!.dsn) expect(rows[3]).to.deep.equal({ name: 'work_mem', setting: '8192', source: 'client' });
+            expect(rows.slice(0, 4), dsn).to.deep.equal([off('enable_hashjoin'), off('enable_mergejoin'), off('enable_seqscan'), off('jit')]);
+            if (dsn !== db!.dsn) expect(rows[4]).to.deep.equal({ name: 'work_mem', setting: '8192', source: 'client' });
           }
         } finally {
           for (const client of clients) client.release();

@@ -5,8 +5,11 @@ import { StoreUnavailableError, ensureError } from '../../engine/errors';
  * prepared statement's plan is cached from when the tables were small, where a sequential scan
  * and a hash join win, and kept as they grow until an ANALYZE (a save then scanned every saga:
  * 12 ms at 20,000 sagas, instead of 0.5 ms). With these off, plans use the indexes at any size.
+ * The penalty Postgres adds to a disabled plan, or statistics never gathered (autovacuum off),
+ * inflate estimated costs past jit_above_cost: a list() page then spent 130-300 ms compiling its
+ * query for 20 ms of work. No statement here runs long enough to gain from JIT: it is off.
  */
-const INDEX_ONLY_PLANS = '-c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off';
+const INDEX_ONLY_PLANS = '-c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off -c jit=off';
 
 /**
  * Connection settings that carry INDEX_ONLY_PLANS in each connection's startup packet (`options`),

@@ -1,5 +1,5 @@
 import { Client, Pool, type QueryConfig, type QueryResultRow } from 'pg';
-import { ConcurrencyError } from '../../engine/errors';
+import { ConcurrencyError, ensureError } from '../../engine/errors';
 import type { Logger } from '../../engine/logger';
 import type { SagaSnapshot, SagaStatus } from '../../engine/saga';
 import type { StoreMetrics } from '../../engine/metrics';
@@ -7,17 +7,21 @@ import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '
 import { Batcher, type FlushResult } from '../../lib/batcher';
 import { isolated, jsonArray, type Write } from './batching';
 import { indexOnlyPlansConnection, isConnectionError, translate } from './connection';
-import { COUNT_BY_STATUS_SQL, COUNT_UNFINISHED_SQL, GAUGES_SQL, toGauges, type GaugeRow } from './gauges';
+import { BackgroundRead, COUNT_BY_STATUS_SQL, COUNT_UNFINISHED_BY_STATUS_SQL, COUNT_UNFINISHED_SQL, PARKED_AND_TIMERS_SQL, toGauges, type CountRow, type GaugeRow } from './gauges';
 import { CLAIM_SQL, RELEASE_SQL, RENEW_SQL } from './leases-sql';
 import { listQuery, toPage } from './listing';
 import { migrate } from './migrate';
 import { PodLock } from './pod-lock';
 import { toSnapshot, type SagaRow } from './rows';
+import { warnOfMissingUpkeep } from './upkeep';
 import { CREATE_SQL, createRecord, GET_SQL, PIN_VERSION_SQL, SAVE_SQL, saveRecord } from './sagas-sql';
 
 // The SQL lives by concern: sagas-sql (create, get, save), leases-sql (renew, release, claim),
-// listing, gauges, rows (reading a row back), connection (settings, errors), batching.
+// listing, gauges, rows (reading a row back), connection (settings, errors), batching, upkeep.
 export { indexOnlyPlansConnection, isConnectionError } from './connection';
+
+/** The parked and timer gauges are recounted at most this often (more seldom when a count takes long). */
+const GAUGES_REFRESH_MS = 5_000;
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -49,6 +53,10 @@ export class PostgresSagaStore implements SagaStore {
   private readonly gets: Batcher<string, SagaSnapshot | undefined>;
   private readonly saves: Batcher<Write, number>;
   private podLock?: Promise<PodLock>;
+  // Parked visits and due timers: counted from the sagas, too costly for every scrape (see BackgroundRead).
+  private readonly parkedAndTimers: BackgroundRead<number, GaugeRow[]>;
+  private readonly unfinishedByStatus: BackgroundRead<number, CountRow[]>;
+  private readonly byStatus: BackgroundRead<number, CountRow[]>;
 
   private constructor(
     private readonly pool: Pool,
@@ -62,6 +70,16 @@ export class PostgresSagaStore implements SagaStore {
     this.creates = new Batcher((sagas) => isolated(sagas, (b) => this.flushCreates(b)), bySaga);
     this.gets = new Batcher((ids) => isolated(ids, (b) => this.flushGets(b)), { ...batch, key: (id: string) => id });
     this.saves = new Batcher((sagas) => isolated(sagas, (b) => this.flushSaves(b)), bySaga);
+    this.parkedAndTimers = new BackgroundRead(
+      async (overdueMs) => (await this.query<GaugeRow>({ name: 'saga_parked_and_timers', text: PARKED_AND_TIMERS_SQL, values: [overdueMs] }, 'gauges')).rows,
+      GAUGES_REFRESH_MS,
+      (err) => log.warn('the parked and timer gauges could not be refreshed; the last values stay', { error: ensureError(err).message }));
+    const counted = (name: string, text: string) => new BackgroundRead<number, CountRow[]>(
+      async () => (await this.query<CountRow>({ name, text }, 'gauges')).rows,
+      GAUGES_REFRESH_MS,
+      (err) => log.warn('saga counts could not be refreshed; the last values stay', { error: ensureError(err).message }));
+    this.unfinishedByStatus = counted('count_unfinished_by_status', COUNT_UNFINISHED_BY_STATUS_SQL);
+    this.byStatus = counted('count_by_status', COUNT_BY_STATUS_SQL);
   }
 
   /** Connects, brings the schema up to date (see migrate()), and returns the store. */
@@ -84,6 +102,7 @@ export class PostgresSagaStore implements SagaStore {
       await pool.end().catch(() => undefined);
       throw translate(err, 'migrating the schema');
     }
+    await warnOfMissingUpkeep(pool, log);
     log.info('postgres saga store ready', { poolSize: opts.poolSize, leaseTtlMs: opts.leaseTtlMs });
     const connect = () => new Client({ ...indexOnlyPlansConnection(opts.dsn), connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000, keepAlive: true, application_name: 'saga-orchestrator pod lock' });
     return new PostgresSagaStore(pool, opts.leaseTtlMs, {
@@ -124,13 +143,15 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   async gauges(overdueMs: number): Promise<StoreGauges> {
-    const { rows } = await this.query<GaugeRow>({ name: 'saga_gauges', text: GAUGES_SQL, values: [overdueMs] }, 'gauges');
-    return toGauges(rows);
+    const [counts, rows] = await Promise.all([
+      this.unfinishedByStatus.get(0),
+      this.parkedAndTimers.get(overdueMs),
+    ]);
+    return toGauges(counts, rows);
   }
 
   async countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]> {
-    const { rows } = await this.query<{ facade: string; version: number; status: SagaStatus; sagas: number }>({ name: 'count_by_status', text: COUNT_BY_STATUS_SQL }, 'countByStatus');
-    return rows;
+    return this.byStatus.get(0);
   }
 
   async releaseLeases(owner: string): Promise<number> {
