@@ -119,6 +119,12 @@ export const configSchema = z
         timerPollMs: ms.min(5).default(50),
         /** How many times a loop may come back to one node before the saga fails (a node may set its own). */
         maxVisits: z.number().int().min(1).default(100),
+        /**
+         * How long a finished saga (COMPLETED, COMPENSATED) and its steps and events are kept before
+         * they are deleted (a facade may set its own); 0 keeps them forever. COMPENSATION_FAILED
+         * sagas are never deleted: an operator must see them.
+         */
+        retentionMs: ms.default(7 * 86_400_000),
       })
       .strict()
       .refine((s) => s.heartbeatMs * 2 <= s.leaseTtlMs, { message: 'heartbeatMs must be at most half of leaseTtlMs', path: ['heartbeatMs'] })
@@ -200,5 +206,6 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },
   OCH_THROTTLE_MAX_QUEUE: { path: 'throttle.maxQueue', type: 'number' },
   OCH_STORE: { path: 'store.driver', type: 'string' },
+  OCH_SAGA_RETENTION_MS: { path: 'saga.retentionMs', type: 'number' },
   OCH_POSTGRES_DSN: { path: 'store.postgres.dsn', type: 'string' },
 };

@@ -16,6 +16,7 @@ import { outcomeOf } from './outcome-of';
 import { checkPayload } from './payload';
 import type { Wake } from './outcomes';
 import { Recovery } from './recovery';
+import { Retention, sagaNotFound } from './retention';
 import type { FacadeRegistry } from './registry';
 import { currentStep, SagaRuntime } from './runtime';
 import { nodeOf, Saga, type SagaSnapshot, type SagaStatus } from './saga';
@@ -68,6 +69,7 @@ export class Orchestrator {
   private readonly steps: StepRunner;
   private readonly compensator: Compensator;
   private readonly recovery: Recovery;
+  private readonly retention: Retention;
   private readonly events: Events;
   private readonly throttle: Throttle;
   private readonly handback: Handback;
@@ -85,6 +87,9 @@ export class Orchestrator {
     this.compensator = new Compensator(this.rt);
     this.events = new Events(this.rt, this.steps);
     this.recovery = new Recovery(this.rt, this.events);
+    this.retention = new Retention(deps.store, (facade) => deps.registry.find(facade)?.retentionMs, {
+      retentionMs: options.retentionMs, intervalMs: options.retentionIntervalMs, batch: options.retentionBatch, pauseMs: options.retentionPauseMs,
+    }, deps.logger);
     this.throttle = new Throttle(options.throttle.maxConcurrent, options.throttle.maxQueue);
     this.handback = new Handback(this.rt, (def, topic, msg) => this.handleWork(def, topic, msg), this.events);
     this.inbound = new Inbound(this.events, this.handback);
@@ -119,6 +124,7 @@ export class Orchestrator {
     await this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true });
     this.state = 'RUNNING';
     await this.recovery.start();
+    this.retention.start();
   }
 
   /** Each registered version's graph must be the one stored when that version first ran. */
@@ -137,6 +143,7 @@ export class Orchestrator {
   stop(): void {
     this.state = 'STOPPED';
     this.recovery.stop();
+    void this.retention.stop();
   }
 
   /**
@@ -148,6 +155,7 @@ export class Orchestrator {
     // Leases are renewed while work is in hand: another instance taking these sagas now would run the same steps again.
     // A claim under way would take sagas after the release below: it ends first, and what it started is in hand.
     const claims = this.recovery.stopClaims();
+    await this.retention.stop();
     const until = sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false });
     await Promise.race([claims, until]);
     // Calls cut off by the gRPC grace period are being aborted: their sagas go to their rollback first.
@@ -192,6 +200,16 @@ export class Orchestrator {
 
   async getSaga(requestId: string): Promise<SagaSnapshot | undefined> {
     return this.rt.store.get(requestId);
+  }
+
+  /** NOT_FOUND for a saga the store does not have, saying that finished sagas are deleted after the retention. */
+  sagaNotFound(requestId: string): Error {
+    return sagaNotFound(requestId, this.rt.options.retentionMs);
+  }
+
+  /** One retention pass now (the loop runs one every retentionIntervalMs): what it deleted. */
+  purgeFinished(now?: number): Promise<{ deleted: number; busy: boolean }> {
+    return this.retention.pass(now);
   }
 
   async listSagas(filter: SagaFilter): Promise<SagaPage> {

@@ -1,4 +1,4 @@
-import { ConcurrencyError, ensureError, SagaAbortedError, errorCode, MessageTooLargeError, NotFoundError, PoisonMessageError } from './errors';
+import { ConcurrencyError, ensureError, SagaAbortedError, errorCode, MessageTooLargeError, PoisonMessageError } from './errors';
 import type { ExternalStepDefinition, FacadeDefinition } from './facade';
 import type { Graph } from './graph';
 import type { Logger } from './logger';
@@ -7,6 +7,7 @@ import type { EngineOptions } from './options';
 import { NO_METRICS, type EngineMetrics } from './metrics';
 import { Outcomes } from './outcomes';
 import { RecentSagas } from './recent';
+import { sagaNotFound } from './retention';
 import type { FacadeRegistry } from './registry';
 import { nodeOf, Saga, visitOf } from './saga';
 import { Scheduler, type Advance, type Started } from './scheduler';
@@ -292,7 +293,7 @@ export class SagaRuntime {
 
   async load(requestId: string): Promise<Saga> {
     const snapshot = await this.store.get(requestId);
-    if (!snapshot) throw new NotFoundError(`saga ${requestId}`);
+    if (!snapshot) throw sagaNotFound(requestId, this.options.retentionMs);
     return Saga.adopt(snapshot, this.podId);
   }
 

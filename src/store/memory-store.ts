@@ -1,6 +1,6 @@
 import { ConcurrencyError } from '../engine/errors';
 import { ACTIVE_STATUSES, nodeOf, TERMINAL_STATUSES, type SagaSnapshot, type SagaStatus } from '../engine/saga';
-import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../engine/store';
+import type { PurgeBatch, PurgeResult, SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
 /** Code-point order, as Postgres' "C" collation: the same order the page tokens compare with. */
@@ -16,7 +16,8 @@ interface Row {
 const leaseFor = (saga: Readonly<SagaSnapshot>, ttlMs: number): number | undefined => (saga.owner === undefined ? undefined : Date.now() + ttlMs);
 
 /**
- * The embedded default: sagas live as long as the process. Same contract as the Postgres store
+ * The embedded default: sagas live as long as the process, finished ones until retention deletes
+ * them (as on Postgres: the engine's retention loop calls purgeFinished). Same contract as the Postgres store
  * (fencing, leases, idempotent create); copies on the way in and out, like a real store.
  */
 export class MemorySagaStore implements SagaStore {
@@ -172,6 +173,25 @@ export class MemorySagaStore implements SagaStore {
       claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0, ...(lapsed ? { leaseLapsed: true, lapsedOwner: saga.owner } : {}) });
     }
     return claimed;
+  }
+
+  async finishedFacades(): Promise<string[]> {
+    const facades = new Set<string>();
+    for (const { saga } of this.rows.values()) if (TERMINAL_STATUSES.includes(saga.status)) facades.add(saga.facade);
+    return [...facades];
+  }
+
+  /** A finished saga is written no more: its updatedAt is when it finished. One process: no lock to take. */
+  async purgeFinished(batch: PurgeBatch): Promise<PurgeResult> {
+    const before = batch.before.getTime();
+    let deleted = 0;
+    for (const [id, { saga }] of this.rows) {
+      if (deleted >= batch.limit) break;
+      if (saga.facade !== batch.facade || !TERMINAL_STATUSES.includes(saga.status) || Date.parse(saga.updatedAt) >= before) continue;
+      this.rows.delete(id);
+      deleted++;
+    }
+    return { deleted, taken: deleted };
   }
 
   async ping(): Promise<void> {}

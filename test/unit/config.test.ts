@@ -95,6 +95,14 @@ describe('configuration (app.yaml)', () => {
     expect(loadError('limits:\n  maxPayloadBytes: 10\n', {})).to.match(/limits\.maxPayloadBytes/);
   });
 
+  it('keeps finished sagas saga.retentionMs (OCH_SAGA_RETENTION_MS), 7 days unless set; 0 keeps them forever; the shipped app.yaml says 7 days', () => {
+    expect(loadConfig(yamlFile(''), {}).saga.retentionMs).to.equal(604_800_000);
+    expect(loadConfig(yamlFile('saga:\n  retentionMs: 0\n'), {}).saga.retentionMs).to.equal(0);
+    expect(loadConfig(yamlFile(''), { OCH_SAGA_RETENTION_MS: '3600000' }).saga.retentionMs).to.equal(3_600_000);
+    expect(loadError('', { OCH_SAGA_RETENTION_MS: '-1' })).to.match(/^environment variable OCH_SAGA_RETENTION_MS \(saga\.retentionMs\): /);
+    expect(loadConfig(path.resolve(__dirname, '..', '..', '..', 'app.yaml'), {}).saga.retentionMs).to.equal(604_800_000);
+  });
+
   it('finds app.yaml through OCH_PATH', () => {
     expect(configPath({ OCH_PATH: '/etc/och' })).to.equal('/etc/och/app.yaml');
   });

@@ -176,4 +176,30 @@ export const MIGRATIONS: readonly Migration[] = [
         autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05, autovacuum_analyze_threshold = 1000);
     `,
   },
+  {
+    id: 11,
+    name: 'retention: when each saga finished',
+    sql: `
+      -- Retention deletes the oldest finished sagas of each facade (a facade may keep its own
+      -- retention) in small keyset batches, by the time they finished. Not updated_at: every save
+      -- changes it, and an index on it would make every save a non-HOT update. finished_at is set
+      -- once, by the save that ends the saga, which changes the (indexed) status anyway.
+      ALTER TABLE sagas ADD COLUMN finished_at timestamptz;
+      UPDATE sagas SET finished_at = updated_at WHERE status IN ('COMPLETED', 'COMPENSATED');
+      -- A trigger rather than the save statement: it fires only when the status changes (the WHEN
+      -- clause is checked without calling the function), a few times in a saga's life.
+      CREATE FUNCTION sagas_set_finished_at() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        NEW.finished_at := CASE WHEN NEW.status IN ('COMPLETED', 'COMPENSATED') THEN coalesce(NEW.finished_at, NEW.updated_at) END;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER sagas_finished_at_on_update BEFORE UPDATE OF status ON sagas
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION sagas_set_finished_at();
+      CREATE TRIGGER sagas_finished_at_on_insert BEFORE INSERT ON sagas
+        FOR EACH ROW WHEN (NEW.status IN ('COMPLETED', 'COMPENSATED')) EXECUTE FUNCTION sagas_set_finished_at();
+      -- Partial: unfinished sagas, the ones the live path writes, are not in it. COMPENSATION_FAILED
+      -- is kept for an operator, so not in it either.
+      CREATE INDEX sagas_finished_idx ON sagas (facade, finished_at, request_id) WHERE status IN ('COMPLETED', 'COMPENSATED');
+    `,
+  },
 ];

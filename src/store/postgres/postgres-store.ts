@@ -3,7 +3,7 @@ import { ConcurrencyError, ensureError } from '../../engine/errors';
 import type { Logger } from '../../engine/logger';
 import type { SagaSnapshot, SagaStatus } from '../../engine/saga';
 import type { StoreMetrics } from '../../engine/metrics';
-import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../../engine/store';
+import type { PurgeBatch, PurgeResult, SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../../engine/store';
 import { Batcher, type FlushResult } from '../../lib/batcher';
 import { isolated, jsonArray, type Write } from './batching';
 import { indexOnlyPlansConnection, isConnectionError, translate } from './connection';
@@ -12,6 +12,7 @@ import { CLAIM_SQL, RELEASE_SQL, RENEW_SQL } from './leases-sql';
 import { listQuery, toPage } from './listing';
 import { migrate } from './migrate';
 import { PodLock } from './pod-lock';
+import { finishedFacades, purgeFinished } from './retention';
 import { toSnapshot, type SagaRow } from './rows';
 import { warnOfMissingUpkeep } from './upkeep';
 import { CREATE_SQL, createRecord, GET_SQL, PIN_VERSION_SQL, SAVE_SQL, saveRecord } from './sagas-sql';
@@ -199,6 +200,15 @@ export class PostgresSagaStore implements SagaStore {
     }, 'save');
     const revisions = new Map(rows.map((r) => [r.request_id, r.revision]));
     return sagas.map((s) => revisions.get(s.requestId) ?? new ConcurrencyError(s.requestId, s.revision));
+  }
+
+  /** Retention: see retention.ts. */
+  finishedFacades(): Promise<string[]> {
+    return finishedFacades(this.pool, this.metrics).catch((err: unknown) => { throw translate(err, 'finishedFacades'); });
+  }
+
+  purgeFinished(batch: PurgeBatch): Promise<PurgeResult | undefined> {
+    return purgeFinished(this.pool, batch, this.metrics).catch((err: unknown) => { throw translate(err, 'purgeFinished'); });
   }
 
   /** One live instance per pod id on this database (see PodLock); again from the same store: no effect. */
