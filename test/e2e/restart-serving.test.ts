@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { clientOf, loadProtos } from '../../src/grpc/protos';
 import { httpGet } from '../helpers/http';
-import { KAFKA_BROKERS, uniqueKafkaNames } from '../helpers/kafka';
+import { KAFKA_BROKERS, testKafka, uniqueKafkaNames } from '../helpers/kafka';
 import { freshDatabase } from '../helpers/postgres';
 import { call, Stack, type SagaView } from '../helpers/stack';
 import { waitFor } from '../helpers/wait';
@@ -28,11 +28,21 @@ describe('restart after kill -9: serving while the consumer groups rejoin (Kafka
   let stack: Stack | undefined;
   let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   const clients: grpc.Client[] = [];
+  const kafka = uniqueKafkaNames();
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
     await stack?.stop();
     await db?.drop();
     stack = db = undefined;
+    // The broker runs out of heap under the topics of many runs: this test's go with it.
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      const topics = (await admin.listTopics()).filter((t) => t.startsWith(kafka.topicPrefix));
+      if (topics.length > 0) await admin.deleteTopics({ topics });
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it('answers gRPC, sync bookings included, before /readyz says ready; ready once the consumers are in; nothing lost or doubled', async () => {
@@ -40,7 +50,7 @@ describe('restart after kill -9: serving while the consumer groups rejoin (Kafka
     // Kafka takes the restarted process in only once the killed one's session has timed out: 30 s,
     // not the shipped 10 s, so that a start slowed by a loaded machine still leaves the join under way.
     const env = { OCH_KAFKA_SESSION_TIMEOUT_MS: '30000' };
-    stack = await Stack.start({ transport: 'kafka', kafka: { ...uniqueKafkaNames(), brokers: KAFKA_BROKERS }, postgres: db.dsn, orchestratorEnv: env });
+    stack = await Stack.start({ transport: 'kafka', kafka: { ...kafka, brokers: KAFKA_BROKERS }, postgres: db.dsn, orchestratorEnv: env });
     const s = stack;
     const port = s.ports.http;
     expect((await readyz(port)).status, 'ready before the kill').to.equal(200);
