@@ -91,6 +91,12 @@ export class Proc {
     return this.tail.join('\n');
   }
 
+  /** kill -9: the process gets no chance to drain or leave its consumer groups (a crash, an OOM kill). */
+  kill(): void {
+    this.stopping = true;
+    this.child.kill('SIGKILL');
+  }
+
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves with the exit code. */
   async stop(graceMs = 30_000): Promise<number | null> {
     if (!this.running) return this.exited;

@@ -67,6 +67,12 @@ export const configSchema = z
             replicationFactor: z.number().int().min(1).default(1),
             /** The broker's message.max.bytes (or less): a larger message is refused, never retried; no produce request carries more. */
             maxMessageBytes: z.number().int().min(1_024).default(1_000_000),
+            /**
+             * How long the broker waits for a silent consumer before handing its partitions on: after
+             * a kill -9, what the restarted process's consumer groups wait before they are in (it
+             * serves meanwhile; /readyz says "joining"). At least the broker's group.min.session.timeout.ms (6 s).
+             */
+            sessionTimeoutMs: ms.min(6_000).default(10_000),
           })
           .strict()
           .prefault({}),
@@ -174,7 +180,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  // See saga.heartbeatMs: an owner is known gone (two heartbeats + 1 s) before its messages are handed on.
+  .refine((c) => 2 * c.saga.heartbeatMs + 1_000 < c.transport.kafka.sessionTimeoutMs, {
+    message: 'must exceed two saga.heartbeatMs + 1 s (a lease owner is known gone before Kafka hands its messages on)',
+    path: ['transport', 'kafka', 'sessionTimeoutMs'],
+  });
 
 export type AppConfig = z.infer<typeof configSchema>;
 
@@ -192,6 +203,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_KAFKA_GROUP_ID: { path: 'transport.kafka.groupId', type: 'string' },
   OCH_TOPIC_PREFIX: { path: 'transport.kafka.topicPrefix', type: 'string' },
   OCH_KAFKA_REPLICATION_FACTOR: { path: 'transport.kafka.replicationFactor', type: 'number' },
+  OCH_KAFKA_SESSION_TIMEOUT_MS: { path: 'transport.kafka.sessionTimeoutMs', type: 'number' },
   OCH_ORDER_ADDR: { path: 'upstreams.order', type: 'string' },
   OCH_PAYMENT_ADDR: { path: 'upstreams.payment', type: 'string' },
   OCH_FACTORY_ADDR: { path: 'upstreams.factory', type: 'string' },

@@ -109,34 +109,62 @@ export class Orchestrator {
     return { running: this.throttle.running, queued: this.throttle.queued };
   }
 
-  /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
+  /** open(), then join(), then the recovery loop's first pass: everything is running when it resolves. */
   async start(): Promise<void> {
+    await this.open();
+    await this.join();
+    await this.recovery.firstPass();
+  }
+
+  /**
+   * Takes calls from here on: holds the pod id, checks the registered versions against the store and
+   * starts the recovery loop (leases renewed from now on; its first pass runs in the background).
+   * Nothing here reads more than a row per facade version: a process with a million sagas in its
+   * store serves as soon as one with none. The consumers are not in yet (join()): what a call
+   * publishes meanwhile waits in its topic, and outcomes that do not come as messages are read from
+   * the store.
+   */
+  async open(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
-    await this.rt.store.holdPodId?.(this.rt.podId);
-    await this.pinVersions();
+    await Promise.all([this.rt.store.holdPodId?.(this.rt.podId), this.pinVersions()]);
+    this.state = 'RUNNING';
+    this.recovery.start();
+    this.retention.start();
+  }
+
+  /**
+   * Subscribes to the facades' topics and the outcome broadcast; resolves once the consumer groups
+   * have joined (after a kill -9, Kafka holds the dead member's partitions until its session times
+   * out). Then warns, in the background, about unfinished sagas of versions this process lacks.
+   */
+  async join(): Promise<void> {
+    const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
+    await Promise.all([
+      this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m)),
+      this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true }),
+    ]);
+    // A count over every unfinished saga: never on the way to serving.
+    void this.warnUnknownVersions().catch((err: unknown) => this.rt.log.warn('counting unfinished sagas failed', { error: String(err) }));
+  }
+
+  private async warnUnknownVersions(): Promise<void> {
     const unknown = (await this.rt.store.countUnfinished()).filter((c) => !this.registry.find(c.facade, c.version));
     if (unknown.length > 0) {
       this.rt.log.warn('unfinished sagas of versions this process does not have: left to an instance that has them',
         { sagas: unknown.reduce((n, c) => n + c.sagas, 0), versions: unknown.map((c) => `${c.facade}@${c.version}: ${c.sagas}`) });
     }
-    const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
-    await this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m));
-    await this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true });
-    this.state = 'RUNNING';
-    await this.recovery.start();
-    this.retention.start();
   }
 
   /** Each registered version's graph must be the one stored when that version first ran. */
   private async pinVersions(): Promise<void> {
-    for (const def of this.registry.all()) {
+    await Promise.all(this.registry.all().map(async (def) => {
       const here = fingerprintOf(def);
       const stored = await this.rt.store.pinVersion(def.name, def.version, here);
       if (stored !== here) {
         throw new Error(`facade ${def.name} version ${def.version} differs from the graph stored when that version first ran `
           + `(${firstDifference(stored, here)}): give the changed flow a new version number`);
       }
-    }
+    }));
   }
 
   /** Refuses new sagas and stops the recovery loop; messages in hand are finished by the transport. */

@@ -51,6 +51,15 @@ describe('configuration (app.yaml)', () => {
     expect(loadError('saga:\n  heartbeatMs: 4500\n  leaseTtlMs: 20000\n')).to.match(/^FILE: saga\.heartbeatMs: heartbeatMs must be at most 4000/);
   });
 
+  it('takes the Kafka session timeout from transport.kafka.sessionTimeoutMs or OCH_KAFKA_SESSION_TIMEOUT_MS: at least 6 s, and longer than two heartbeats + 1 s', () => {
+    expect(loadConfig(yamlFile(''), {}).transport.kafka.sessionTimeoutMs).to.equal(10_000);
+    expect(loadConfig(yamlFile('saga:\n  heartbeatMs: 2000\ntransport:\n  kafka:\n    sessionTimeoutMs: 6000\n'), {}).transport.kafka.sessionTimeoutMs).to.equal(6_000);
+    expect(loadConfig(yamlFile(''), { OCH_KAFKA_SESSION_TIMEOUT_MS: '30000' }).transport.kafka.sessionTimeoutMs).to.equal(30_000);
+    expect(loadError('transport:\n  kafka:\n    sessionTimeoutMs: 5000\n')).to.match(/^FILE: transport\.kafka\.sessionTimeoutMs: /);
+    // The shipped heartbeat (3 s) marks a silent owner gone after 7 s: Kafka must not hand its messages on before.
+    expect(loadError('transport:\n  kafka:\n    sessionTimeoutMs: 7000\n')).to.match(/^FILE: transport\.kafka\.sessionTimeoutMs: must exceed two saga\.heartbeatMs \+ 1 s/);
+  });
+
   it('reports invalid YAML and a missing file with the path', () => {
     expect(loadError('grpc: [\n')).to.match(/^FILE: invalid YAML/);
     expect(() => loadConfig('/nonexistent/app.yaml', {})).to.throw(ConfigError, /^\/nonexistent\/app\.yaml: cannot read/);
