@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-timers bench-trace bench-metrics clean
+.PHONY: help install build run run-kafka test lint typecheck kafka-up kafka-down bench bench-park bench-purge bench-timers bench-trace bench-metrics clean
 
 help:
 	@echo "make run        orchestrator on 127.0.0.1:10000 (the web console, /metrics, probes: http://127.0.0.1:10090/), in-process transport, with the demo services (booking, hammer, transfer, delivery, bargain)"
@@ -48,6 +48,13 @@ bench: build kafka-up
 PARK_SAGAS ?= 1000000
 bench-park: build kafka-up
 	node dist/bench/park.js --sagas $(PARK_SAGAS) $(PARK_ARGS)
+
+# Retention: sync booking throughput and ListSagas latency on an empty store, then with PURGE_SAGAS finished booking
+# sagas (filled by SQL), during their purge and after it; and how long the purge takes. PURGE_ARGS: --duration S,
+# --concurrency C, --list-every-ms MS, --chunk N (see bench/purge.ts).
+PURGE_SAGAS ?= 1000000
+bench-purge: build kafka-up
+	node dist/bench/purge.js --sagas $(PURGE_SAGAS) $(PURGE_ARGS)
 
 # Timer lateness: Transfer sagas whose webhook wait times out; how late each timer fires (p50/p99/max).
 bench-timers: build kafka-up

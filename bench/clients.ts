@@ -37,8 +37,8 @@ export function bookingClients(address: string, count: number): grpc.Client[] {
   }));
 }
 
-export function orchestratorClient(address: string): grpc.Client {
-  return new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+export function orchestratorClient(address: string, options: grpc.ChannelOptions = {}): grpc.Client {
+  return new (clientOf(protos, 'orchestrator.v1.OrchestratorService'))(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, ...options });
 }
 
 export interface SagaRow { request_id: string; status: string; created_at: string; updated_at: string }

@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', interrupt);
   try {
     await stack.start({ instances: 2, orchestratorEnv: { OCH_PATH: app.dir, OCH_PARK_EXAMPLE: 'true' } });
-    clients = stack.addresses.map(orchestratorClient);
+    clients = stack.addresses.map((a) => orchestratorClient(a));
     db = new Client({ connectionString: stack.databaseDsn });
     await db.connect();
     const waits = Math.ceil(o.sagas / 2);

@@ -91,7 +91,7 @@ export class Proc {
     return this.tail.join('\n');
   }
 
-  /** kill -9: the crash an instance gets no say in; resolves once it has exited. */
+  /** kill -9: the process gets no chance to drain or leave its consumer groups (a crash, an OOM kill); resolves once it has exited. */
   async kill(): Promise<void> {
     if (!this.running) return;
     this.stopping = true;

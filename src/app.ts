@@ -23,7 +23,9 @@ import { PostgresSagaStore } from './store/postgres/postgres-store';
 
 /** The orchestrator process, wired from its config. Start-up I/O lives in start(), never in a constructor. */
 export class App {
-  private state: 'NEW' | 'STARTING' | 'RUNNING' | 'DRAINING' | 'STOPPED' = 'NEW';
+  /** JOINING: calls are served while the consumer groups join; ready (/readyz) once RUNNING. */
+  private state: 'NEW' | 'STARTING' | 'JOINING' | 'RUNNING' | 'DRAINING' | 'STOPPED' = 'NEW';
+  private onStop?: () => void;
   private readonly closers: { name: string; close: () => Promise<void> | void }[] = [];
   private server?: GrpcServerHandle;
   private http?: HttpServerHandle;
@@ -59,12 +61,22 @@ export class App {
       const close = example.register(registry, { upstreams: config.upstreams, examples: config.examples, log });
       if (close) this.closers.push({ name: `${example.name} clients`, close });
     }
-    const store = await this.createStore();
-    this.store = store;
-    this.closers.push({ name: 'store', close: () => store.close() });
-    const transport = await this.createTransport();
-    this.transport = transport;
-    this.closers.push({ name: 'transport', close: () => transport.close() });
+    // Side by side: the schema check and the broker's topics are both round trips away; the protos
+    // are parsed while they are under way.
+    const parts = Promise.allSettled([this.createStore(), this.createTransport()]);
+    const protos = loadProtos([...new Set(['orchestrator.proto', ...EXAMPLES.flatMap((e) => e.protoFiles)])]);
+    const [stored, connected] = await parts;
+    if (stored.status === 'fulfilled') {
+      this.store = stored.value;
+      this.closers.push({ name: 'store', close: () => stored.value.close() });
+    }
+    if (connected.status === 'fulfilled') {
+      this.transport = connected.value;
+      this.closers.push({ name: 'transport', close: () => connected.value.close() });
+    }
+    if (stored.status === 'rejected') throw stored.reason;
+    if (connected.status === 'rejected') throw connected.reason;
+    const [store, transport] = [stored.value, connected.value];
     if (config.transport.driver === 'memory') {
       for (const example of EXAMPLES) {
         const stop = await example.embedded?.(transport, { upstreams: config.upstreams, examples: config.examples, log });
@@ -79,22 +91,35 @@ export class App {
       options: { ...saga, throttle, maxPayloadBytes: limits.maxPayloadBytes, maxEventsPerSaga: limits.maxEventsPerSaga }, metrics: this.metrics.engine,
     });
     this.metrics.watch({ store: () => this.store, registry, throttle: () => orchestrator.throttleLoad(), log });
-    await orchestrator.start();
+    await orchestrator.open();
     this.closers.push({ name: 'orchestrator', close: () => orchestrator.shutdown() });
     // The server reads its routes per request: the console is served from the moment the engine runs.
     routes.push(...consoleRoutes(orchestrator));
 
+    // Serving before the consumer groups are in: a restart after a kill -9 waits for Kafka to time
+    // the dead member out (its session, 10 s) before they are; calls need not wait for that.
     this.server = await startGrpcServer({
       address: `${config.grpc.host}:${config.grpc.port}`,
-      protos: loadProtos([...new Set(['orchestrator.proto', ...EXAMPLES.flatMap((e) => e.protoFiles)])]),
+      protos,
       log,
       services: [
         ...EXAMPLES.flatMap((e) => e.services?.(orchestrator, log) ?? []),
         { name: 'orchestrator.v1.OrchestratorService', implementation: orchestratorServiceImpl(orchestrator, log) },
       ],
     });
+    // A signal during the start: stop() drains what has started, and main() exits.
+    if (this.stopping) return;
+    this.state = 'JOINING';
+    log.info('orchestrator serving; consumers joining', { transport: config.transport.driver, port: this.server.port, uptimeMs: uptimeMs() });
+    const joined = orchestrator.join();
+    // A stop while joining ends the start quietly: the drain disconnects the consumers.
+    const stopped = new Promise<'stopped'>((resolve) => { this.onStop = () => resolve('stopped'); });
+    if (await Promise.race([joined, stopped]) === 'stopped') {
+      joined.catch(() => undefined);
+      return;
+    }
     this.state = 'RUNNING';
-    log.info('orchestrator started', { transport: config.transport.driver, port: this.server.port });
+    log.info('orchestrator started', { transport: config.transport.driver, port: this.server.port, uptimeMs: uptimeMs() });
   }
 
   /**
@@ -106,6 +131,7 @@ export class App {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.state = 'DRAINING';
+      this.onStop?.();
       this.log.info('draining', { graceMs: this.config.grpc.shutdownGraceMs });
       await this.server?.shutdown(this.config.grpc.shutdownGraceMs);
       await this.transport?.drain().catch((err: unknown) => this.log.warn('draining the transport failed', { error: String(err) }));
@@ -136,4 +162,9 @@ export class App {
     const rebalanceTimeoutMs = Math.max(60_000, 2 * this.config.saga.stepTimeoutMs + 10_000);
     return KafkaTransport.create({ ...this.config.transport.kafka, rebalanceTimeoutMs, metrics: this.metrics.transport }, ALL_TOPICS, this.log);
   }
+}
+
+/** Since the process started: how long a start took, as its logs say. */
+function uptimeMs(): number {
+  return Math.round(process.uptime() * 1000);
 }

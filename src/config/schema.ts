@@ -67,6 +67,12 @@ export const configSchema = z
             replicationFactor: z.number().int().min(1).default(1),
             /** The broker's message.max.bytes (or less): a larger message is refused, never retried; no produce request carries more. */
             maxMessageBytes: z.number().int().min(1_024).default(1_000_000),
+            /**
+             * How long the broker waits for a silent consumer before handing its partitions on: after
+             * a kill -9, what the restarted process's consumer groups wait before they are in (it
+             * serves meanwhile; /readyz says "joining"). At least the broker's group.min.session.timeout.ms (6 s).
+             */
+            sessionTimeoutMs: ms.min(6_000).default(10_000),
           })
           .strict()
           .prefault({}),
@@ -124,6 +130,12 @@ export const configSchema = z
         timerPollMs: ms.min(5).default(50),
         /** How many times a loop may come back to one node before the saga fails (a node may set its own). */
         maxVisits: z.number().int().min(1).default(100),
+        /**
+         * How long a finished saga (COMPLETED, COMPENSATED) and its steps and events are kept before
+         * they are deleted (a facade may set its own); 0 keeps them forever. COMPENSATION_FAILED
+         * sagas are never deleted: an operator must see them.
+         */
+        retentionMs: ms.default(7 * 86_400_000),
       })
       .strict()
       .refine((s) => s.heartbeatMs * 2 <= s.leaseTtlMs, { message: 'heartbeatMs must be at most half of leaseTtlMs', path: ['heartbeatMs'] })
@@ -173,7 +185,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  // See saga.heartbeatMs: an owner is known gone (two heartbeats + 1 s) before its messages are handed on.
+  .refine((c) => 2 * c.saga.heartbeatMs + 1_000 < c.transport.kafka.sessionTimeoutMs, {
+    message: 'must exceed two saga.heartbeatMs + 1 s (a lease owner is known gone before Kafka hands its messages on)',
+    path: ['transport', 'kafka', 'sessionTimeoutMs'],
+  });
 
 export type AppConfig = z.infer<typeof configSchema>;
 
@@ -191,6 +208,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_KAFKA_GROUP_ID: { path: 'transport.kafka.groupId', type: 'string' },
   OCH_TOPIC_PREFIX: { path: 'transport.kafka.topicPrefix', type: 'string' },
   OCH_KAFKA_REPLICATION_FACTOR: { path: 'transport.kafka.replicationFactor', type: 'number' },
+  OCH_KAFKA_SESSION_TIMEOUT_MS: { path: 'transport.kafka.sessionTimeoutMs', type: 'number' },
   OCH_ORDER_ADDR: { path: 'upstreams.order', type: 'string' },
   OCH_PAYMENT_ADDR: { path: 'upstreams.payment', type: 'string' },
   OCH_FACTORY_ADDR: { path: 'upstreams.factory', type: 'string' },
@@ -206,5 +224,6 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: string; type: 'strin
   OCH_THROTTLE_MAX_CONCURRENT: { path: 'throttle.maxConcurrent', type: 'number' },
   OCH_THROTTLE_MAX_QUEUE: { path: 'throttle.maxQueue', type: 'number' },
   OCH_STORE: { path: 'store.driver', type: 'string' },
+  OCH_SAGA_RETENTION_MS: { path: 'saga.retentionMs', type: 'number' },
   OCH_POSTGRES_DSN: { path: 'store.postgres.dsn', type: 'string' },
 };

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { NotFoundError, ValidationError } from '../engine/errors';
+import { ValidationError } from '../engine/errors';
 import type { Orchestrator } from '../engine/orchestrator';
 import type { SagaSnapshot, SagaStatus } from '../engine/saga';
 import { HttpError, readJson, sendJson, type HttpRoute } from '../http/server';
@@ -7,7 +7,7 @@ import { timelineOf } from './timeline';
 
 /** What the console asks of the engine (the Orchestrator; a narrower type keeps the API testable). */
 export type ConsoleEngine = Pick<Orchestrator,
-  'listSagas' | 'getSaga' | 'describeSaga' | 'leftAlone' | 'listFacades' | 'countSagas' | 'cancelSaga' | 'retryCompensation' | 'sendEvent'>;
+  'listSagas' | 'getSaga' | 'sagaNotFound' | 'describeSaga' | 'leftAlone' | 'listFacades' | 'countSagas' | 'cancelSaga' | 'retryCompensation' | 'sendEvent'>;
 
 export const SAGA_STATUSES: readonly SagaStatus[] = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'];
 const MAX_PAGE = 200;
@@ -39,7 +39,7 @@ export function apiRoutes(engine: ConsoleEngine): HttpRoute[] {
   });
   const load = async (id: string) => {
     const saga = await engine.getSaga(id);
-    if (!saga) throw new NotFoundError(`saga ${id}`);
+    if (!saga) throw engine.sagaNotFound(id);
     return saga;
   };
   return [

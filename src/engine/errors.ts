@@ -40,8 +40,9 @@ export class ValidationError extends OrchestratorError {
 
 export class NotFoundError extends OrchestratorError {
   override readonly name = 'NotFoundError';
-  constructor(what: string) {
-    super('NOT_FOUND', `${what} not found`);
+  /** `why`: what the caller should know, e.g. that finished sagas are deleted after a retention. */
+  constructor(what: string, why?: string) {
+    super('NOT_FOUND', why ? `${what} not found: ${why}` : `${what} not found`);
   }
 }
 

@@ -148,6 +148,11 @@ export interface FacadeDefinition<I = unknown, R = unknown> {
   readonly strictEvents?: boolean;
   /** From the saga's start: past it the saga is compensated with reason `expired` (default: the engine's saga deadline). */
   readonly expiresAfterMs?: Duration<I>;
+  /**
+   * How long this facade's finished sagas (COMPLETED, COMPENSATED) are kept, overriding
+   * saga.retentionMs (0: forever). Of several versions, the newest one's applies.
+   */
+  readonly retentionMs?: number;
   /** Checks and normalises the input; throws ValidationError naming the field. */
   parseInput(raw: unknown): I;
   /** Combines the nodes' outputs (latest visit of each) into the saga's result. */

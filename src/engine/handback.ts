@@ -19,7 +19,8 @@ type Work = StepMessage | RollbackMessage;
  *
  * An event or a step reply comes from outside: nobody would send it again. It goes to the saga's
  * live owner, and its record is committed only once the owner has it (see handBackAnswer); an
- * owner found silent when it arrives is stood in for by every instance that has the version. Its
+ * owner found silent when it arrives, or a parked saga's absent one, is stood in for by every
+ * instance that has the version. Its
  * idempotency key (events) or pinned visit (replies) makes each try after the first a no-op.
  */
 export class Handback {
@@ -70,7 +71,8 @@ export class Handback {
   /**
    * Resolves once the saga has the event or reply, or has moved past where it could take it, or
    * its owner, still live after a silence's length, has had time to apply it (or refuse it: it
-   * dead-letters what can never apply). Throws a retryable error when the owner went away first.
+   * dead-letters what can never apply). Throws a retryable error when the owner went away first,
+   * or when a parked saga (no owner) did not get it within that time.
    */
   private async applied(sent: SagaSnapshot, work: EventWork | ReplyWork): Promise<void> {
     const until = Date.now() + this.rt.silenceMs();
@@ -81,7 +83,10 @@ export class Handback {
       const view = Saga.adopt(saga, this.rt.podId);
       if (work.kind === 'event' ? view.hasEvent(work.idempotencyKey) : settledVisit(view, work.step, work.visit)) return;
       if (this.silent(saga) || saga.owner !== sent.owner) throw this.waiting(saga, work, `lost its owner ${sent.owner ?? ''} before it was applied`);
-      if (Date.now() >= until) return;
+      if (Date.now() < until) continue;
+      // Parked (no owner): every instance with the version was told; none applied it, so none is live yet.
+      if (sent.owner === undefined) throw this.waiting(saga, work, 'was not applied by any instance: none with the version is live');
+      return;
     }
   }
 
@@ -103,8 +108,9 @@ export class Handback {
     const saga = await this.rt.store.get(msg.requestId);
     const work = msg.message;
     if (work.kind === 'event' || work.kind === 'reply') {
-      // The owner; should it have died since the message was handed back, every instance with the version.
-      if (!saga || (saga.owner !== this.rt.owner && !this.silent(saga))) return;
+      // The owner; should it have died since the message was handed back, or the saga have none
+      // (parked), every instance with the version: the idempotency key or pinned visit makes one apply it.
+      if (!saga || (saga.owner !== undefined && saga.owner !== this.rt.owner && !this.silent(saga))) return;
       await this.apply(work, msg);
       return;
     }
@@ -118,7 +124,7 @@ export class Handback {
 
   /** The owner no longer renews its lease (see StepRunner). */
   private silent(saga: SagaSnapshot): boolean {
-    return (saga.leaseAgeMs ?? 0) > this.rt.silenceMs();
+    return saga.owner !== undefined && (saga.leaseAgeMs ?? 0) > this.rt.silenceMs();
   }
 
   /**

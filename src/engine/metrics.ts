@@ -23,6 +23,8 @@ export interface TransportMetrics {
   consumerLag(topic: string, partition: number, lag: number): void;
   /** `reason`: a small fixed set (poison, retries_exhausted), never the error text. */
   deadLettered(topic: string, reason: string): void;
+  /** The in-process transport dropped its oldest kept dead letters (over its cap by count or age); `topic`: the dead-letter topic. */
+  deadLettersDropped?(topic: string, count: number): void;
 }
 
 /** The store's hooks: each operation's latency, and how many calls a group commit carried. */

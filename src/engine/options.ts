@@ -29,6 +29,12 @@ export interface EngineOptions {
   maxPayloadBytes: number;
   /** Most events one saga takes in (limits.maxEventsPerSaga): its history, read whole with the saga, stays bounded. */
   maxEventsPerSaga: number;
+  /** How long a finished saga (COMPLETED, COMPENSATED) is kept before retention deletes it (saga.retentionMs); 0: forever. */
+  retentionMs: number;
+  /** Retention's pacing: a pass every interval, batches of this many sagas, at least this pause between two. */
+  retentionIntervalMs: number;
+  retentionBatch: number;
+  retentionPauseMs: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -47,4 +53,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   outcomePollMs: 500,
   maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
   maxEventsPerSaga: 1_000,
+  retentionMs: 7 * 86_400_000,
+  retentionIntervalMs: 60_000,
+  retentionBatch: 500,
+  retentionPauseMs: 50,
 };

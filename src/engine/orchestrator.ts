@@ -16,6 +16,7 @@ import { outcomeOf } from './outcome-of';
 import { checkPayload } from './payload';
 import type { Wake } from './outcomes';
 import { Recovery } from './recovery';
+import { Retention, sagaNotFound } from './retention';
 import type { FacadeRegistry } from './registry';
 import { currentStep, SagaRuntime } from './runtime';
 import { nodeOf, Saga, type SagaSnapshot, type SagaStatus } from './saga';
@@ -68,6 +69,7 @@ export class Orchestrator {
   private readonly steps: StepRunner;
   private readonly compensator: Compensator;
   private readonly recovery: Recovery;
+  private readonly retention: Retention;
   private readonly events: Events;
   private readonly throttle: Throttle;
   private readonly handback: Handback;
@@ -85,6 +87,9 @@ export class Orchestrator {
     this.compensator = new Compensator(this.rt);
     this.events = new Events(this.rt, this.steps);
     this.recovery = new Recovery(this.rt, this.events);
+    this.retention = new Retention(deps.store, (facade) => deps.registry.find(facade)?.retentionMs, {
+      retentionMs: options.retentionMs, intervalMs: options.retentionIntervalMs, batch: options.retentionBatch, pauseMs: options.retentionPauseMs,
+    }, deps.logger);
     this.throttle = new Throttle(options.throttle.maxConcurrent, options.throttle.maxQueue);
     this.handback = new Handback(this.rt, (def, topic, msg) => this.handleWork(def, topic, msg), this.events);
     this.inbound = new Inbound(this.events, this.handback);
@@ -104,39 +109,69 @@ export class Orchestrator {
     return { running: this.throttle.running, queued: this.throttle.queued };
   }
 
-  /** Subscribes to the facades' topics and the outcome broadcast, then starts the recovery loop. */
+  /** open(), then join(), then the recovery loop's first pass: everything is running when it resolves. */
   async start(): Promise<void> {
+    await this.open();
+    await this.join();
+    await this.recovery.firstPass();
+  }
+
+  /**
+   * Takes calls from here on: holds the pod id, checks the registered versions against the store and
+   * starts the recovery loop (leases renewed from now on; its first pass runs in the background).
+   * Nothing here reads more than a row per facade version: a process with a million sagas in its
+   * store serves as soon as one with none. The consumers are not in yet (join()): what a call
+   * publishes meanwhile waits in its topic, and outcomes that do not come as messages are read from
+   * the store.
+   */
+  async open(): Promise<void> {
     if (this.state !== 'NEW') throw new Error(`orchestrator cannot start from ${this.state}`);
-    await this.rt.store.holdPodId?.(this.rt.podId);
-    await this.pinVersions();
+    await Promise.all([this.rt.store.holdPodId?.(this.rt.podId), this.pinVersions()]);
+    this.state = 'RUNNING';
+    this.recovery.start();
+    this.retention.start();
+  }
+
+  /**
+   * Subscribes to the facades' topics and the outcome broadcast; resolves once the consumer groups
+   * have joined (after a kill -9, Kafka holds the dead member's partitions until its session times
+   * out). Then warns, in the background, about unfinished sagas of versions this process lacks.
+   */
+  async join(): Promise<void> {
+    const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
+    await Promise.all([
+      this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m)),
+      this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true }),
+    ]);
+    // A count over every unfinished saga: never on the way to serving.
+    void this.warnUnknownVersions().catch((err: unknown) => this.rt.log.warn('counting unfinished sagas failed', { error: String(err) }));
+  }
+
+  private async warnUnknownVersions(): Promise<void> {
     const unknown = (await this.rt.store.countUnfinished()).filter((c) => !this.registry.find(c.facade, c.version));
     if (unknown.length > 0) {
       this.rt.log.warn('unfinished sagas of versions this process does not have: left to an instance that has them',
         { sagas: unknown.reduce((n, c) => n + c.sagas, 0), versions: unknown.map((c) => `${c.facade}@${c.version}: ${c.sagas}`) });
     }
-    const inbound = [this.eventTopic, this.rt.replyTopic].filter((t): t is string => t !== undefined && t !== '');
-    await this.rt.transport.subscribe([...this.registry.consumedTopics(), ...inbound], (m) => this.handle(m));
-    await this.rt.transport.subscribe([this.rt.outcomeTopic], (m) => this.handle(m), { broadcast: true });
-    this.state = 'RUNNING';
-    await this.recovery.start();
   }
 
   /** Each registered version's graph must be the one stored when that version first ran. */
   private async pinVersions(): Promise<void> {
-    for (const def of this.registry.all()) {
+    await Promise.all(this.registry.all().map(async (def) => {
       const here = fingerprintOf(def);
       const stored = await this.rt.store.pinVersion(def.name, def.version, here);
       if (stored !== here) {
         throw new Error(`facade ${def.name} version ${def.version} differs from the graph stored when that version first ran `
           + `(${firstDifference(stored, here)}): give the changed flow a new version number`);
       }
-    }
+    }));
   }
 
   /** Refuses new sagas and stops the recovery loop; messages in hand are finished by the transport. */
   stop(): void {
     this.state = 'STOPPED';
     this.recovery.stop();
+    void this.retention.stop();
   }
 
   /**
@@ -148,6 +183,7 @@ export class Orchestrator {
     // Leases are renewed while work is in hand: another instance taking these sagas now would run the same steps again.
     // A claim under way would take sagas after the release below: it ends first, and what it started is in hand.
     const claims = this.recovery.stopClaims();
+    await this.retention.stop();
     const until = sleep(this.rt.options.stepTimeoutMs, undefined, { ref: false });
     await Promise.race([claims, until]);
     // Calls cut off by the gRPC grace period are being aborted: their sagas go to their rollback first.
@@ -192,6 +228,16 @@ export class Orchestrator {
 
   async getSaga(requestId: string): Promise<SagaSnapshot | undefined> {
     return this.rt.store.get(requestId);
+  }
+
+  /** NOT_FOUND for a saga the store does not have, saying that finished sagas are deleted after the retention. */
+  sagaNotFound(requestId: string): Error {
+    return sagaNotFound(requestId, this.rt.options.retentionMs);
+  }
+
+  /** One retention pass now (the loop runs one every retentionIntervalMs): what it deleted. */
+  purgeFinished(now?: number): Promise<{ deleted: number; busy: boolean }> {
+    return this.retention.pass(now);
   }
 
   async listSagas(filter: SagaFilter): Promise<SagaPage> {

@@ -19,15 +19,17 @@ export class Recovery {
   private renewing = false;
   private pass?: Promise<void>;
   private renewal?: Promise<void>;
+  private first?: Promise<void>;
 
   constructor(private readonly rt: SagaRuntime, private readonly events: Events) {}
 
   /**
    * Renews leases every heartbeatMs, on a schedule of its own: a claim pass waiting on a slow
    * broker or store must not let this instance's leases lapse. Claims run every timerPollMs (due
-   * timers) or recoveryIntervalMs, whichever is sooner, after a first pass now.
+   * timers) or recoveryIntervalMs, whichever is sooner, after a first pass now, in the background
+   * (firstPass()): many lapsed leases to take over must not hold up the process's start.
    */
-  async start(): Promise<void> {
+  start(): void {
     this.claiming = true;
     this.renewing = true;
     const { timerPollMs, recoveryIntervalMs, heartbeatMs } = this.rt.options;
@@ -36,7 +38,12 @@ export class Recovery {
     this.heartbeat.unref();
     this.timer = setInterval(() => void this.tick(), Math.min(timerPollMs, recoveryIntervalMs));
     this.timer.unref();
-    await this.tick();
+    this.first = this.tick();
+  }
+
+  /** Resolves once the first claim pass, started by start(), is done. */
+  firstPass(): Promise<void> {
+    return this.first ?? Promise.resolve();
   }
 
   /**

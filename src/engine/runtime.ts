@@ -1,4 +1,4 @@
-import { ConcurrencyError, ensureError, SagaAbortedError, errorCode, MessageTooLargeError, NotFoundError, PoisonMessageError } from './errors';
+import { ConcurrencyError, ensureError, SagaAbortedError, errorCode, MessageTooLargeError, PoisonMessageError } from './errors';
 import type { ExternalStepDefinition, FacadeDefinition } from './facade';
 import type { Graph } from './graph';
 import type { Logger } from './logger';
@@ -7,6 +7,7 @@ import type { EngineOptions } from './options';
 import { NO_METRICS, type EngineMetrics } from './metrics';
 import { Outcomes } from './outcomes';
 import { RecentSagas } from './recent';
+import { sagaNotFound } from './retention';
 import type { FacadeRegistry } from './registry';
 import { nodeOf, Saga, visitOf } from './saga';
 import { Scheduler, type Advance, type Started } from './scheduler';
@@ -128,13 +129,16 @@ export class SagaRuntime {
     return [...this.calls.values(), ...this.background];
   }
 
-  /** Inside a change: records how the saga moved (completed, aborted, or its timer re-armed). */
+  /** Inside a change: records how the saga moved (completed, aborted, or its timer re-armed and, parked, its lease let go). */
   conclude(saga: Saga, def: FacadeDefinition, move: Advance): Advance {
     if (move.kind === 'complete') saga.complete(def.result(saga.results()));
     else if (move.kind === 'fail') {
       saga.startCompensating(move.node, move.error.message, errorCode(move.error));
       saga.wakeAt(undefined);
-    } else saga.rearm();
+    } else {
+      saga.rearm();
+      if (saga.idle) saga.disown();
+    }
     return move;
   }
 
@@ -289,7 +293,7 @@ export class SagaRuntime {
 
   async load(requestId: string): Promise<Saga> {
     const snapshot = await this.store.get(requestId);
-    if (!snapshot) throw new NotFoundError(`saga ${requestId}`);
+    if (!snapshot) throw sagaNotFound(requestId, this.options.retentionMs);
     return Saga.adopt(snapshot, this.podId);
   }
 
@@ -315,6 +319,7 @@ export class SagaRuntime {
   }
 
   async save(saga: Saga): Promise<void> {
+    if (saga.idle && saga.owner !== undefined) saga.disown();
     const from = saga.changes().storedEvents;
     saga.saved(await this.store.save(saga.view(), saga.changes()));
     this.metrics.recorded(saga.view(), from);

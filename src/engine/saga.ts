@@ -105,6 +105,23 @@ export class Saga {
     this.state.owner = owner;
   }
 
+  /**
+   * Nothing of the saga runs or is in hand: every visit waits for an event, a reply or a timer, and
+   * no caller waits on it here. Such a saga holds no lease (see disown()).
+   */
+  get idle(): boolean {
+    return this.state.status === 'RUNNING' && (this.state.mode === 'async' || this.detached)
+      && !this.state.steps.some((v) => v.status === 'RUNNING');
+  }
+
+  /**
+   * A parked saga costs nothing while it waits: with no owner it holds no lease, so no heartbeat
+   * renews it. Whoever moves it on (an event's receiver, the instance claiming its due timer) owns it.
+   */
+  disown(): void {
+    delete this.state.owner;
+  }
+
   /** Sets or clears the durable timer for the next attempt. */
   wakeAt(at: Date | undefined): void {
     this.state.wakeAt = at?.toISOString();
@@ -214,16 +231,25 @@ export class Saga {
 
   /**
    * The saga's timer: the earliest of its visits' timers and, while it runs, its deadline. Every
-   * running saga has one, so that a saga nobody moves (its driving message dead-lettered, a
-   * hand-back lost) is still expired and compensated by its owner at the deadline.
+   * running saga that no caller drives here has one, so that a saga nobody moves (its driving
+   * message dead-lettered, a hand-back lost, a sync caller gone while it waits) is still expired
+   * and compensated at the deadline.
    */
   rearm(): void {
     if (this.state.status !== 'RUNNING') return;
-    let earliest: string | undefined = this.state.deadline;
+    let earliest: string | undefined;
+    let parkedVisit = false;
     for (const s of this.state.steps) {
-      if (s.wakeAt && (s.status === 'WAITING' || s.status === 'RETRYING') && (!earliest || s.wakeAt < earliest)) earliest = s.wakeAt;
+      if (s.status !== 'WAITING' && s.status !== 'RETRYING') continue;
+      parkedVisit = true;
+      if (s.wakeAt && (!earliest || s.wakeAt < earliest)) earliest = s.wakeAt;
     }
-    this.state.wakeAt = earliest;
+    // A sync saga whose steps run here, held by its caller, needs none: the call's deadline aborts
+    // its steps, and if this process dies its lease lapses. Sparing the timer spares that hot path
+    // an index entry per saga.
+    const unheld = parkedVisit || this.state.mode !== 'sync' || this.detached;
+    const deadline = unheld ? this.state.deadline : undefined;
+    this.state.wakeAt = deadline && (!earliest || deadline < earliest) ? deadline : earliest;
   }
 
   /** Visits whose timer is due. */

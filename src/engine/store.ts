@@ -32,6 +32,27 @@ export interface StoreGauges {
   timersOverdue: number;
 }
 
+/** One batch of retention: see SagaStore.purgeFinished. */
+export interface PurgeBatch {
+  facade: string;
+  before: Date;
+  limit: number;
+  after?: PurgeCursor;
+}
+
+/** Where a batch stopped, in the store's order (opaque to the caller). */
+export interface PurgeCursor {
+  finishedAt: string;
+  requestId: string;
+}
+
+export interface PurgeResult {
+  deleted: number;
+  /** Sagas the batch took (deleted, or gone already): fewer than `limit` means the facade is done. */
+  taken: number;
+  last?: PurgeCursor;
+}
+
 /** What changed in a saga since it was read or last written at its revision. */
 export interface SagaChanges {
   /** History events [0, storedEvents) are stored already. */
@@ -89,9 +110,12 @@ export interface SagaStore {
   pinVersion(facade: string, version: number, fingerprint: string): Promise<string>;
   /** How many unfinished sagas (RUNNING, COMPENSATING, COMPENSATION_FAILED) run on each facade version. */
   countUnfinished(): Promise<{ facade: string; version: number; sagas: number }[]>;
-  /** The gauges' counts, now (one statement on Postgres). */
+  /**
+   * The gauges' counts. Postgres: they may be a few seconds old (recounted in the background, see
+   * BackgroundRead: a count grows with the sagas, and keeping counts would cost every save).
+   */
   gauges(overdueMs: number): Promise<StoreGauges>;
-  /** How many sagas of each facade version are in each status (the console's facades page): a scan of every saga. */
+  /** How many sagas of each facade version are in each status (the console's facades page). Postgres: recounted in the background, a few seconds old. */
   countByStatus(): Promise<{ facade: string; version: number; status: SagaStatus; sagas: number }[]>;
   /**
    * Refuses (FAILED_PRECONDITION) a second live instance under a pod id in use: leases and step
@@ -99,6 +123,19 @@ export interface SagaStore {
    * absent where one process is the only instance (the embedded store).
    */
   holdPodId?(podId: string): Promise<void>;
+  /**
+   * Facades with at least one finished saga (COMPLETED, COMPENSATED): what a retention pass walks.
+   * Absent on a store that keeps nothing to purge.
+   */
+  finishedFacades?(): Promise<string[]>;
+  /**
+   * Deletes, with their steps and events, up to `limit` finished sagas (COMPLETED, COMPENSATED;
+   * never COMPENSATION_FAILED, which an operator must still see) of `facade` that finished before
+   * `before`, oldest first, after `after` (the `last` of the previous batch). Never waits for a
+   * row another statement holds. Undefined when another instance is purging (it holds the
+   * store's retention lock): the caller leaves the work to it.
+   */
+  purgeFinished?(batch: PurgeBatch): Promise<PurgeResult | undefined>;
   /** Resolves when the store answers (a readiness probe); throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

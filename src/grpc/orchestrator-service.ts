@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { NotFoundError, ValidationError } from '../engine/errors';
+import { ValidationError } from '../engine/errors';
 import type { Logger } from '../engine/logger';
 import type { Orchestrator } from '../engine/orchestrator';
 import type { SagaSnapshot, SagaStatus } from '../engine/saga';
@@ -75,7 +75,7 @@ export function orchestratorServiceImpl(orchestrator: Orchestrator, log: Logger)
     GetSaga: unary(log, 'GetSaga', async (request: { request_id?: string }) => {
       const id = required(request.request_id, 'request_id');
       const saga = await orchestrator.getSaga(id);
-      if (!saga) throw new NotFoundError(`saga ${id}`);
+      if (!saga) throw orchestrator.sagaNotFound(id);
       return withGraph(saga);
     }),
     ListSagas: unary(log, 'ListSagas', async (request: ListRequest) => {

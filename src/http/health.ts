@@ -4,7 +4,10 @@ import { sendJson, type HttpRoute } from './server';
 
 /** What the probes ask of the process. */
 export interface Probed {
-  /** 'RUNNING' when it takes work; anything else (starting, draining) is not ready. */
+  /**
+   * 'RUNNING' when it takes work, its consumers in; anything else is not ready: starting, joining
+   * (calls served, the Kafka consumer groups not in yet), draining.
+   */
   state(): string;
   store(): SagaStore | undefined;
   transport(): Transport | undefined;

@@ -10,6 +10,7 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 export class TransportSeries implements TransportMetrics {
   private readonly publish: Histogram<'topic' | 'outcome'>;
   private readonly deadLetters: Counter<'topic' | 'reason'>;
+  private readonly dropped: Counter<'topic'>;
   /** Latest lag of each partition this instance consumes, by topic: the gauge is their sum. */
   private readonly lags = new Map<string, Map<number, number>>();
 
@@ -21,6 +22,10 @@ export class TransportSeries implements TransportMetrics {
     this.deadLetters = new Counter({
       name: 'och_dead_letters_total', help: 'Messages dead-lettered, by the topic they came from and why: poison (can never be handled) or retries_exhausted.',
       labelNames: ['topic', 'reason'], registers,
+    });
+    this.dropped = new Counter({
+      name: 'och_dead_letters_dropped_total', help: 'Dead letters the in-process transport dropped, oldest first, to stay within its bounds (count and age), by dead-letter topic.',
+      labelNames: ['topic'], registers,
     });
     const lags = this.lags;
     new Gauge({
@@ -45,6 +50,10 @@ export class TransportSeries implements TransportMetrics {
 
   deadLettered(topic: string, reason: string): void {
     this.deadLetters.inc({ topic, reason });
+  }
+
+  deadLettersDropped(topic: string, count: number): void {
+    this.dropped.inc({ topic }, count);
   }
 }
 

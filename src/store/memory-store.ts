@@ -1,6 +1,6 @@
 import { ConcurrencyError } from '../engine/errors';
 import { ACTIVE_STATUSES, nodeOf, TERMINAL_STATUSES, type SagaSnapshot, type SagaStatus } from '../engine/saga';
-import type { SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../engine/store';
+import type { PurgeBatch, PurgeResult, SagaChanges, SagaFilter, SagaPage, SagaStore, StoreGauges } from '../engine/store';
 import { decodePageToken, encodePageToken } from './page-token';
 
 /** Code-point order, as Postgres' "C" collation: the same order the page tokens compare with. */
@@ -8,11 +8,16 @@ const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 interface Row {
   saga: SagaSnapshot;
-  leaseExpiresAt: number;
+  /** Absent: no owner, no lease (a parked saga). */
+  leaseExpiresAt?: number;
 }
 
+/** The lease goes with the owner: a saga nobody owns (parked) holds none. */
+const leaseFor = (saga: Readonly<SagaSnapshot>, ttlMs: number): number | undefined => (saga.owner === undefined ? undefined : Date.now() + ttlMs);
+
 /**
- * The embedded default: sagas live as long as the process. Same contract as the Postgres store
+ * The embedded default: sagas live as long as the process, finished ones until retention deletes
+ * them (as on Postgres: the engine's retention loop calls purgeFinished). Same contract as the Postgres store
  * (fencing, leases, idempotent create); copies on the way in and out, like a real store.
  */
 export class MemorySagaStore implements SagaStore {
@@ -22,25 +27,31 @@ export class MemorySagaStore implements SagaStore {
 
   async create(saga: Readonly<SagaSnapshot>): Promise<{ created: boolean; saga: SagaSnapshot }> {
     const existing = this.rows.get(saga.requestId);
-    if (existing) return { created: false, saga: { ...structuredClone(existing.saga), leaseAgeMs: this.leaseTtlMs - (existing.leaseExpiresAt - Date.now()) } };
+    if (existing) return { created: false, saga: this.read(existing) };
     const stored = { ...structuredClone(saga), revision: 1 };
     delete stored.leaseAgeMs;
     delete stored.leaseLapsed;
     delete stored.lapsedOwner;
-    this.rows.set(saga.requestId, { saga: stored, leaseExpiresAt: Date.now() + this.leaseTtlMs });
+    this.rows.set(saga.requestId, { saga: stored, leaseExpiresAt: leaseFor(saga, this.leaseTtlMs) });
     return { created: true, saga: structuredClone(stored) };
   }
 
   async get(requestId: string): Promise<SagaSnapshot | undefined> {
     const row = this.rows.get(requestId);
-    return row && { ...structuredClone(row.saga), leaseAgeMs: this.leaseTtlMs - (row.leaseExpiresAt - Date.now()) };
+    return row && this.read(row);
+  }
+
+  private read(row: Row): SagaSnapshot {
+    const saga = structuredClone(row.saga);
+    if (row.leaseExpiresAt !== undefined) saga.leaseAgeMs = this.leaseTtlMs - (row.leaseExpiresAt - Date.now());
+    return saga;
   }
 
   /** Keeps a whole copy: `changes` is of no use here. */
   async save(saga: Readonly<SagaSnapshot>, _changes?: SagaChanges): Promise<number> {
     const row = this.rows.get(saga.requestId);
     if (!row || row.saga.revision !== saga.revision) throw new ConcurrencyError(saga.requestId, saga.revision);
-    if (row.saga.status !== saga.status || row.saga.owner !== saga.owner) row.leaseExpiresAt = Date.now() + this.leaseTtlMs;
+    if (row.saga.status !== saga.status || row.saga.owner !== saga.owner) row.leaseExpiresAt = leaseFor(saga, this.leaseTtlMs);
     row.saga = { ...structuredClone(saga), revision: saga.revision + 1 };
     delete row.saga.leaseAgeMs; // read-only: filled in on reads
     delete row.saga.leaseLapsed;
@@ -130,7 +141,7 @@ export class MemorySagaStore implements SagaStore {
   async releaseLeases(owner: string): Promise<number> {
     let n = 0;
     for (const row of this.rows.values()) {
-      if (row.saga.owner !== owner || !ACTIVE_STATUSES.includes(row.saga.status)) continue;
+      if (row.saga.owner !== owner || !ACTIVE_STATUSES.includes(row.saga.status) || row.leaseExpiresAt === undefined) continue;
       row.leaseExpiresAt = Date.now() - 1;
       n++;
     }
@@ -153,14 +164,34 @@ export class MemorySagaStore implements SagaStore {
       const { saga } = row;
       if (!ACTIVE_STATUSES.includes(saga.status)) continue;
       if (versions && !versions.includes(`${saga.facade}@${saga.version}`)) continue;
-      const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && saga.owner === owner;
-      const lapsed = row.leaseExpiresAt <= now;
+      // A due timer is its owner's to fire, or anyone's when the saga has none (parked).
+      const due = saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && (saga.owner === owner || saga.owner === undefined);
+      const lapsed = row.leaseExpiresAt !== undefined && row.leaseExpiresAt <= now;
       if (!lapsed && !due) continue;
       row.saga = { ...saga, owner, wakeAt: undefined, revision: saga.revision + 1 };
       row.leaseExpiresAt = now + this.leaseTtlMs;
       claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0, ...(lapsed ? { leaseLapsed: true, lapsedOwner: saga.owner } : {}) });
     }
     return claimed;
+  }
+
+  async finishedFacades(): Promise<string[]> {
+    const facades = new Set<string>();
+    for (const { saga } of this.rows.values()) if (TERMINAL_STATUSES.includes(saga.status)) facades.add(saga.facade);
+    return [...facades];
+  }
+
+  /** A finished saga is written no more: its updatedAt is when it finished. One process: no lock to take. */
+  async purgeFinished(batch: PurgeBatch): Promise<PurgeResult> {
+    const before = batch.before.getTime();
+    let deleted = 0;
+    for (const [id, { saga }] of this.rows) {
+      if (deleted >= batch.limit) break;
+      if (saga.facade !== batch.facade || !TERMINAL_STATUSES.includes(saga.status) || Date.parse(saga.updatedAt) >= before) continue;
+      this.rows.delete(id);
+      deleted++;
+    }
+    return { deleted, taken: deleted };
   }
 
   async ping(): Promise<void> {}

@@ -32,6 +32,11 @@ export interface KafkaTransportConfig {
    * never carries more than this in all (the broker refuses a whole record batch over it). Default 1,000,000.
    */
   maxMessageBytes?: number;
+  /**
+   * How long the broker waits for a silent member before handing its partitions on (default 10 s):
+   * after a kill -9, how long the restarted process's consumers wait before they are in.
+   */
+  sessionTimeoutMs?: number;
   /** Replicas of each topic created at start-up (config transport.kafka.replicationFactor); default 1. */
   replicationFactor?: number;
   /** Where publish latency, consumer lag and dead letters are reported. */
@@ -40,7 +45,7 @@ export interface KafkaTransportConfig {
 
 /** The consumer's own liveness: heartbeats go out every second whatever its handlers are doing. */
 const HEARTBEAT_MS = 1_000;
-const SESSION_TIMEOUT_MS = 10_000;
+const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 /** Under the broker's default message.max.bytes (1048588), with room for the record batch's own overhead. */
 const DEFAULT_MAX_MESSAGE_BYTES = 1_000_000;
 /** Broker answers that refuse what was sent, not the moment it was sent: sending it again fails again. */
@@ -172,7 +177,7 @@ export class KafkaTransport implements Transport {
   private async consume(groupId: string, topics: readonly string[], handler: MessageHandler, fromBeginning: boolean): Promise<void> {
     // An idle fetch waits at most maxWaitTimeInMs on the broker, and stopping waits for that fetch.
     const consumer = this.kafka.consumer({
-      groupId, sessionTimeout: SESSION_TIMEOUT_MS, heartbeatInterval: HEARTBEAT_MS, rebalanceTimeout: this.config.rebalanceTimeoutMs,
+      groupId, sessionTimeout: this.config.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS, heartbeatInterval: HEARTBEAT_MS, rebalanceTimeout: this.config.rebalanceTimeoutMs,
       maxWaitTimeInMs: 1_000, allowAutoTopicCreation: false,
     });
     this.consumers.push(consumer);

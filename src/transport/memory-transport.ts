@@ -4,13 +4,28 @@ import type { Message, MessageHandler, Transport } from '../engine/transport';
 import type { TopicSpec } from '../../topics/topics';
 import { deliverOrDeadLetter } from './dead-letter';
 
+/** How many dead letters the in-process transport keeps, and for how long (oldest dropped first). */
+export interface DeadLetterBounds {
+  max: number;
+  maxAgeMs: number;
+  /** The clock the ages are read from (tests age letters without waiting). */
+  now?: () => number;
+}
+
+export const DEFAULT_DEAD_LETTER_BOUNDS: DeadLetterBounds = { max: 1_000, maxAgeMs: 7 * 86_400_000 };
+
 /**
  * In-process transport: the embedded default and the unit tests' bus. Messages published before
  * anyone subscribes wait, as they would in a Kafka topic. Not durable: a crash loses what is queued.
+ * Dead letters nobody consumes are kept for a look (`undelivered`), within bounds: a process that
+ * runs for months must not keep every one.
  */
 export class MemoryTransport implements Transport {
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly waiting = new Map<string, Message[]>();
+  /** When each kept dead letter arrived, in the order of `waiting`'s queue for its topic. */
+  private readonly keptAt = new Map<string, number[]>();
+  private readonly deadLetterTopics: ReadonlySet<string>;
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
   private closing = false;
@@ -25,16 +40,42 @@ export class MemoryTransport implements Transport {
     private readonly topics: readonly TopicSpec[],
     private readonly log: Logger,
     private readonly retry = { attempts: 3, backoffMs: 100 },
-    private readonly metrics?: Pick<TransportMetrics, 'deadLettered'>,
-  ) {}
+    private readonly metrics?: Pick<TransportMetrics, 'deadLettered' | 'deadLettersDropped'>,
+    private readonly deadLetterBounds: DeadLetterBounds = DEFAULT_DEAD_LETTER_BOUNDS,
+  ) {
+    this.deadLetterTopics = new Set(topics.flatMap((t) => (t.deadLetter ? [t.deadLetter] : [])));
+  }
 
   async publish(message: Message): Promise<void> {
     if (this.closed) throw new Error('transport is closed');
     this.spec(message.topic);
     const copy: Message = { ...message, headers: { ...message.headers }, partition: 0, offset: String(this.nextOffset++) };
     const handler = this.handlers.get(message.topic);
-    if (handler) this.deliver(copy, handler);
-    else this.waiting.set(message.topic, (this.waiting.get(message.topic) ?? []).concat(copy));
+    if (handler) {
+      this.deliver(copy, handler);
+      return;
+    }
+    const queue = this.waiting.get(message.topic) ?? [];
+    queue.push(copy);
+    this.waiting.set(message.topic, queue);
+    if (this.deadLetterTopics.has(message.topic)) this.bound(message.topic, queue);
+  }
+
+  /** Drops the oldest dead letters beyond the cap or older than the age bound, saying how many. */
+  private bound(topic: string, queue: Message[]): void {
+    const at = this.keptAt.get(topic) ?? [];
+    const now = (this.deadLetterBounds.now ?? Date.now)();
+    at.push(now);
+    this.keptAt.set(topic, at);
+    let drop = Math.max(0, queue.length - this.deadLetterBounds.max);
+    while (drop < at.length && now - at[drop] > this.deadLetterBounds.maxAgeMs) drop++;
+    if (drop === 0) return;
+    queue.splice(0, drop);
+    at.splice(0, drop);
+    this.metrics?.deadLettersDropped?.(topic, drop);
+    this.log.warn('dead letters dropped: the in-process transport keeps the newest only', {
+      topic, dropped: drop, kept: queue.length, max: this.deadLetterBounds.max, maxAgeMs: this.deadLetterBounds.maxAgeMs,
+    });
   }
 
   /** One process: a broadcast subscription is an ordinary one. */
@@ -44,6 +85,7 @@ export class MemoryTransport implements Transport {
       this.handlers.set(topic, handler);
       for (const message of this.waiting.get(topic) ?? []) this.deliver(message, handler);
       this.waiting.delete(topic);
+      this.keptAt.delete(topic);
     }
   }
 

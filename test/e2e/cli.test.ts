@@ -156,7 +156,7 @@ describe('och, the CLI, against a running orchestrator (embedded transport)', fu
   });
 
   it('exit codes follow the gRPC status: NOT_FOUND 5, INVALID_ARGUMENT 3, FAILED_PRECONDITION 9; usage errors 64', async () => {
-    expect(await fails(5, 'NOT_FOUND', 'sagas', 'get', 'no-such-saga')).to.equal('och: NOT_FOUND: saga no-such-saga not found\n');
+    expect(await fails(5, 'NOT_FOUND', 'sagas', 'get', 'no-such-saga')).to.equal('och: NOT_FOUND: saga no-such-saga not found: finished sagas are deleted after saga.retentionMs (7d, unless its facade sets its own)\n');
     await fails(5, 'NOT_FOUND', 'start', 'NoSuchFacade');
     await fails(5, 'NOT_FOUND', 'send-event', 'no-such-saga', 'webhook');
     // The server's check of the facade's input names the field...

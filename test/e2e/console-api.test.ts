@@ -102,7 +102,7 @@ describe('web console: page, assets and JSON API over HTTP', function () {
     expect(failed).to.include({ step: 'createPayment', measured: 'attempt' });
     expect(failed.durationMs).to.be.a('number').and.within(PAYMENT_DELAY_MS, failedCallMs);
     const missing = await getJson('/api/sagas/no-such-saga');
-    expect(missing).to.deep.equal({ status: 404, body: { error: 'saga no-such-saga not found', code: 'NOT_FOUND' } });
+    expect(missing).to.deep.equal({ status: 404, body: { error: 'saga no-such-saga not found: finished sagas are deleted after saga.retentionMs (7d, unless its facade sets its own)', code: 'NOT_FOUND' } });
   });
 
   it('actions on a finished saga are refused with 409; a wrong method with 405', async () => {

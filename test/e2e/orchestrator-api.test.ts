@@ -108,6 +108,10 @@ describe('orchestrator.v1 generic API over gRPC (embedded transport)', function 
     ] as const) {
       expect((await rejectionOf(call(stack.sagas, method, request))).code, method).to.equal(grpc.status.NOT_FOUND);
     }
+    // A saga the store does not have may have finished and been deleted: the answer says after how long.
+    const gone = await rejectionOf(call(stack.sagas, 'GetSaga', { request_id: 'nope' }));
+    expect([gone.code, gone.details]).to.deep.equal([grpc.status.NOT_FOUND,
+      'saga nope not found: finished sagas are deleted after saga.retentionMs (7d, unless its facade sets its own)']);
     // The booking facades are lines of steps the orchestrator runs itself: no waits, no external steps.
     const never = await rejectionOf(call(stack.sagas, 'SendEvent', { request_id: 'start-1', event: 'approved' }));
     expect(never.code).to.equal(grpc.status.INVALID_ARGUMENT);

@@ -94,6 +94,19 @@ export async function waitServing(address: string, proc: Proc, timeoutMs = 30_00
   died.catch(() => undefined);
 }
 
+/**
+ * Polls /readyz until it says ready: the consumer groups are in. gRPC is served before that, while
+ * they join (seconds after a kill -9), and tests that drive sagas through Kafka start from ready.
+ */
+export async function waitReady(httpPort: number, proc: Proc, timeoutMs = 60_000): Promise<void> {
+  const died = proc.exited.then((code) => {
+    throw new Error(`process exited with ${code} before ready:\n${proc.lines.slice(-20).join('\n')}`);
+  });
+  const ready = waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, timeoutMs, `127.0.0.1:${httpPort}/readyz to say ready`);
+  await Promise.race([ready, died]);
+  died.catch(() => undefined);
+}
+
 const protos = loadProtos(['booking.proto', 'orchestrator.proto', 'order.proto', 'payment.proto', 'factory.proto', 'accounts.proto', 'gateway.proto', 'warehouse.proto', 'drivers.proto']);
 
 /** Calls a unary method and resolves with the response and the response (header) metadata. */
@@ -281,14 +294,16 @@ export class Stack {
   async startOrchestrator(podId = 'e2e', env: NodeJS.ProcessEnv = this.orchestratorEnv): Promise<Proc> {
     this.orchestrator = this.spawn(['dist/src/main.js'], { ...env, OCH_PATH: this.dir, POD_ID: podId });
     await waitServing(this.address, this.orchestrator, 60_000);
+    await waitReady(this.ports.http, this.orchestrator);
     return this.orchestrator;
   }
 
   /** A further orchestrator instance on its own port, same config (same consumer group and store). */
   async startInstance(podId: string): Promise<{ proc: Proc; address: string }> {
-    const port = await freePort();
-    const proc = this.spawn(['dist/src/main.js'], { ...this.orchestratorEnv, OCH_PATH: this.dir, POD_ID: podId, OCH_GRPC_PORT: String(port), OCH_HTTP_PORT: String(await freePort()) });
+    const [port, httpPort] = [await freePort(), await freePort()];
+    const proc = this.spawn(['dist/src/main.js'], { ...this.orchestratorEnv, OCH_PATH: this.dir, POD_ID: podId, OCH_GRPC_PORT: String(port), OCH_HTTP_PORT: String(httpPort) });
     await waitServing(`127.0.0.1:${port}`, proc, 60_000);
+    await waitReady(httpPort, proc);
     return { proc, address: `127.0.0.1:${port}` };
   }
 

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { Pool } from 'pg';
 import type { EngineOptions, Orchestrator } from '../../src/engine/orchestrator';
 import type { SagaStore } from '../../src/engine/store';
 import type { Journal } from '../helpers/fake-facade';
@@ -72,6 +73,10 @@ describe('recovery and who runs a visit (Postgres store)', function () {
     };
     const second = (late.second = await start('pod-b', store));
     expect(second.owner).to.match(/^pod-b\//);
+    // Parked, it holds no lease; as if pod-a had died while driving it (a branch of it still
+    // running), its lease lapses.
+    const pool = (store as unknown as { pool: Pool }).pool;
+    await pool.query("UPDATE sagas SET owner = $1, lease_expires_at = now() - interval '1 second' WHERE request_id = 'beat-1'", [first.owner]);
     const saga = await ended(store, 'beat-1');
     expect([saga.status, injected]).to.deep.equal(['COMPLETED', true]);
     expect(saga.steps.find((v) => v.name === 's')!.attempts).to.equal(1);

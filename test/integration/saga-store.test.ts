@@ -444,6 +444,32 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         expect((await store.get('wake-future'))?.wakeAt).to.equal(future);
       });
 
+      it('a saga with no owner (parked) holds no lease: never renewed or claimed as lapsed; its due timer is anyone\'s', async () => {
+        const past = new Date(Date.now() - 1_000).toISOString();
+        const future = new Date(Date.now() + 60_000).toISOString();
+        const parked = Saga.fromSnapshot((await store.create(snap(started('parked-due', { podId: 'pod-a' })))).saga, 'pod-a');
+        parked.disown();
+        parked.wakeAt(new Date(future));
+        parked.saved(await store.save(snap(parked)));
+        const created = await store.create({ ...withStatus('parked-new', 'RUNNING', { wakeAt: future }), owner: undefined });
+        expect(created.saga.leaseAgeMs).to.equal(undefined);
+        expect((await store.get('parked-due'))?.owner).to.equal(undefined);
+        expect((await store.get('parked-due'))?.leaseAgeMs).to.equal(undefined);
+        expect(await store.renewLeases('pod-a')).to.equal(0);
+        // Well past a lease's length: nothing lapses, as nothing was held.
+        await sleep(LEASE_MS + 100);
+        expect(await store.claim('pod-b', 10)).to.deep.equal([]);
+        // Due: whichever instance claims first takes it, as its own, and not as a lapse.
+        parked.wakeAt(new Date(past));
+        parked.saved(await store.save(snap(parked)));
+        const [claimed, ...more] = await store.claim('pod-b', 10);
+        expect(more).to.deep.equal([]);
+        expect(claimed.requestId).to.equal('parked-due');
+        expect(claimed.owner).to.equal('pod-b');
+        expect(claimed.leaseLapsed).to.equal(undefined);
+        expect(await store.renewLeases('pod-b')).to.equal(1);
+      });
+
       it('never claims terminal or compensation-failed sagas', async () => {
         const past = new Date(Date.now() - 1_000).toISOString();
         const statuses: SagaStatus[] = ['RUNNING', 'COMPENSATING', 'COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED'];
@@ -486,6 +512,8 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         }, 20 * LEASE_MS, 'every saga to be claimed');
         expect(new Set(claimedIds).size, 'no saga claimed twice').to.equal(claimedIds.length);
         expect(claimedIds.sort()).to.deep.equal(ids(sagas));
+        // Their new owners are live (on a loaded machine the claims may have outlasted a lease).
+        await Promise.all(['pod-0', 'pod-1', 'pod-2', 'pod-3', 'pod-4'].map((pod) => store.renewLeases(pod)));
         expect(await store.claim('pod-5', 100)).to.deep.equal([]);
       });
     });
@@ -582,7 +610,7 @@ describe('PostgresSagaStore', function () {
   });
 
   it('plans through indexes on every pooled connection, set in its startup packet, along with options the DSN carries', async () => {
-    const planner = `SELECT name, setting, source FROM pg_settings WHERE name IN ('enable_seqscan', 'enable_hashjoin', 'enable_mergejoin', 'work_mem') ORDER BY name`;
+    const planner = `SELECT name, setting, source FROM pg_settings WHERE name IN ('enable_seqscan', 'enable_hashjoin', 'enable_mergejoin', 'jit', 'work_mem') ORDER BY name`;
     // 'client': from the connection's startup options; a SET query afterwards would say 'session'.
     const off = (name: string) => ({ name, setting: 'off', source: 'client' });
     const withOptions = new URL(db!.dsn);
@@ -596,8 +624,8 @@ describe('PostgresSagaStore', function () {
         try {
           for (const client of clients) {
             const rows = (await client.query<{ name: string; setting: string; source: string }>(planner)).rows;
-            expect(rows.slice(0, 3), dsn).to.deep.equal([off('enable_hashjoin'), off('enable_mergejoin'), off('enable_seqscan')]);
-            if (dsn !== db!.dsn) expect(rows[3]).to.deep.equal({ name: 'work_mem', setting: '8192', source: 'client' });
+            expect(rows.slice(0, 4), dsn).to.deep.equal([off('enable_hashjoin'), off('enable_mergejoin'), off('enable_seqscan'), off('jit')]);
+            if (dsn !== db!.dsn) expect(rows[4]).to.deep.equal({ name: 'work_mem', setting: '8192', source: 'client' });
           }
         } finally {
           for (const client of clients) client.release();

@@ -51,6 +51,15 @@ describe('configuration (app.yaml)', () => {
     expect(loadError('saga:\n  heartbeatMs: 4500\n  leaseTtlMs: 20000\n')).to.match(/^FILE: saga\.heartbeatMs: heartbeatMs must be at most 4000/);
   });
 
+  it('takes the Kafka session timeout from transport.kafka.sessionTimeoutMs or OCH_KAFKA_SESSION_TIMEOUT_MS: at least 6 s, and longer than two heartbeats + 1 s', () => {
+    expect(loadConfig(yamlFile(''), {}).transport.kafka.sessionTimeoutMs).to.equal(10_000);
+    expect(loadConfig(yamlFile('saga:\n  heartbeatMs: 2000\ntransport:\n  kafka:\n    sessionTimeoutMs: 6000\n'), {}).transport.kafka.sessionTimeoutMs).to.equal(6_000);
+    expect(loadConfig(yamlFile(''), { OCH_KAFKA_SESSION_TIMEOUT_MS: '30000' }).transport.kafka.sessionTimeoutMs).to.equal(30_000);
+    expect(loadError('transport:\n  kafka:\n    sessionTimeoutMs: 5000\n')).to.match(/^FILE: transport\.kafka\.sessionTimeoutMs: /);
+    // The shipped heartbeat (3 s) marks a silent owner gone after 7 s: Kafka must not hand its messages on before.
+    expect(loadError('transport:\n  kafka:\n    sessionTimeoutMs: 7000\n')).to.match(/^FILE: transport\.kafka\.sessionTimeoutMs: must exceed two saga\.heartbeatMs \+ 1 s/);
+  });
+
   it('reports invalid YAML and a missing file with the path', () => {
     expect(loadError('grpc: [\n')).to.match(/^FILE: invalid YAML/);
     expect(() => loadConfig('/nonexistent/app.yaml', {})).to.throw(ConfigError, /^\/nonexistent\/app\.yaml: cannot read/);
@@ -93,6 +102,14 @@ describe('configuration (app.yaml)', () => {
     expect(loadConfig(yamlFile('limits:\n  maxPayloadBytes: 65536\n'), {}).limits.maxPayloadBytes).to.equal(65_536);
     expect(loadConfig(yamlFile(''), { OCH_MAX_PAYLOAD_BYTES: '100000' }).limits.maxPayloadBytes).to.equal(100_000);
     expect(loadError('limits:\n  maxPayloadBytes: 10\n', {})).to.match(/limits\.maxPayloadBytes/);
+  });
+
+  it('keeps finished sagas saga.retentionMs (OCH_SAGA_RETENTION_MS), 7 days unless set; 0 keeps them forever; the shipped app.yaml says 7 days', () => {
+    expect(loadConfig(yamlFile(''), {}).saga.retentionMs).to.equal(604_800_000);
+    expect(loadConfig(yamlFile('saga:\n  retentionMs: 0\n'), {}).saga.retentionMs).to.equal(0);
+    expect(loadConfig(yamlFile(''), { OCH_SAGA_RETENTION_MS: '3600000' }).saga.retentionMs).to.equal(3_600_000);
+    expect(loadError('', { OCH_SAGA_RETENTION_MS: '-1' })).to.match(/^environment variable OCH_SAGA_RETENTION_MS \(saga\.retentionMs\): /);
+    expect(loadConfig(path.resolve(__dirname, '..', '..', '..', 'app.yaml'), {}).saga.retentionMs).to.equal(604_800_000);
   });
 
   it('finds app.yaml through OCH_PATH', () => {

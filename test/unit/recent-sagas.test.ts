@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { silentLogger } from '../../src/engine/logger';
 import { decodeMessage, encodeMessage } from '../../src/engine/messages';
 import { Orchestrator } from '../../src/engine/orchestrator';
-import { RecentSagas } from '../../src/engine/recent';
+import { RecentSagas, sizeOf } from '../../src/engine/recent';
 import { FacadeRegistry } from '../../src/engine/registry';
 import { Saga, type SagaSnapshot } from '../../src/engine/saga';
 import type { Message, Transport } from '../../src/engine/transport';
@@ -34,6 +34,36 @@ describe('RecentSagas', () => {
     expect(recent.take('a')).to.equal(undefined);
     expect(recent.take('b')?.requestId).to.equal('b');
     expect(recent.take('b')).to.equal(undefined);
+  });
+});
+
+describe('RecentSagas: bounded by bytes', () => {
+  const big = (id: string, kib: number) => ({ requestId: id, steps: [{ name: 'a', output: { blob: 'x'.repeat(kib * 1024) } }], history: [] }) as unknown as SagaSnapshot;
+
+  it('estimates a snapshot\'s bytes without serialising it: within 10 % of its JSON when strings dominate, 1.5 times when numbers do', () => {
+    for (const value of [big('a', 1), big('b', 100)]) {
+      const json = JSON.stringify(value).length;
+      expect(sizeOf(value)).to.be.within(json * 0.9, json * 1.1);
+    }
+    const small = { n: 1, list: [1, 'two', null, { three: true }], s: 'é'.repeat(50) };
+    expect(sizeOf(small)).to.be.within(JSON.stringify(small).length, JSON.stringify(small).length * 1.5);
+  });
+
+  it('drops the oldest copies once their bytes pass the bound, whatever their count; one copy over the whole bound is not kept', () => {
+    const recent = new RecentSagas(10_000, Infinity, 1024 * 1024);
+    for (let i = 0; i < 20; i++) recent.put(big(`s${i}`, 100));
+    // 100 KiB each, 1 MiB allowed: the 10 newest fit.
+    expect(recent.size).to.equal(10);
+    expect(recent.bytes).to.be.at.most(1024 * 1024);
+    expect(recent.take('s9')).to.equal(undefined);
+    expect(recent.take('s10')?.requestId).to.equal('s10');
+    expect(recent.bytes).to.be.within(8 * 100 * 1024, 9 * 101 * 1024);
+    recent.put(big('huge', 2048));
+    expect(recent.take('huge')).to.equal(undefined);
+    expect(recent.size).to.equal(9);
+    // Replacing a copy counts its bytes once.
+    recent.put(big('s11', 1));
+    expect(recent.bytes).to.be.within(8 * 100 * 1024, 8 * 101 * 1024 + 2048);
   });
 });
 

@@ -136,4 +136,70 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE sagas ADD COLUMN trace_parent text;
     `,
   },
+  {
+    id: 8,
+    name: 'parked sagas hold no lease',
+    sql: `
+      -- A saga parked on a wait, a sleep or an external step's reply has no owner and no lease
+      -- (NULL): no heartbeat writes it, and whoever moves it on (an event, its due timer) takes one.
+      ALTER TABLE sagas ALTER COLUMN lease_expires_at DROP NOT NULL;
+    `,
+  },
+  {
+    id: 9,
+    name: 'a listing index for facade and status together',
+    sql: `
+      -- list() with a facade and a status: each of the indexes of migration 1 gives one of them in
+      -- keyset order and filters the other out row by row, reading every saga of the facade (or
+      -- status) to fill a page of a rare pair. Every filter combination now has an index whose
+      -- equality columns come first and whose order is the keyset's: none, facade, status, both;
+      -- a created_at range is a range on the next column of the same index.
+      -- Built inside the migration's transaction: writes to sagas wait for it (seconds at 1,000,000 sagas).
+      CREATE INDEX sagas_facade_status_list_idx ON sagas (facade, status, created_at DESC, request_id DESC);
+    `,
+  },
+  {
+    id: 10,
+    name: 'upkeep of the hot tables',
+    sql: `
+      -- Autovacuum's defaults wait for dead rows to reach 20 % of a table (200,000 at 1,000,000
+      -- sagas) and analyse at 10 %: bloat and stale plans in between. These tables are updated (sagas,
+      -- saga_steps) or appended to (saga_events) all day: vacuum and analyse them after
+      -- 2 % (5 % of inserts for the visibility map and freezing of the append-only rows). Setting
+      -- these takes no lock that blocks reads or writes. Fillfactor (room for HOT updates) is set on
+      -- the updated tables since migration 2; saga_events is never updated: full pages.
+      ALTER TABLE sagas SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
+      ALTER TABLE saga_steps SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
+      ALTER TABLE saga_events SET (fillfactor = 100, autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05, autovacuum_analyze_threshold = 1000);
+    `,
+  },
+  {
+    id: 11,
+    name: 'retention: when each saga finished',
+    sql: `
+      -- Retention deletes the oldest finished sagas of each facade (a facade may keep its own
+      -- retention) in small keyset batches, by the time they finished. Not updated_at: every save
+      -- changes it, and an index on it would make every save a non-HOT update. finished_at is set
+      -- once, by the save that ends the saga, which changes the (indexed) status anyway.
+      ALTER TABLE sagas ADD COLUMN finished_at timestamptz;
+      UPDATE sagas SET finished_at = updated_at WHERE status IN ('COMPLETED', 'COMPENSATED');
+      -- A trigger rather than the save statement: it fires only when the status changes (the WHEN
+      -- clause is checked without calling the function), a few times in a saga's life.
+      CREATE FUNCTION sagas_set_finished_at() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        NEW.finished_at := CASE WHEN NEW.status IN ('COMPLETED', 'COMPENSATED') THEN coalesce(NEW.finished_at, NEW.updated_at) END;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER sagas_finished_at_on_update BEFORE UPDATE OF status ON sagas
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION sagas_set_finished_at();
+      CREATE TRIGGER sagas_finished_at_on_insert BEFORE INSERT ON sagas
+        FOR EACH ROW WHEN (NEW.status IN ('COMPLETED', 'COMPENSATED')) EXECUTE FUNCTION sagas_set_finished_at();
+      -- Partial: unfinished sagas, the ones the live path writes, are not in it. COMPENSATION_FAILED
+      -- is kept for an operator, so not in it either.
+      CREATE INDEX sagas_finished_idx ON sagas (facade, finished_at, request_id) WHERE status IN ('COMPLETED', 'COMPENSATED');
+    `,
+  },
 ];
