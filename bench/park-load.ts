@@ -135,12 +135,14 @@ export async function killAndRestart(stack: BenchStack, db: Client, i: number, p
       await sleep(20);
     }
   })();
-  const { serveMs } = await stack.startOrchestrator(i, 20);
+  // The others take its sagas while it starts again: both timed from the kill.
+  const restart = stack.startOrchestrator(i, 20);
   const taken = await poll('sagas of the killed process taken by others', owned, async () => owned - (await db.query<{ n: number }>(ownedSql, [owners])).rows[0].n, timeoutS,
     // Each count scans every saga (owner has no index): at a million, a second of a core.
     owned > 10_000 ? 1_000 : 250);
   const left = 'reached' in taken ? owned - taken.reached : 0;
   const takenS = (performance.now() - killedAt) / 1000;
+  const { serveMs } = await restart;
   await Promise.race([probe, sleep(5_000)]);
   probing = false;
   return { owned, left, takenS, servingMs: serveMs, answersMs };

@@ -47,7 +47,7 @@ export function printParkTable(r: ParkResults): void {
   }
   if (r.kill) {
     const k = r.kill;
-    const taken = k.left > 0 ? `${k.left} of ${k.owned} still its own after ${k.takenS.toFixed(1)} s` : `${k.owned} taken ${k.takenS.toFixed(1)} s after the kill`;
+    const taken = k.owned === 0 ? 'it owned none at the kill' : k.left > 0 ? `${k.left} of ${k.owned} still its own after ${k.takenS.toFixed(1)} s` : `${k.owned} taken ${k.takenS.toFixed(1)} s after the kill`;
     add('kill -9: its running sagas taken by others', `<= lease TTL + 2 s = ${k.leaseTtlS + 2} s`, taken);
     add('kill -9: restarted one, spawn → SERVING / answers', '<= 2 s', `${(k.servingMs / 1000).toFixed(2)} s / ${(k.answersMs / 1000).toFixed(2)} s`);
   }
