@@ -261,7 +261,8 @@ describe(`Orchestrator (${make().name})`, function () {
     it('returns at once, then moves node to node through the topics to COMPLETED', async () => {
       const { orchestrator, store, journal } = await setup();
       expect(await orchestrator.startAsync('Async', 'a1', { n: 2 })).to.equal('a1');
-      expect((await store.get('a1'))!.status).to.equal('RUNNING');
+      // On record when the call returns (a quick broker may have taken it to the end already).
+      expect((await store.get('a1'))!.status).to.be.oneOf(['RUNNING', 'COMPLETED']);
       const saga = await finished(store, 'a1');
       expect(saga.status).to.equal('COMPLETED');
       expect(saga.output).to.deep.equal(['a', 'b', 'c']);
