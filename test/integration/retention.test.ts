@@ -91,8 +91,8 @@ for (const backend of BACKENDS) {
       expect(await present(store, ['old-done', 'old-undone', 'young-done', 'just-done'])).to.deep.equal(['young-done', 'just-done']);
       // Two sagas left, two steps and three events each.
       if (backend.leftovers) expect(await backend.leftovers()).to.deep.equal({ steps: 4, events: 6 });
-      // A day later, the younger one is past it too.
-      expect(await retention.pass(Date.now() + DAY)).to.deep.equal({ deleted: 1, busy: false });
+      // A day (and a second, so a pass in the same millisecond as the save is not at the edge) later, the younger one is past it too.
+      expect(await retention.pass(Date.now() + DAY + 1_000)).to.deep.equal({ deleted: 1, busy: false });
       expect(await present(store, ['young-done', 'just-done'])).to.deep.equal(['just-done']);
     });
 
