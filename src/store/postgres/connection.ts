@@ -1,3 +1,4 @@
+import type { Pool, PoolClient } from 'pg';
 import { StoreUnavailableError, ensureError } from '../../engine/errors';
 
 /**
@@ -51,4 +52,31 @@ export function isConnectionError(err: unknown): boolean {
 export function translate(err: unknown, what: string): Error {
   if (isConnectionError(err)) return new StoreUnavailableError(`${what}: ${ensureError(err).message}`, { cause: err });
   return ensureError(err);
+}
+
+/**
+ * Runs `work` in one transaction on a client of its own: COMMIT when it returns, ROLLBACK when it
+ * throws. A client whose ROLLBACK fails is released as broken, so the pool drops it rather than
+ * hand out a connection still inside a transaction. A checked-out client has no 'error' listener:
+ * a connection lost between two of its queries would otherwise crash the process; `onLost` hears
+ * of it and the failing query reports the error.
+ */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, onLost: (err: Error) => void = () => undefined): Promise<T> {
+  const client = await pool.connect();
+  client.on('error', onLost);
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    try {
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((rollbackErr: Error) => { broken = rollbackErr; });
+      throw err;
+    }
+  } finally {
+    client.removeListener('error', onLost);
+    client.release(broken);
+  }
 }

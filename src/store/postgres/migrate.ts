@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../../engine/logger';
+import { inTransaction } from './connection';
 import { MIGRATIONS, type Migration } from './migrations';
 
 /**
@@ -15,26 +16,8 @@ export const MIGRATION_LOCK_KEY = 7_240_551_338_201;
  * Returns the ids applied.
  */
 export async function migrate(pool: Pool, log: Logger, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
-  const client = await pool.connect();
-  // A checked-out client has no 'error' listener: a connection lost while idle between two of our
-  // queries would otherwise crash the process. The failing query reports the error.
-  const onError = (err: Error): void => { log.warn('postgres connection lost during migration', { error: err.message }); };
-  client.on('error', onError);
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      const applied = await applyPending(client, log, migrations);
-      await client.query('COMMIT');
-      return applied;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackErr: Error) => { broken = rollbackErr; });
-      throw err;
-    }
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken);
-  }
+  return inTransaction(pool, (client) => applyPending(client, log, migrations),
+    (err) => log.warn('postgres connection lost during migration', { error: err.message }));
 }
 
 async function applyPending(client: PoolClient, log: Logger, migrations: readonly Migration[]): Promise<number[]> {

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { StoreMetrics } from '../../engine/metrics';
 import type { PurgeBatch, PurgeResult } from '../../engine/store';
+import { inTransaction } from './connection';
 
 /**
  * Retention on Postgres: finished sagas (COMPLETED, COMPENSATED) and their steps and events are
@@ -81,38 +82,19 @@ async function timed<T>(what: string, metrics: StoreMetrics | undefined, run: ()
 }
 
 async function purgeBatch(pool: Pool, batch: PurgeBatch): Promise<PurgeResult | undefined> {
-  const client = await pool.connect();
-  // A checked-out client has no 'error' listener: a connection lost between two of these queries
-  // would otherwise crash the process. The failing query reports the error.
-  const onError = (): void => undefined;
-  client.on('error', onError);
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      const { rows: [lock] } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [RETENTION_LOCK_KEY]);
-      if (!lock.locked) {
-        await client.query('ROLLBACK');
-        return undefined;
-      }
-      type Row = { deleted: number; taken: number; finished_at: string | null; request_id: string | null };
-      const { rows: [row] } = await client.query<Row>({
-        name: 'purge_finished',
-        text: PURGE_SQL,
-        values: [batch.facade, batch.before.toISOString(), batch.after?.finishedAt ?? '-infinity', batch.after?.requestId ?? '', batch.limit],
-      });
-      await client.query('COMMIT');
-      return {
-        deleted: row.deleted,
-        taken: row.taken,
-        last: row.finished_at !== null && row.request_id !== null ? { finishedAt: row.finished_at, requestId: row.request_id } : batch.after,
-      };
-    } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackErr: Error) => { broken = rollbackErr; });
-      throw err;
-    }
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken);
-  }
+  return inTransaction(pool, async (client) => {
+    const { rows: [lock] } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [RETENTION_LOCK_KEY]);
+    if (!lock.locked) return undefined;
+    type Row = { deleted: number; taken: number; finished_at: string | null; request_id: string | null };
+    const { rows: [row] } = await client.query<Row>({
+      name: 'purge_finished',
+      text: PURGE_SQL,
+      values: [batch.facade, batch.before.toISOString(), batch.after?.finishedAt ?? '-infinity', batch.after?.requestId ?? '', batch.limit],
+    });
+    return {
+      deleted: row.deleted,
+      taken: row.taken,
+      last: row.finished_at !== null && row.request_id !== null ? { finishedAt: row.finished_at, requestId: row.request_id } : batch.after,
+    };
+  });
 }
