@@ -56,6 +56,7 @@ async function createAll(store: SagaStore, sagas: SagaSnapshot[]): Promise<void>
 }
 
 const ids = (sagas: readonly SagaSnapshot[]): string[] => sagas.map((s) => s.requestId).sort();
+const secondsAgo = (s: number): string => new Date(Date.now() - s * 1_000).toISOString();
 
 /** Newest first: createdAt desc, then requestId desc. */
 function newestFirst(a: SagaSnapshot, b: SagaSnapshot): number {
@@ -468,6 +469,31 @@ function contract(name: string, makeStore: (leaseTtlMs: number) => Promise<SagaS
         expect(claimed.owner).to.equal('pod-b');
         expect(claimed.leaseLapsed).to.equal(undefined);
         expect(await store.renewLeases('pod-b')).to.equal(1);
+      });
+
+      it('takes due timers oldest first', async () => {
+        // Leases that outlive the test: what one claim took is not lapsed by the next.
+        const lasting = await makeStore(60_000);
+        try {
+          // Created in the opposite order of their timers: a claim in storage order would take the youngest.
+          const timers = Array.from({ length: 6 }, (_, i) => ({ ...withStatus(`timer-${i}`, 'RUNNING', { wakeAt: secondsAgo(10 + i) }), owner: undefined }));
+          await createAll(lasting, timers);
+          expect(ids(await lasting.claim('pod-a', 2))).to.deep.equal(['timer-4', 'timer-5']);
+          expect(ids(await lasting.claim('pod-b', 3))).to.deep.equal(['timer-1', 'timer-2', 'timer-3']);
+          expect(ids(await lasting.claim('pod-b', 3))).to.deep.equal(['timer-0']);
+        } finally {
+          await lasting.close();
+        }
+      });
+
+      it('takes lapsed leases before due timers, and no more than the limit of both', async () => {
+        await createAll(store, [{ ...withStatus('timer', 'RUNNING', { wakeAt: secondsAgo(3_600) }), owner: undefined }, withStatus('lapsing', 'RUNNING', { owner: 'pod-dead' })]);
+        await waitFor(async () => (await store.get('lapsing'))!.leaseAgeMs! > LEASE_MS + 50, 20 * LEASE_MS, 'the lease to lapse');
+        const [first, ...rest] = await store.claim('pod-c', 1);
+        expect(rest).to.deep.equal([]);
+        expect([first.requestId, first.leaseLapsed]).to.deep.equal(['lapsing', true]);
+        await store.renewLeases('pod-c');
+        expect(ids(await store.claim('pod-c', 5))).to.deep.equal(['timer']);
       });
 
       it('never claims terminal or compensation-failed sagas', async () => {
