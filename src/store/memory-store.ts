@@ -159,21 +159,20 @@ export class MemorySagaStore implements SagaStore {
   /** As on Postgres: lapsed leases first, then due timers, each oldest first. */
   async claim(owner: string, limit: number, versions?: readonly string[]): Promise<SagaSnapshot[]> {
     const now = Date.now();
-    const lapsed: [number, Row][] = [];
-    const timers: [number, Row][] = [];
+    const lapsed: [number, Row, true][] = [];
+    const timers: [number, Row, false][] = [];
     for (const row of this.rows.values()) {
       const { saga } = row;
       if (!ACTIVE_STATUSES.includes(saga.status)) continue;
       if (versions && !versions.includes(`${saga.facade}@${saga.version}`)) continue;
-      if (row.leaseExpiresAt !== undefined && row.leaseExpiresAt <= now) lapsed.push([row.leaseExpiresAt, row]);
+      if (row.leaseExpiresAt !== undefined && row.leaseExpiresAt <= now) lapsed.push([row.leaseExpiresAt, row, true]);
       // A due timer is its owner's to fire, or anyone's when the saga has none (parked).
-      else if (saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && (saga.owner === owner || saga.owner === undefined)) timers.push([Date.parse(saga.wakeAt), row]);
+      else if (saga.wakeAt !== undefined && Date.parse(saga.wakeAt) <= now && (saga.owner === owner || saga.owner === undefined)) timers.push([Date.parse(saga.wakeAt), row, false]);
     }
-    const oldest = (a: [number, Row], b: [number, Row]) => a[0] - b[0];
+    const oldest = (a: [number, Row, boolean], b: [number, Row, boolean]) => a[0] - b[0];
     const claimed: SagaSnapshot[] = [];
-    for (const [, row] of [...lapsed.sort(oldest), ...timers.sort(oldest)].slice(0, limit)) {
+    for (const [, row, wasLapsed] of [...lapsed.sort(oldest), ...timers.sort(oldest)].slice(0, limit)) {
       const { saga } = row;
-      const wasLapsed = row.leaseExpiresAt !== undefined && row.leaseExpiresAt <= now;
       row.saga = { ...saga, owner, wakeAt: undefined, revision: saga.revision + 1 };
       row.leaseExpiresAt = now + this.leaseTtlMs;
       claimed.push({ ...structuredClone(row.saga), leaseAgeMs: 0, ...(wasLapsed ? { leaseLapsed: true, lapsedOwner: saga.owner } : {}) });
